@@ -1,0 +1,111 @@
+"""The few value types every stage passes on.
+
+Stages speak only these: ingestion produces `Event`s, the fold produces `SendIntent`s, rendering
+produces `RenderedContent`, the MIME builder a `RenderedMessage`, and delivery answers with a
+`DeliveryResult` (it never raises for an SMTP 4xx/5xx).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+
+class EventType(StrEnum):
+    TRACK = "track"
+    IDENTIFY = "identify"
+    PAGE = "page"
+    SCREEN = "screen"
+    GROUP = "group"
+    ALIAS = "alias"
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One Segment-spec call as it stands in the log.
+
+    `offset` is 0 until the log assigns it. `contact_key` is the identity the event is
+    partitioned by: `userId` when present, else `anonymousId`. Timestamps are epoch seconds.
+    """
+
+    type: str
+    message_id: str
+    contact_key: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    event: str | None = None
+    name: str | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    previous_id: str | None = None
+    group_id: str | None = None
+    timestamp: float = 0.0
+    received_at: float = 0.0
+    offset: int = 0
+
+
+class MessageClass(StrEnum):
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
+class SendIntent(msgspec.Struct, kw_only=True):
+    """A decision to send one template to one contact.
+
+    `key` is the idempotency key: the outbox is unique on it and the Message-ID derives from it,
+    so re-deriving the same intent after a crash is a no-op.
+    """
+
+    key: str
+    contact_id: str
+    email: str
+    template: str
+    context: dict[str, Any]
+    message_class: str = MessageClass.MARKETING
+    journey: str | None = None
+    step: str | None = None
+    event_offset: int = 0
+    event_received_at: float = 0.0
+    created_at: float = 0.0
+
+
+class RenderedContent(msgspec.Struct, kw_only=True):
+    """What a template produces for one recipient, before MIME and signing."""
+
+    subject: str
+    html: str
+    text: str
+    preheader: str = ""
+
+
+class RenderedMessage(msgspec.Struct, kw_only=True):
+    """A finished RFC 5322 message, signed, ready for an SMTP transaction."""
+
+    key: str
+    message_id: str
+    mail_from: str
+    rcpt_to: str
+    data: bytes
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+
+
+class DeliveryResult(msgspec.Struct, kw_only=True):
+    """The outcome of one SMTP transaction for one message.
+
+    `code` is the SMTP reply code (0 when no server answered: connection refused, timeout),
+    `enhanced` the RFC 3463 status code when the server gave one.
+    """
+
+    key: str
+    status: DeliveryStatus
+    code: int
+    enhanced: str = ""
+    text: str = ""
+    at: float = 0.0
