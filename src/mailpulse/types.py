@@ -46,6 +46,21 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     offset: int = 0
 
 
+class Contact(msgspec.Struct, kw_only=True):
+    """A profile: the fold of every event of one canonical contact.
+
+    `email` is the normalized address, or None with `email_error` saying why it is unusable.
+    """
+
+    id: str
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
+    email: str | None = None
+    email_error: str | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    known: bool = False  # identified by a userId, not only an anonymousId
+
+
 class MessageClass(StrEnum):
     MARKETING = "marketing"
     TRANSACTIONAL = "transactional"

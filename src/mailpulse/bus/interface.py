@@ -1,0 +1,31 @@
+"""The bus seam: partitioned subjects between pipeline stages.
+
+Items with the same key land in the same partition, in publish order, so one consumer per
+partition sees one contact's work in order. In embedded mode the bus only carries work that is
+already durable in the store; a consumer that restarts catches up from the store first.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Protocol
+
+
+def partition_of(key: str, partitions: int) -> int:
+    # crc32 is stable across processes and machines, unlike hash() on str.
+    return zlib.crc32(key.encode()) % partitions
+
+
+class Bus(Protocol):
+    partitions: int
+
+    async def publish(self, subject: str, key: str, item: Any) -> None: ...
+
+    async def next_batch(
+        self, subject: str, partition: int, max_items: int, max_wait: float | None
+    ) -> list[Any]:
+        """Wait up to `max_wait` seconds (None: forever) for at least one item; return up to
+        `max_items` in order, or [] on timeout."""
+        ...
+
+    async def close(self) -> None: ...

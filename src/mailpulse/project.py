@@ -1,0 +1,170 @@
+"""The project as code: `mailpulse.toml`, `journeys/`, `templates/` in one folder.
+
+Everything is checked at load; an error names the file, the line and what to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mailpulse.errors import ProjectError
+from mailpulse.units import parse_duration
+
+CONFIG_FILE = "mailpulse.toml"
+
+
+class ProjectSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    url: str = "https://example.com"
+    postal_address: str = ""
+    write_keys: list[str] = msgspec.field(default_factory=list)
+    admin_key: str = ""
+
+
+class SenderSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    from_: str = msgspec.field(name="from")
+    return_path: str = ""
+    feedback_id: str = ""
+
+
+class DkimSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    domain: str
+    selector: str
+    private_key: str  # path relative to the project folder
+
+
+class SmtpSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool | None = None
+    implicit_tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    tls_verify: bool = True
+    max_connections: int = 10
+    max_messages_per_connection: int = 100
+    timeout: str = "30s"
+
+
+class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    retry_schedule: list[str] = msgspec.field(
+        default_factory=lambda: ["5m", "15m", "30m", "1h", "2h", "4h", "8h"]
+    )
+    max_age: str = "4d"
+    concurrency: int = 32
+
+
+class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dedup_window: str = "24h"
+
+
+class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    project: ProjectSection
+    sender: SenderSection
+    dkim: DkimSection | None = None
+    smtp: SmtpSection = msgspec.field(default_factory=SmtpSection)
+    delivery: DeliverySection = msgspec.field(default_factory=DeliverySection)
+    ingest: IngestSection = msgspec.field(default_factory=IngestSection)
+
+
+_KNOWN_KEYS = {
+    "": ProjectConfig,
+    "project": ProjectSection,
+    "sender": SenderSection,
+    "dkim": DkimSection,
+    "smtp": SmtpSection,
+    "delivery": DeliverySection,
+    "ingest": IngestSection,
+}
+
+
+@dataclass(frozen=True)
+class Durations:
+    retry_schedule: tuple[float, ...]
+    max_age: float
+    dedup_window: float
+    smtp_timeout: float
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """The line where `key` is set inside `[section]` (or the section header itself)."""
+    current = ""
+    header = re.compile(r"^\s*\[\s*([\w.-]+)\s*\]")
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = header.match(line)
+        if m:
+            current = m.group(1)
+            if key is None and current == section:
+                return n
+            continue
+        if key is not None and current == section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return n
+    return None
+
+
+def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectError:
+    message = str(exc)
+    m = re.search(r"at `\$((?:\.[\w]+)*)(?:\[\d+\])?`", message)
+    parts = m.group(1).lstrip(".").split(".") if m and m.group(1) else []
+    unknown = re.match(r"Object contains unknown field `(\w+)`", message)
+    missing = re.match(r"Object missing required field `(\w+)`", message)
+    section = parts[0] if parts else ""
+    if unknown:
+        key = unknown.group(1)
+        options = sorted(
+            f.encode_name for f in msgspec.structs.fields(_KNOWN_KEYS.get(section, ProjectConfig))
+        )
+        close = difflib.get_close_matches(key, options, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(options)})"
+        where = f"[{section}] " if section else ""
+        line = _line_of(text, section, key) if section else _line_of(text, key, None)
+        return ProjectError(path, f"unknown key {where}{key!r}{hint}", line)
+    if missing:
+        key = missing.group(1)
+        where = f"[{section}]" if section else "the top level"
+        return ProjectError(
+            path, f"{where} needs {key!r}", _line_of(text, section, None) if section else None
+        )
+    key = parts[1] if len(parts) > 1 else None
+    detail = message.split(" - at ")[0]
+    return ProjectError(path, f"{'.'.join(parts)}: {detail}", _line_of(text, section, key))
+
+
+def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
+    path = project_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ProjectError(path, f"no {CONFIG_FILE} here: is {project_dir} a mailpulse project?")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ProjectError(path, f"not valid TOML: {exc}", int(m.group(1)) if m else None) from exc
+    try:
+        config = msgspec.convert(raw, ProjectConfig)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, text, path) from exc
+
+    def duration(value: str, section: str, key: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ProjectError(
+                path, f"[{section}] {key}: {exc}", _line_of(text, section, key)
+            ) from exc
+
+    return config, Durations(
+        retry_schedule=tuple(
+            duration(v, "delivery", "retry_schedule") for v in config.delivery.retry_schedule
+        ),
+        max_age=duration(config.delivery.max_age, "delivery", "max_age"),
+        dedup_window=duration(config.ingest.dedup_window, "ingest", "dedup_window"),
+        smtp_timeout=duration(config.smtp.timeout, "smtp", "timeout"),
+    )

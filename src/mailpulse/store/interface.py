@@ -1,0 +1,116 @@
+"""The store seam: an append-only event log and the derived state folded from it.
+
+Two implementations stand behind these protocols (SQLite embedded, PostgreSQL scale-out); the
+pipeline sees only the protocols. Every method is a coroutine so either backend fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from mailpulse.types import Contact, Event, SendIntent
+
+
+class OutboxStatus:
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    SENDING = "sending"
+    SENT = "sent"
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+    PENDING = (QUEUED, DEFERRED, SENDING)
+    TERMINAL = (SENT, BOUNCED, SUPPRESSED, EXPIRED)
+
+
+class InstanceRecord(msgspec.Struct, kw_only=True):
+    """A journey instance as stored: indexed columns plus the engine's own encoding."""
+
+    instance_id: str
+    contact_id: str
+    journey_id: str
+    status: str
+    wake_at: float | None
+    entered_at: float
+    body: bytes
+
+
+class OutboxRow(msgspec.Struct, kw_only=True):
+    intent: SendIntent
+    status: str
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    message_id: str = ""
+    last_code: int = 0
+    last_text: str = ""
+    updated_at: float = 0.0
+
+
+class OutboxUpdate(msgspec.Struct, kw_only=True):
+    key: str
+    status: str
+    attempts: int
+    next_attempt_at: float
+    message_id: str
+    last_code: int
+    last_text: str
+    updated_at: float
+
+
+class FoldCommit(msgspec.Struct, kw_only=True):
+    """Everything one fold batch changed, written atomically with its checkpoint.
+
+    Outbox inserts are ignored for keys that exist: re-folding after a crash is a no-op.
+    """
+
+    checkpoint: int
+    contacts: list[Contact] = msgspec.field(default_factory=list)
+    deleted_contacts: list[str] = msgspec.field(default_factory=list)
+    identities: dict[str, str] = msgspec.field(default_factory=dict)
+    instances: list[InstanceRecord] = msgspec.field(default_factory=list)
+    intents: list[OutboxRow] = msgspec.field(default_factory=list)
+
+
+class LogUnavailable(Exception):
+    """The log cannot take writes now; ingestion answers 503 instead of a false 2xx."""
+
+
+class EventLog(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[Event]) -> list[Event]:
+        """Durably append; returns the events that were new (offsets set), dropping repeated
+        message ids seen within the dedup window."""
+        ...
+
+    async def read(self, after: int, limit: int) -> list[Event]: ...
+    async def head(self) -> int: ...
+    async def for_contact(self, keys: Sequence[str], limit: int) -> list[Event]: ...
+    async def forget_message_ids(self, before: float) -> int: ...
+
+
+class StateStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def checkpoint(self) -> int: ...
+    async def commit(self, change: FoldCommit) -> list[str]:
+        """Apply one fold batch; returns the outbox keys that were newly inserted."""
+        ...
+
+    async def contact(self, contact_id: str) -> Contact | None: ...
+    async def resolve(self, keys: Sequence[str]) -> dict[str, str]: ...
+    async def identities_of(self, contact_id: str) -> list[str]: ...
+    async def instances_for(self, contact_id: str) -> list[InstanceRecord]: ...
+    async def due_instances(self, until: float, limit: int) -> list[InstanceRecord]: ...
+    async def next_wake(self) -> float | None: ...
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]: ...
+    async def outbox_get(self, key: str) -> OutboxRow | None: ...
+    async def outbox_for_contact(self, contact_id: str, limit: int) -> list[OutboxRow]: ...
+    async def outbox_update(self, updates: Sequence[OutboxUpdate]) -> None: ...
+    async def outbox_counts(self) -> dict[str, int]: ...

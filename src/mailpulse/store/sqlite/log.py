@@ -1,0 +1,76 @@
+"""The event log in a SQLite file: WAL, synchronous=FULL, group commit.
+
+An append returns only after its transaction is on disk, so an HTTP 2xx means durable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from mailpulse.store.sql import load_queries
+from mailpulse.store.sqlite.worker import SqliteWorker
+from mailpulse.types import Event
+
+Q = load_queries("mailpulse.store.sqlite", "log.sql")
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Event).decode
+
+
+def _with_offset(offset: int, body: bytes) -> Event:
+    event = _decode(body)
+    event.offset = offset
+    return event
+
+
+class SqliteEventLog:
+    def __init__(self, path: Path) -> None:
+        self._worker = SqliteWorker(path, synchronous="FULL", schema=Q["schema"], name="mp-log")
+
+    async def open(self) -> None:
+        self._worker.start()
+
+    async def close(self) -> None:
+        self._worker.stop()
+
+    async def append(self, events: Sequence[Event]) -> list[Event]:
+        def write(conn: sqlite3.Connection) -> list[Event]:
+            fresh: list[Event] = []
+            remember, insert = Q["remember-message-id"], Q["insert-event"]
+            for ev in events:
+                if conn.execute(remember, (ev.message_id, ev.received_at)).rowcount == 0:
+                    continue
+                cur = conn.execute(
+                    insert, (ev.message_id, ev.contact_key, ev.type, ev.received_at, _encode(ev))
+                )
+                ev.offset = cur.lastrowid or 0
+                fresh.append(ev)
+            return fresh
+
+        return await self._worker.call(write)
+
+    async def read(self, after: int, limit: int) -> list[Event]:
+        rows = await self._worker.call(
+            lambda c: c.execute(Q["read-after"], (after, limit)).fetchall()
+        )
+        return [_with_offset(off, body) for off, body in rows]
+
+    async def head(self) -> int:
+        return await self._worker.call(lambda c: c.execute(Q["head"]).fetchone()[0])
+
+    async def for_contact(self, keys: Sequence[str], limit: int) -> list[Event]:
+        marks = ",".join("?" * len(keys))
+        sql = (
+            f'SELECT "offset", body FROM events WHERE contact_key IN ({marks}) '
+            f'ORDER BY "offset" DESC LIMIT ?'
+        )
+        rows = await self._worker.call(lambda c: c.execute(sql, (*keys, limit)).fetchall())
+        return [_with_offset(off, body) for off, body in reversed(rows)]
+
+    async def forget_message_ids(self, before: float) -> int:
+        return await self._worker.call(
+            lambda c: c.execute(Q["forget-message-ids"], (before,)).rowcount
+        )

@@ -1,0 +1,30 @@
+-- name: schema
+CREATE TABLE IF NOT EXISTS events (
+    "offset"    INTEGER PRIMARY KEY,
+    message_id  TEXT NOT NULL,
+    contact_key TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_contact ON events (contact_key, "offset");
+CREATE TABLE IF NOT EXISTS seen_message_ids (
+    message_id  TEXT PRIMARY KEY,
+    received_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_time ON seen_message_ids (received_at);
+
+-- name: remember-message-id
+INSERT OR IGNORE INTO seen_message_ids (message_id, received_at) VALUES (?, ?)
+
+-- name: insert-event
+INSERT INTO events (message_id, contact_key, type, received_at, body) VALUES (?, ?, ?, ?, ?)
+
+-- name: read-after
+SELECT "offset", body FROM events WHERE "offset" > ? ORDER BY "offset" LIMIT ?
+
+-- name: head
+SELECT COALESCE(MAX("offset"), 0) FROM events
+
+-- name: forget-message-ids
+DELETE FROM seen_message_ids WHERE received_at < ?

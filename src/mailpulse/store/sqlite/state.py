@@ -1,0 +1,180 @@
+"""Derived state in a SQLite file: profiles, identities, journey instances, outbox.
+
+synchronous=NORMAL: a commit survives a killed process (the WAL is in the OS), and an OS crash
+can only lose the newest batches, which replaying the log from the checkpoint (stored in the
+same transaction) derives again with the same idempotency keys.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.sql import load_queries
+from mailpulse.store.sqlite.worker import SqliteWorker
+from mailpulse.types import Contact, SendIntent
+
+Q = load_queries("mailpulse.store.sqlite", "state.sql")
+_encode = msgspec.msgpack.Encoder().encode
+_decode_contact = msgspec.msgpack.Decoder(Contact).decode
+_decode_intent = msgspec.msgpack.Decoder(SendIntent).decode
+
+
+def _instance(row: tuple[Any, ...]) -> InstanceRecord:
+    iid, cid, jid, status, wake_at, entered_at, body = row
+    return InstanceRecord(
+        instance_id=iid,
+        contact_id=cid,
+        journey_id=jid,
+        status=status,
+        wake_at=wake_at,
+        entered_at=entered_at,
+        body=body,
+    )
+
+
+def _outbox(row: tuple[Any, ...]) -> OutboxRow:
+    intent, status, attempts, next_at, message_id, code, text, updated = row
+    return OutboxRow(
+        intent=_decode_intent(intent),
+        status=status,
+        attempts=attempts,
+        next_attempt_at=next_at,
+        message_id=message_id,
+        last_code=code,
+        last_text=text,
+        updated_at=updated,
+    )
+
+
+def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
+    conn.executemany(Q["upsert-contact"], [(c.id, _encode(c)) for c in change.contacts])
+    conn.executemany(Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
+    conn.executemany(Q["upsert-identity"], list(change.identities.items()))
+    conn.executemany(
+        Q["upsert-instance"],
+        [
+            (i.instance_id, i.contact_id, i.journey_id, i.status, i.wake_at, i.entered_at, i.body)
+            for i in change.instances
+        ],
+    )
+    inserted = []
+    for row in change.intents:
+        it = row.intent
+        cur = conn.execute(
+            Q["insert-outbox"],
+            (
+                it.key,
+                it.contact_id,
+                row.status,
+                row.attempts,
+                row.next_attempt_at,
+                row.message_id,
+                row.last_code,
+                row.last_text,
+                it.created_at,
+                row.updated_at,
+                _encode(it),
+            ),
+        )
+        if cur.rowcount:
+            inserted.append(it.key)
+    conn.execute(Q["set-checkpoint"], (change.checkpoint,))
+    return inserted
+
+
+class SqliteStateStore:
+    def __init__(self, path: Path) -> None:
+        self._worker = SqliteWorker(path, synchronous="NORMAL", schema=Q["schema"], name="mp-state")
+        self._outbox_select = Q["outbox-columns"]
+
+    async def open(self) -> None:
+        self._worker.start()
+
+    async def close(self) -> None:
+        self._worker.stop()
+
+    async def checkpoint(self) -> int:
+        row = await self._worker.call(lambda c: c.execute(Q["get-checkpoint"]).fetchone())
+        return row[0] if row else 0
+
+    async def commit(self, change: FoldCommit) -> list[str]:
+        return await self._worker.call(lambda c: _apply(c, change))
+
+    async def contact(self, contact_id: str) -> Contact | None:
+        row = await self._worker.call(
+            lambda c: c.execute(Q["get-contact"], (contact_id,)).fetchone()
+        )
+        return _decode_contact(row[0]) if row else None
+
+    async def resolve(self, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        sql = f"SELECT key, contact_id FROM identities WHERE key IN ({marks})"
+        rows = await self._worker.call(lambda c: c.execute(sql, tuple(keys)).fetchall())
+        return dict(rows)
+
+    async def identities_of(self, contact_id: str) -> list[str]:
+        rows = await self._worker.call(
+            lambda c: c.execute(Q["identities-of"], (contact_id,)).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
+        rows = await self._worker.call(
+            lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall()
+        )
+        return [_instance(r) for r in rows]
+
+    async def due_instances(self, until: float, limit: int) -> list[InstanceRecord]:
+        rows = await self._worker.call(
+            lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall()
+        )
+        return [_instance(r) for r in rows]
+
+    async def next_wake(self) -> float | None:
+        return await self._worker.call(lambda c: c.execute(Q["next-wake"]).fetchone()[0])
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]:
+        sql = (
+            f"{self._outbox_select} WHERE status IN ('queued', 'deferred', 'sending') "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+        )
+        rows = await self._worker.call(lambda c: c.execute(sql, (now, limit)).fetchall())
+        return [_outbox(r) for r in rows]
+
+    async def outbox_get(self, key: str) -> OutboxRow | None:
+        sql = f"{self._outbox_select} WHERE key = ?"
+        row = await self._worker.call(lambda c: c.execute(sql, (key,)).fetchone())
+        return _outbox(row) if row else None
+
+    async def outbox_for_contact(self, contact_id: str, limit: int) -> list[OutboxRow]:
+        sql = f"{self._outbox_select} WHERE contact_id = ? ORDER BY created_at DESC LIMIT ?"
+        rows = await self._worker.call(lambda c: c.execute(sql, (contact_id, limit)).fetchall())
+        return [_outbox(r) for r in rows]
+
+    async def outbox_update(self, updates: Sequence[OutboxUpdate]) -> None:
+        params = [
+            (
+                u.status,
+                u.attempts,
+                u.next_attempt_at,
+                u.message_id,
+                u.last_code,
+                u.last_text,
+                u.updated_at,
+                u.key,
+            )
+            for u in updates
+        ]
+        await self._worker.call(lambda c: c.executemany(Q["update-outbox"], params))
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self._worker.call(lambda c: c.execute(Q["outbox-counts"]).fetchall())
+        return dict(rows)

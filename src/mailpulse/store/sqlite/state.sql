@@ -1,0 +1,104 @@
+-- name: schema
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name     TEXT PRIMARY KEY,
+    "offset" INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contacts (
+    id   TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identities (
+    key        TEXT PRIMARY KEY,
+    contact_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identities_by_contact ON identities (contact_id);
+CREATE TABLE IF NOT EXISTS journey_instances (
+    instance_id TEXT PRIMARY KEY,
+    contact_id  TEXT NOT NULL,
+    journey_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    wake_at     REAL,
+    entered_at  REAL NOT NULL,
+    body        BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS instances_by_contact ON journey_instances (contact_id);
+CREATE INDEX IF NOT EXISTS instances_by_wake ON journey_instances (wake_at)
+    WHERE status = 'active' AND wake_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS outbox (
+    key             TEXT PRIMARY KEY,
+    contact_id      TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    message_id      TEXT NOT NULL DEFAULT '',
+    last_code       INTEGER NOT NULL DEFAULT 0,
+    last_text       TEXT NOT NULL DEFAULT '',
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    intent          BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)
+    WHERE status IN ('queued', 'deferred', 'sending');
+CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
+
+-- name: get-checkpoint
+SELECT "offset" FROM checkpoints WHERE name = 'fold'
+
+-- name: set-checkpoint
+INSERT INTO checkpoints (name, "offset") VALUES ('fold', ?)
+ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"
+
+-- name: upsert-contact
+INSERT INTO contacts (id, body) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET body = excluded.body
+
+-- name: delete-contact
+DELETE FROM contacts WHERE id = ?
+
+-- name: get-contact
+SELECT body FROM contacts WHERE id = ?
+
+-- name: upsert-identity
+INSERT INTO identities (key, contact_id) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET contact_id = excluded.contact_id
+
+-- name: identities-of
+SELECT key FROM identities WHERE contact_id = ? ORDER BY key
+
+-- name: upsert-instance
+INSERT INTO journey_instances (instance_id, contact_id, journey_id, status, wake_at, entered_at, body)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (instance_id) DO UPDATE SET
+    contact_id = excluded.contact_id, status = excluded.status,
+    wake_at = excluded.wake_at, body = excluded.body
+
+-- name: instances-for
+SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
+FROM journey_instances WHERE contact_id = ? ORDER BY entered_at
+
+-- name: due-instances
+SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
+FROM journey_instances
+WHERE status = 'active' AND wake_at IS NOT NULL AND wake_at <= ?
+ORDER BY wake_at LIMIT ?
+
+-- name: next-wake
+SELECT MIN(wake_at) FROM journey_instances WHERE status = 'active' AND wake_at IS NOT NULL
+
+-- name: insert-outbox
+INSERT OR IGNORE INTO outbox
+    (key, contact_id, status, attempts, next_attempt_at, message_id, last_code, last_text,
+     created_at, updated_at, intent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: outbox-columns
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox
+
+-- name: update-outbox
+UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, message_id = ?,
+    last_code = ?, last_text = ?, updated_at = ?
+WHERE key = ?
+
+-- name: outbox-counts
+SELECT status, COUNT(*) FROM outbox GROUP BY status
