@@ -14,7 +14,10 @@ from typing import Any
 
 import msgspec
 
+from mailpulse.delivery import DkimSigner
 from mailpulse.errors import ProjectError
+from mailpulse.journeys import JourneyDefinition, load_journeys
+from mailpulse.render import TemplateLibrary
 from mailpulse.units import parse_duration
 
 CONFIG_FILE = "mailpulse.toml"
@@ -168,3 +171,81 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
         dedup_window=duration(config.ingest.dedup_window, "ingest", "dedup_window"),
         smtp_timeout=duration(config.smtp.timeout, "smtp", "timeout"),
     )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded, checked project: everything the pipeline needs, compiled once."""
+
+    root: Path
+    config: ProjectConfig
+    durations: Durations
+    templates: TemplateLibrary
+    journeys: dict[str, JourneyDefinition]
+    dkim_private_key: bytes | None
+
+    @property
+    def sender_domain(self) -> str:
+        from email.utils import parseaddr
+
+        addr = parseaddr(self.config.sender.from_)[1]
+        return addr.rpartition("@")[2] or "localhost"
+
+
+def _load_dkim_key(project_dir: Path, config: ProjectConfig, text: str) -> bytes | None:
+    if config.dkim is None:
+        return None
+    path = project_dir / config.dkim.private_key
+    config_path = project_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ProjectError(
+            config_path,
+            f"[dkim] private_key: no file at {path} (create one with `mailpulse dkim keygen`)",
+            _line_of(text, "dkim", "private_key"),
+        )
+    pem = path.read_bytes()
+    try:
+        DkimSigner(config.dkim.domain, config.dkim.selector, pem)
+    except ValueError as exc:
+        raise ProjectError(
+            config_path, f"[dkim] private_key {path}: {exc}", _line_of(text, "dkim", "private_key")
+        ) from exc
+    return pem
+
+
+def load_project(project_dir: Path) -> Project:
+    """Load and check a whole project; the first problem raises ProjectError."""
+    project_dir = project_dir.resolve()
+    config, durations = load_config(project_dir)
+    text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
+    _check_sender(config, project_dir / CONFIG_FILE, text)
+    templates = TemplateLibrary.load(project_dir / "templates")
+    journeys_dir = project_dir / "journeys"
+    journeys = load_journeys(journeys_dir, templates.names()) if journeys_dir.is_dir() else []
+    return Project(
+        root=project_dir,
+        config=config,
+        durations=durations,
+        templates=templates,
+        journeys={j.id: j for j in journeys},
+        dkim_private_key=_load_dkim_key(project_dir, config, text),
+    )
+
+
+def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:
+    from email.utils import parseaddr
+
+    from email_validator import EmailNotValidError, validate_email
+
+    for key, value in (("from", config.sender.from_), ("return_path", config.sender.return_path)):
+        if not value:
+            continue
+        addr = parseaddr(value)[1]
+        try:
+            validate_email(addr, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ProjectError(
+                path,
+                f"[sender] {key}: {value!r} is not an address: {exc}",
+                _line_of(text, "sender", key),
+            ) from exc

@@ -22,8 +22,9 @@ class OutboxStatus:
     BOUNCED = "bounced"
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
+    FAILED = "failed"
     PENDING = (QUEUED, DEFERRED, SENDING)
-    TERMINAL = (SENT, BOUNCED, SUPPRESSED, EXPIRED)
+    TERMINAL = (SENT, BOUNCED, SUPPRESSED, EXPIRED, FAILED)
 
 
 class InstanceRecord(msgspec.Struct, kw_only=True):
@@ -70,6 +71,7 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     contacts: list[Contact] = msgspec.field(default_factory=list)
     deleted_contacts: list[str] = msgspec.field(default_factory=list)
     identities: dict[str, str] = msgspec.field(default_factory=dict)
+    merges: dict[str, str] = msgspec.field(default_factory=dict)  # merged contact -> survivor
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
 

@@ -62,6 +62,9 @@ SELECT body FROM contacts WHERE id = ?
 INSERT INTO identities (key, contact_id) VALUES (?, ?)
 ON CONFLICT (key) DO UPDATE SET contact_id = excluded.contact_id
 
+-- name: merge-identities
+UPDATE identities SET contact_id = ? WHERE contact_id = ?
+
 -- name: identities-of
 SELECT key FROM identities WHERE contact_id = ? ORDER BY key
 

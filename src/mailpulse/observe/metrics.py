@@ -1,0 +1,91 @@
+"""Prometheus metrics: names and labels follow Prometheus conventions.
+
+One registry per pipeline, so tests and several pipelines in one process do not collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Event-to-SMTP latency lives between 1 ms and a few seconds, plus retries much later.
+_LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    30.0,
+    300.0,
+    3600.0,
+)
+_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.events = Counter(
+            "mailpulse_events_total",
+            "Events accepted into the log, by call type.",
+            ["type"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "mailpulse_events_duplicate_total",
+            "Events dropped because their messageId was seen within the dedup window.",
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "mailpulse_events_rejected_total",
+            "Ingestion requests refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.emails = Counter(
+            "mailpulse_emails_total",
+            "Email lifecycle transitions: queued, sent, deferred, bounced, suppressed, "
+            "expired, failed.",
+            ["status"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "mailpulse_errors_total",
+            "Unexpected errors, by pipeline stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.event_to_smtp = Histogram(
+            "mailpulse_event_to_smtp_seconds",
+            "From the event's arrival to the SMTP server's 250 for the message it triggered.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "mailpulse_stage_seconds",
+            "Time spent per pipeline stage: ingest (durable append), fold, render, sign, smtp.",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "mailpulse_queue_depth", "Items waiting between stages.", ["queue"], registry=r
+        )
+        self.smtp_in_flight = Gauge(
+            "mailpulse_smtp_in_flight", "SMTP transactions under way.", registry=r
+        )
+        self.stage_ingest = self.stage.labels("ingest")
+        self.stage_fold = self.stage.labels("fold")
+        self.stage_render = self.stage.labels("render")
+        self.stage_sign = self.stage.labels("sign")
+        self.stage_smtp = self.stage.labels("smtp")

@@ -1,0 +1,398 @@
+"""The fold: events, in log order, become profiles, journey positions and send intents.
+
+One writer per partition (embedded mode: one for the whole log) keeps per-contact order. Each
+batch is computed in memory, then its lifecycle events are appended to the log and its state
+changes committed together with the checkpoint; only then are new intents handed to delivery.
+A crash anywhere re-folds from the checkpoint, and every id involved is derived from its inputs,
+so the re-fold changes nothing that was already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+import msgspec
+
+from mailpulse.audience import apply_event, merge_contacts
+from mailpulse.bus import Bus
+from mailpulse.journeys import JourneyDefinition, JourneyInstance, SendEffect, on_event, on_timer
+from mailpulse.observe import Metrics
+from mailpulse.policy import check_send
+from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.store import FoldCommit, InstanceRecord, OutboxRow, OutboxStatus, StateStore
+from mailpulse.store.interface import EventLog
+from mailpulse.types import Contact, Event, EventType, SendIntent
+
+log = logging.getLogger("mailpulse.fold")
+
+EVENTS = "events"
+SENDS = "sends"
+_BATCH = 2000
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_instance = msgspec.msgpack.Decoder(JourneyInstance).decode
+
+AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
+
+
+def _record(instance: JourneyInstance) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=instance.instance_id,
+        contact_id=instance.contact_id,
+        journey_id=instance.journey_id,
+        status=instance.status,
+        wake_at=instance.wake_at,
+        entered_at=instance.entered_at,
+        body=_encode(instance),
+    )
+
+
+def contact_view(contact: Contact) -> dict[str, object]:
+    """What templates see as `contact`: the traits plus id and address."""
+    return {**contact.traits, "id": contact.id, "email": contact.email}
+
+
+class _Batch:
+    """What one fold batch changes; becomes one FoldCommit."""
+
+    def __init__(self) -> None:
+        self.contacts: set[str] = set()
+        self.deleted: set[str] = set()
+        self.identities: dict[str, str] = {}
+        self.merges: dict[str, str] = {}
+        self.instances: dict[str, JourneyInstance] = {}
+        self.intents: list[OutboxRow] = []
+        self.lifecycle: list[Event] = []
+
+
+class FoldWorker:
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        state: StateStore,
+        bus: Bus,
+        append: AppendFn,
+        journeys: Mapping[str, JourneyDefinition],
+        metrics: Metrics,
+        partition: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._log = log
+        self._state = state
+        self._bus = bus
+        self._append = append
+        self._journeys = journeys
+        self._metrics = metrics
+        self._partition = partition
+        self._clock = clock
+        self.checkpoint = 0
+        self._next_wake: float | None = None
+        self._pending: list[tuple[int, Event]] = []
+        # Caches are write-through: after each commit they equal the store.
+        self._ident: dict[str, str] = {}
+        self._redirect: dict[str, str] = {}
+        self._contacts: dict[str, Contact] = {}
+        self._instances: dict[str, list[JourneyInstance]] = {}
+        self.caught_up = asyncio.Event()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.checkpoint = await self._state.checkpoint()
+        while await self._fold_from_log():
+            pass
+        self._next_wake = await self._state.next_wake()
+        self.caught_up.set()
+        while True:
+            now = self._clock()
+            wait = 1.0 if self._next_wake is None else min(1.0, max(0.0, self._next_wake - now))
+            items = await self._bus.next_batch(EVENTS, self._partition, _BATCH, wait)
+            for ev in items:
+                if ev.offset > self.checkpoint:
+                    heapq.heappush(self._pending, (ev.offset, ev))
+            await self._fold_pending()
+            if self._next_wake is not None and self._clock() >= self._next_wake:
+                await self._fire_timers()
+
+    async def _fold_pending(self) -> None:
+        while self._pending and self._pending[0][0] <= self.checkpoint:
+            heapq.heappop(self._pending)
+        if not self._pending:
+            return
+        if self._pending[0][0] != self.checkpoint + 1:
+            # A gap: an append committed but its publish has not reached us yet (or never
+            # will, after a restart). The log is the authority.
+            await self._fold_from_log()
+            return
+        run: list[Event] = []
+        expected = self.checkpoint + 1
+        while self._pending and self._pending[0][0] == expected and len(run) < _BATCH:
+            run.append(heapq.heappop(self._pending)[1])
+            expected += 1
+        await self._fold(run)
+
+    async def _fold_from_log(self) -> bool:
+        events = await self._log.read(self.checkpoint, _BATCH)
+        if events:
+            await self._fold(events)
+        return bool(events)
+
+    # -- one batch -----------------------------------------------------------------------
+
+    async def _fold(self, events: list[Event]) -> None:
+        t0 = time.perf_counter()
+        await self._prefetch(events)
+        batch = _Batch()
+        for ev in events:
+            try:
+                self._fold_event(ev, batch)
+            except Exception:
+                # One malformed or unexpected event must not stall every contact behind it.
+                self._metrics.errors.labels("fold").inc()
+                log.exception("fold failed for event at offset %s; skipped", ev.offset)
+        await self._commit(batch, events[-1].offset)
+        self._metrics.stage_fold.observe(time.perf_counter() - t0)
+
+    async def _commit(self, batch: _Batch, checkpoint: int) -> None:
+        if batch.lifecycle:
+            # Before the state commit: a crash in between re-derives them, and the log drops
+            # the repeats by message id.
+            await self._append(batch.lifecycle)
+        change = FoldCommit(
+            checkpoint=checkpoint,
+            contacts=[self._contacts[c] for c in batch.contacts if c in self._contacts],
+            deleted_contacts=list(batch.deleted),
+            identities=batch.identities,
+            merges=batch.merges,
+            instances=[_record(i) for i in batch.instances.values()],
+            intents=batch.intents,
+        )
+        inserted = set(await self._state.commit(change))
+        self.checkpoint = checkpoint
+        for inst in batch.instances.values():
+            wake = inst.wake_at if inst.status == "active" else None
+            if wake is not None and (self._next_wake is None or wake < self._next_wake):
+                self._next_wake = wake
+        for row in batch.intents:
+            if row.status == OutboxStatus.QUEUED and row.intent.key in inserted:
+                await self._bus.publish(SENDS, row.intent.contact_id, row.intent)
+
+    def _fold_event(self, ev: Event, batch: _Batch) -> None:
+        cid = self._resolve(ev, batch)
+        contact = self._contacts[cid]
+        apply_event(contact, ev)
+        batch.contacts.add(cid)
+        if ev.type != EventType.TRACK or not self._journeys:
+            return
+        now = self._clock()
+        instances = self._instances.setdefault(cid, [])
+        for journey in self._journeys.values():
+            active, last_entered = None, None
+            for inst in instances:
+                if inst.journey_id != journey.id:
+                    continue
+                if inst.status == "active":
+                    active = inst
+                if last_entered is None or inst.entered_at > last_entered:
+                    last_entered = inst.entered_at
+            tr = on_event(
+                journey,
+                contact_id=cid,
+                event=ev,
+                active=active,
+                last_entered_at=last_entered,
+                now=now,
+            )
+            if tr.instance is not None:
+                self._store_instance(tr.instance, batch)
+                self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
+
+    # -- identity ------------------------------------------------------------------------
+
+    async def _prefetch(self, events: Iterable[Event]) -> None:
+        """Load into the caches every contact this batch touches: one store call per miss."""
+        keys: set[str] = set()
+        for ev in events:
+            for k in (ev.user_id, ev.anonymous_id, ev.previous_id, ev.contact_key):
+                if k is not None and k not in self._ident:
+                    keys.add(k)
+        if keys:
+            self._ident.update(await self._state.resolve(sorted(keys)))
+        wanted = {self._follow(self._ident[k]) for k in keys if k in self._ident}
+        for ev in events:
+            if ev.user_id is None and ev.anonymous_id is None:
+                wanted.add(self._follow(ev.contact_key))
+        await self._load_contacts(wanted)
+
+    async def _load_contacts(self, ids: Iterable[str]) -> None:
+        for cid in ids:
+            if cid in self._contacts:
+                continue
+            contact = await self._state.contact(cid)
+            if contact is None:
+                continue
+            self._contacts[cid] = contact
+            self._instances[cid] = [
+                _decode_instance(r.body) for r in await self._state.instances_for(cid)
+            ]
+
+    def _follow(self, cid: str) -> str:
+        while cid in self._redirect:
+            cid = self._redirect[cid]
+        return cid
+
+    def _lookup(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        cid = self._ident.get(key)
+        return None if cid is None else self._follow(cid)
+
+    def _map(self, key: str, cid: str, batch: _Batch) -> None:
+        if self._ident.get(key) != cid:
+            self._ident[key] = cid
+            batch.identities[key] = cid
+
+    def _claim(self, key: str, batch: _Batch) -> str:
+        cid = self._lookup(key)
+        if cid is None or cid not in self._contacts:
+            cid = cid or key
+            self._contacts[cid] = Contact(id=cid)
+            self._instances[cid] = []
+            batch.contacts.add(cid)
+            self._map(key, cid, batch)
+        return cid
+
+    def _resolve(self, ev: Event, batch: _Batch) -> str:
+        """The canonical contact of an event, merging profiles as identify/alias reveal them."""
+        if ev.user_id is None and ev.anonymous_id is None:
+            return self._claim(ev.contact_key, batch)  # our own lifecycle events
+        if ev.type == EventType.ALIAS and ev.user_id is not None and ev.previous_id:
+            target = self._claim(ev.user_id, batch)
+            self._absorb(ev.previous_id, target, batch, only_anonymous=False)
+            return target
+        if ev.user_id is not None:
+            cid = self._claim(ev.user_id, batch)
+            if ev.anonymous_id is not None:
+                self._absorb(ev.anonymous_id, cid, batch, only_anonymous=True)
+            return cid
+        assert ev.anonymous_id is not None
+        return self._claim(ev.anonymous_id, batch)
+
+    def _absorb(self, key: str, target: str, batch: _Batch, *, only_anonymous: bool) -> None:
+        source = self._lookup(key)
+        if source is None:
+            self._map(key, target, batch)
+            return
+        if source == target:
+            return
+        src = self._contacts.get(source)
+        # One device shared by two signed-in people must not merge them.
+        if src is not None and only_anonymous and src.known:
+            return
+        if src is not None:
+            merge_contacts(self._contacts[target], src)
+            self._move_instances(source, target, batch)
+            del self._contacts[source]
+        self._redirect[source] = target
+        batch.merges[source] = target
+        batch.deleted.add(source)
+        batch.contacts.discard(source)
+        batch.contacts.add(target)
+        self._map(key, target, batch)
+
+    def _move_instances(self, source: str, target: str, batch: _Batch) -> None:
+        kept = self._instances.setdefault(target, [])
+        active = {i.journey_id for i in kept if i.status == "active"}
+        for inst in self._instances.pop(source, []):
+            inst.contact_id = target
+            if inst.status == "active" and inst.journey_id in active:
+                inst.status, inst.wake_at = "exited", None
+            kept.append(inst)
+            batch.instances[inst.instance_id] = inst
+
+    # -- journeys and intents ------------------------------------------------------------
+
+    def _store_instance(self, instance: JourneyInstance, batch: _Batch) -> None:
+        lst = self._instances.setdefault(instance.contact_id, [])
+        for n, inst in enumerate(lst):
+            if inst.instance_id == instance.instance_id:
+                lst[n] = instance
+                break
+        else:
+            lst.append(instance)
+        batch.instances[instance.instance_id] = instance
+
+    def _queue_sends(
+        self,
+        contact: Contact,
+        instance: JourneyInstance,
+        effects: list[SendEffect],
+        origin_received_at: float,
+        batch: _Batch,
+    ) -> None:
+        now = self._clock()
+        for eff in effects:
+            intent = SendIntent(
+                key=eff.intent_key,
+                contact_id=contact.id,
+                email=contact.email or "",
+                template=eff.template,
+                context={"contact": contact_view(contact), "event": instance.trigger},
+                message_class=eff.message_class,
+                journey=instance.journey_id,
+                step=eff.step_id,
+                event_received_at=origin_received_at,
+                created_at=now,
+            )
+            verdict = check_send(contact, eff.message_class)
+            if verdict.allowed:
+                status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
+                self._metrics.emails.labels("queued").inc()
+            else:
+                status = OutboxStatus.SUPPRESSED
+                event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
+                self._metrics.emails.labels("suppressed").inc()
+            batch.intents.append(
+                OutboxRow(
+                    intent=intent,
+                    status=status,
+                    next_attempt_at=now,
+                    last_text=verdict.reason,
+                    updated_at=now,
+                )
+            )
+            batch.lifecycle.append(event)
+
+    async def _fire_timers(self) -> None:
+        now = self._clock()
+        records = await self._state.due_instances(now, _BATCH)
+        if records:
+            await self._load_contacts({r.contact_id for r in records})
+            batch = _Batch()
+            for rec in records:
+                cached = next(
+                    (
+                        i
+                        for i in self._instances.get(rec.contact_id, [])
+                        if i.instance_id == rec.instance_id
+                    ),
+                    None,
+                )
+                inst = cached or _decode_instance(rec.body)
+                journey = self._journeys.get(inst.journey_id)
+                contact = self._contacts.get(inst.contact_id)
+                if journey is None or contact is None:
+                    inst.status, inst.wake_at = "exited", None
+                    self._store_instance(inst, batch)
+                    continue
+                tr = on_timer(journey, inst, now=now)
+                if tr.instance is not None:
+                    self._store_instance(tr.instance, batch)
+                    self._queue_sends(contact, tr.instance, tr.effects, now, batch)
+            await self._commit(batch, self.checkpoint)
+        self._next_wake = await self._state.next_wake()

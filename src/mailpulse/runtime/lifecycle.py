@@ -1,0 +1,50 @@
+"""Lifecycle events: what happened to a message, appended to the same log as customer events.
+
+Their message ids derive from the send's idempotency key, so appending one twice (a replay
+after a crash) is dropped by the log's dedup.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from mailpulse.types import Event, EventType, SendIntent
+
+
+class Lifecycle(StrEnum):
+    QUEUED = "Email Queued"
+    SENT = "Email Sent"
+    DEFERRED = "Email Deferred"
+    BOUNCED = "Email Bounced"
+    SUPPRESSED = "Email Suppressed"
+    EXPIRED = "Email Expired"
+    FAILED = "Email Failed"
+
+
+def lifecycle_event(
+    kind: Lifecycle, intent: SendIntent, now: float, *, attempt: int = 0, **properties: Any
+) -> Event:
+    props: dict[str, Any] = {
+        "key": intent.key,
+        "template": intent.template,
+        "message_class": intent.message_class,
+        **properties,
+    }
+    if intent.journey:
+        props["journey"] = intent.journey
+        props["step"] = intent.step
+    suffix = f":{attempt}" if attempt else ""
+    return Event(
+        type=EventType.TRACK,
+        message_id=f"{kind.value}:{intent.key}{suffix}",
+        contact_key=intent.contact_id,
+        event=kind.value,
+        properties=props,
+        context={"library": {"name": "mailpulse"}},
+        timestamp=now,
+        received_at=now,
+    )
+
+
+LIFECYCLE_NAMES = frozenset(k.value for k in Lifecycle)

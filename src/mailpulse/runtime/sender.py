@@ -1,0 +1,248 @@
+"""Delivery: queued intents become signed messages over SMTP, and results become events.
+
+The sender renders with the template compiled once per version, builds and signs the message,
+and runs one SMTP transaction. The result (never an exception for 4xx/5xx) decides the outbox
+row's next state; every transition is appended to the log as a lifecycle event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailpulse.bus import Bus
+from mailpulse.delivery import DkimSigner, build_message, make_message_id
+from mailpulse.errors import RenderError
+from mailpulse.observe import Metrics
+from mailpulse.render import TemplateLibrary
+from mailpulse.runtime.fold import SENDS
+from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.store import OutboxStatus, OutboxUpdate, StateStore
+from mailpulse.types import DeliveryResult, DeliveryStatus, Event, RenderedMessage, SendIntent
+
+log = logging.getLogger("mailpulse.sender")
+
+AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
+
+
+class Transport(Protocol):
+    async def send(self, message: RenderedMessage) -> DeliveryResult: ...
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    from_addr: str
+    return_path: str
+    message_id_domain: str
+    feedback_id: str
+    project: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    schedule: tuple[float, ...]
+    max_age: float
+
+    def next_delay(self, attempts: int) -> float:
+        return self.schedule[min(attempts - 1, len(self.schedule) - 1)]
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        state: StateStore,
+        bus: Bus,
+        append: AppendFn,
+        templates: TemplateLibrary,
+        transport: Transport,
+        signer: DkimSigner | None,
+        identity: SenderIdentity,
+        retry: RetryPolicy,
+        metrics: Metrics,
+        concurrency: int = 32,
+        partition: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._bus = bus
+        self._append = append
+        self._templates = templates
+        self._transport = transport
+        self._signer = signer
+        self._identity = identity
+        self._retry = retry
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(concurrency)
+        self._partition = partition
+        self._clock = clock
+        self._in_hand: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        while True:
+            intents = await self._bus.next_batch(SENDS, self._partition, 256, None)
+            for intent in intents:
+                await self._dispatch(intent)
+
+    async def run_retries(self, interval: float = 1.0) -> None:
+        """Picks up deferred rows whose next attempt has come."""
+        while True:
+            await asyncio.sleep(interval)
+            for row in await self._state.outbox_due(self._clock(), 500):
+                if row.status == OutboxStatus.DEFERRED:
+                    await self._dispatch(row.intent, attempts=row.attempts)
+
+    async def recover(self) -> None:
+        """After a restart, queued rows are either untried or were in flight at the crash:
+        send them again (same Message-ID, so a receiver can tell the double)."""
+        for row in await self._state.outbox_due(float("inf"), 1_000_000):
+            if row.status == OutboxStatus.QUEUED:
+                await self._dispatch(row.intent, attempts=row.attempts)
+
+    async def _dispatch(self, intent: SendIntent, attempts: int = 0) -> None:
+        if intent.key in self._in_hand:
+            return
+        self._in_hand.add(intent.key)
+        await self._slots.acquire()
+        task = asyncio.create_task(self._deliver(intent, attempts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def render(self, intent: SendIntent) -> RenderedMessage:
+        """The signed message for an intent: same key, same bytes but for the Date."""
+        ident = self._identity
+        message_id = make_message_id(intent.key, ident.message_id_domain)
+        t0 = time.perf_counter()
+        context = dict(intent.context)
+        context["project"] = ident.project
+        context["message_id"] = message_id
+        context.setdefault("unsubscribe_url", f"{ident.project.get('url', '')}/unsubscribe")
+        content = self._templates.get(intent.template).render(context)
+        headers = {"X-Mailpulse-Key": intent.key}
+        if ident.feedback_id:
+            headers["Feedback-ID"] = ident.feedback_id
+        data = build_message(
+            content,
+            from_addr=ident.from_addr,
+            to_addr=intent.email,
+            message_id=message_id,
+            date=self._clock(),
+            headers=headers,
+        )
+        t1 = time.perf_counter()
+        self._metrics.stage_render.observe(t1 - t0)
+        if self._signer is not None:
+            data = self._signer.sign(data)
+            self._metrics.stage_sign.observe(time.perf_counter() - t1)
+        return RenderedMessage(
+            key=intent.key,
+            message_id=message_id,
+            mail_from=ident.return_path,
+            rcpt_to=intent.email,
+            data=data,
+        )
+
+    async def _deliver(self, intent: SendIntent, attempts: int) -> None:
+        try:
+            try:
+                message = self.render(intent)
+            except (RenderError, KeyError) as exc:
+                await self._finish(
+                    intent, attempts, OutboxStatus.FAILED, Lifecycle.FAILED, 0, str(exc)
+                )
+                return
+            t0 = time.perf_counter()
+            self._metrics.smtp_in_flight.inc()
+            try:
+                result = await self._transport.send(message)
+            finally:
+                self._metrics.smtp_in_flight.dec()
+            self._metrics.stage_smtp.observe(time.perf_counter() - t0)
+            await self._record(intent, attempts + 1, message, result)
+        except Exception:
+            self._metrics.errors.labels("delivery").inc()
+            log.exception("delivery of %s failed", intent.key)
+        finally:
+            self._in_hand.discard(intent.key)
+            self._slots.release()
+
+    async def _record(
+        self, intent: SendIntent, attempts: int, message: RenderedMessage, result: DeliveryResult
+    ) -> None:
+        now = self._clock()
+        reply = {"smtp_code": result.code, "smtp_status": result.enhanced, "smtp_text": result.text}
+        if result.status == DeliveryStatus.SENT:
+            if intent.event_received_at:
+                self._metrics.event_to_smtp.observe(now - intent.event_received_at)
+            status, kind = OutboxStatus.SENT, Lifecycle.SENT
+        elif result.status == DeliveryStatus.BOUNCED:
+            status, kind = OutboxStatus.BOUNCED, Lifecycle.BOUNCED
+        elif now - intent.created_at >= self._retry.max_age:
+            status, kind = OutboxStatus.EXPIRED, Lifecycle.EXPIRED
+        else:
+            status, kind = OutboxStatus.DEFERRED, Lifecycle.DEFERRED
+        next_at = now + self._retry.next_delay(attempts) if status == OutboxStatus.DEFERRED else now
+        await self._finish(
+            intent,
+            attempts,
+            status,
+            kind,
+            result.code,
+            result.text,
+            message_id=message.message_id,
+            next_attempt_at=next_at,
+            **reply,
+        )
+
+    async def _finish(
+        self,
+        intent: SendIntent,
+        attempts: int,
+        status: str,
+        kind: Lifecycle,
+        code: int,
+        text: str,
+        *,
+        message_id: str = "",
+        next_attempt_at: float = 0.0,
+        **properties: Any,
+    ) -> None:
+        now = self._clock()
+        self._metrics.emails.labels(status).inc()
+        if message_id:
+            properties["message_id"] = message_id
+        if status == OutboxStatus.DEFERRED:
+            properties["next_attempt_at"] = next_attempt_at
+        if status == OutboxStatus.FAILED:
+            properties["reason"] = text
+        event = lifecycle_event(
+            kind,
+            intent,
+            now,
+            attempt=attempts if kind == Lifecycle.DEFERRED else 0,
+            attempts=attempts,
+            **properties,
+        )
+        update = OutboxUpdate(
+            key=intent.key,
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at or now,
+            message_id=message_id,
+            last_code=code,
+            last_text=text,
+            updated_at=now,
+        )
+        # The log first: if we crash before the outbox update the row is re-sent, and the
+        # repeated lifecycle event is dropped by message id.
+        await self._append([event])
+        await self._state.outbox_update([update])
