@@ -31,7 +31,7 @@ class CapturedMessage:
 
     id: int
     received_at: float
-    mail_from: str
+    mail_from: str  # "" for the null reverse-path
     rcpt_tos: list[str]
     raw: bytes = field(repr=False)
 
@@ -140,7 +140,9 @@ class _CaptureHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        message = self._inbox._store(envelope.mail_from or "", list(envelope.rcpt_tos), raw)
+        # aiosmtpd hands over the null reverse-path (bounces, DSNs) as "<>"; keep it as "".
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        message = self._inbox._store(mail_from, list(envelope.rcpt_tos), raw)
         return f"250 OK captured as {message.id}"
 
 
