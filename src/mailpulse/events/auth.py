@@ -10,7 +10,7 @@ def write_key_from_basic(authorization_header: str | None) -> str | None:
     """The user name of a `Basic` Authorization header; None when absent or malformed.
 
     Segment sends the write key as the user name with an empty password; a password, if any,
-    is ignored.
+    is ignored, and so is a missing colon (some clients encode the bare key).
     """
     if not authorization_header:
         return None
@@ -21,5 +21,5 @@ def write_key_from_basic(authorization_header: str | None) -> str | None:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    user, colon, _password = decoded.partition(":")
-    return user if colon and user else None
+    user, _colon, _password = decoded.partition(":")
+    return user or None

@@ -148,6 +148,8 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes, where: str | None):
         raise _invalid(str(error), where) from None
     except msgspec.DecodeError as error:
         raise EventError(f"not valid JSON ({error})", where) from None
+    except UnicodeDecodeError:
+        raise EventError("not valid JSON (a string is not UTF-8)", where) from None
     except RecursionError:
         raise EventError("JSON is nested too deeply", where) from None
 
