@@ -1,0 +1,123 @@
+"""RFC 5322 messages built straight to bytes: the hot path makes no `email.message` objects.
+
+The output is a pure function of its inputs (the boundary derives from the Message-ID), so a
+message re-built after a crash is byte-identical to the first one.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from collections.abc import Mapping
+from functools import lru_cache
+
+from mailpulse.delivery import headers as h
+from mailpulse.delivery.address import ascii_addr_spec, ascii_domain, parse_address
+from mailpulse.types import RenderedContent
+
+__all__ = ["build_message", "make_message_id", "parse_address"]
+
+# Fields build_message writes itself; an extra header of the same name would make a second one.
+_OWN_FIELDS = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
+_PART_HEAD = (
+    b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+def make_message_id(key: str, domain: str) -> str:
+    """`<hex@domain>` from the send's idempotency key: a re-send carries the same Message-ID."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{ascii_domain(domain)}>"
+
+
+@lru_cache(maxsize=256)
+def _address_field(name: str, address: str) -> str:
+    display_name, addr_spec = parse_address(address)
+    return h.mailbox(name, display_name, ascii_addr_spec(addr_spec))
+
+
+def _to_field(address: str) -> str:
+    # Recipients rarely repeat, so this skips the cache the sender's address uses.
+    display_name, addr_spec = parse_address(address)
+    return h.mailbox("To", display_name, ascii_addr_spec(addr_spec))
+
+
+def _extra_field(name: str, value: str) -> str:
+    h.check_name(name)
+    if name.lower() in _OWN_FIELDS:
+        raise ValueError(f"header {name} is written by build_message; do not pass it")
+    value = h.single_line(value)
+    if value.isascii():
+        # Kept literal: structured fields like List-Unsubscribe must not become encoded words.
+        return h.fold(name, value)
+    return h.unstructured(name, value)
+
+
+def _quoted_printable(text: str) -> bytes:
+    # b2a_qp keeps lines <= 76 with soft breaks, encodes trailing blanks and a lone ".", and
+    # follows the input's line ends, so normalize to LF first and to CRLF after.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def build_message(
+    content: RenderedContent,
+    *,
+    from_addr: str,
+    to_addr: str,
+    message_id: str,
+    date: float,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """One `multipart/alternative` message (text/plain, then text/html) with CRLF line ends.
+
+    `from_addr` and `to_addr` are `"Name <a@b>"` or bare `a@b`; `headers` are added after
+    MIME-Version in the order given. Raises ValueError for a bad address or header.
+    """
+    if not (message_id.startswith("<") and message_id.endswith(">")) or not message_id.isascii():
+        raise ValueError(f"Message-ID must be ASCII in angle brackets: {message_id!r}")
+    boundary = "=_mp_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:24]
+    fields = [
+        _address_field("From", from_addr),
+        _to_field(to_addr),
+        h.unstructured("Subject", content.subject),
+        f"Date: {h.rfc5322_date(date)}\r\n",
+        h.fold("Message-ID", message_id),
+        "MIME-Version: 1.0\r\n",
+    ]
+    if headers:
+        fields.extend(_extra_field(name, value) for name, value in headers.items())
+    # `=_` never occurs in quoted-printable output, so the boundary cannot occur in a part.
+    fields.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
+    head = "".join(fields).encode("ascii")
+    delimiter = b"--" + boundary.encode("ascii")
+    return b"".join(
+        (
+            head,
+            delimiter,
+            b"\r\n",
+            _PART_HEAD % b"plain",
+            _quoted_printable(content.text),
+            b"\r\n",
+            delimiter,
+            b"\r\n",
+            _PART_HEAD % b"html",
+            _quoted_printable(content.html),
+            b"\r\n",
+            delimiter,
+            b"--\r\n",
+        )
+    )
