@@ -1,0 +1,156 @@
+"""Template sources to a CompiledTemplate: everything that is the same for every recipient.
+
+MJML becomes HTML, CSS is inlined, the preheader goes in, the text part is derived, and the
+Jinja templates are compiled; all of it once per version, so rendering is Jinja only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import css_inline
+from jinja2 import Environment, Template, TemplateSyntaxError
+from mjml import mjml2html
+
+from mailpulse.errors import ProjectError
+from mailpulse.render.frontmatter import split_front_matter
+from mailpulse.render.placeholders import Protected, protect
+from mailpulse.render.sandbox import HTML_ENV, TEXT_ENV, sandbox_violations
+from mailpulse.render.template import PREHEADER_VARIABLE, CompiledTemplate
+from mailpulse.render.text import html_to_text_template
+
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_MJML_POSITION = re.compile(r"at position (\d+):\d+")
+# The usual hidden preview text, padded so clients do not pull body text into the preview.
+_PREHEADER_DIV = (
+    '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;'
+    'max-width:0px;opacity:0;overflow:hidden;mso-hide:all;">{slot}'
+    + "&#847;&zwnj;&nbsp;" * 20
+    + "</div>"
+)
+
+
+def compile_template(name: str, main_path: Path, text_path: Path | None) -> CompiledTemplate:
+    source = _read(main_path)
+    text_source = _read(text_path) if text_path is not None else None
+    front = split_front_matter(main_path, source)
+    subject = _jinja(TEXT_ENV, front.subject, main_path, front.subject_line)
+    preheader = (
+        _jinja(TEXT_ENV, front.preheader, main_path, front.preheader_line)
+        if front.preheader
+        else None
+    )
+    _jinja(HTML_ENV, front.body, main_path, front.body_line)
+
+    protected = protect(front.body)
+    markup = protected.text
+    if main_path.suffix == ".mjml":
+        markup = _mjml_to_html(markup, protected, main_path, front.body_line)
+    try:
+        markup = _INLINER.inline(markup)
+    except (css_inline.InlineError, ValueError) as exc:
+        raise ProjectError(main_path, f"CSS could not be inlined: {exc}") from exc
+    if front.preheader:
+        markup = _BODY_OPEN.sub(
+            lambda m: m.group() + _PREHEADER_DIV.format(slot=protected.slot("preheader")),
+            markup,
+            count=1,
+        )
+
+    html_source, counts = protected.restore(markup)
+    _check_tags_survived(protected, counts, main_path, front.body_line)
+    html_source = html_source.replace(
+        protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
+    )
+    html = _compiled(HTML_ENV, html_source, main_path, "the compiled HTML")
+
+    if text_path is not None and text_source is not None:
+        text = _jinja(TEXT_ENV, text_source, text_path, 1)
+    else:
+        derived, _ = protected.restore(
+            html_to_text_template(markup, protected.bare_token_pattern())
+        )
+        text = _compiled(
+            TEXT_ENV,
+            derived,
+            main_path,
+            f"the text part derived from the HTML (write a {name}.txt)",
+        )
+
+    digest = hashlib.sha256(source.encode())
+    digest.update(b"\0" + (text_source or "").encode())
+    return CompiledTemplate(
+        name=name,
+        version=digest.hexdigest()[:12],
+        subject=subject,
+        preheader=preheader,
+        html=html,
+        text=text,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(path, f"not UTF-8 text: save the file as UTF-8 ({exc.reason})") from exc
+
+
+def _jinja(env: Environment, source: str, path: Path, first_line: int) -> Template:
+    """Compile a Jinja source that starts at `first_line` of `path`, checking the sandbox rules."""
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ProjectError(
+            path, f"Jinja syntax error: {exc.message}", first_line + exc.lineno - 1
+        ) from exc
+    for line, problem in sandbox_violations(tree):
+        raise ProjectError(path, problem, first_line + line - 1)
+    return env.from_string(source)
+
+
+def _compiled(env: Environment, source: str, path: Path, what: str) -> Template:
+    try:
+        return env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise ProjectError(
+            path,
+            f"{what} is not valid Jinja: {exc.message}; keep {{% %}} tags around whole elements",
+        ) from exc
+
+
+def _mjml_to_html(markup: str, protected: Protected, path: Path, body_line: int) -> str:
+    try:
+        return mjml2html(markup)
+    except ValueError as exc:
+        message = str(exc)
+        line = None
+        position = _MJML_POSITION.search(message)
+        if position:
+            # mrml counts bytes.
+            chars = len(markup.encode()[: int(position.group(1))].decode(errors="ignore"))
+            line = body_line + protected.original_line(chars)
+        raise ProjectError(
+            path,
+            f"MJML does not compile: {message}; check that every tag is closed and that text "
+            "writes '<' as '&lt;'",
+            line,
+        ) from exc
+
+
+def _check_tags_survived(
+    protected: Protected, counts: list[int], path: Path, body_line: int
+) -> None:
+    for tag, count in zip(protected.tags, counts, strict=True):
+        if count == 0 or (tag.is_statement and count > 1):
+            fate = "was dropped" if count == 0 else f"came out {count} times"
+            line = body_line + protected.original.count("\n", 0, tag.offset)
+            raise ProjectError(
+                path,
+                f"the Jinja tag {tag.source} {fate} when compiling MJML and inlining CSS: "
+                "keep Jinja tags in text, attribute values, or around whole components",
+                line,
+            )

@@ -1,0 +1,63 @@
+"""A template compiled once per version and rendered per recipient with Jinja alone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import Template
+from jinja2.sandbox import SecurityError
+
+from mailpulse.errors import RenderError
+from mailpulse.types import RenderedContent
+
+PREHEADER_VARIABLE = "_preheader"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class CompiledTemplate:
+    """One template version: `version` changes whenever any of its source files changes."""
+
+    __slots__ = ("_html", "_preheader", "_subject", "_text", "name", "version")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        subject: Template,
+        preheader: Template | None,
+        html: Template,
+        text: Template,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self._subject = subject
+        self._preheader = preheader
+        self._html = html
+        self._text = text
+
+    def __repr__(self) -> str:
+        return f"CompiledTemplate({self.name!r}, version={self.version!r})"
+
+    def render(self, context: Mapping[str, Any]) -> RenderedContent:
+        """Subject, preheader, HTML and text for one recipient; any failure is a RenderError."""
+        try:
+            subject = _one_line(self._subject.render(context))
+            preheader = _one_line(self._preheader.render(context)) if self._preheader else ""
+            html = self._html.render(context, **{PREHEADER_VARIABLE: preheader})
+            text = _EXTRA_BLANK_LINES.sub("\n\n", self._text.render(context)).strip() + "\n"
+        except SecurityError as exc:
+            raise RenderError(f"template '{self.name}' broke the sandbox: {exc}") from exc
+        except Exception as exc:
+            raise RenderError(
+                f"template '{self.name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return RenderedContent(subject=subject, html=html, text=text, preheader=preheader)
+
+
+def _one_line(text: str) -> str:
+    """Header-safe: every run of whitespace, line breaks included, becomes one space."""
+    return _CONTROL.sub("", " ".join(text.split()))
