@@ -1,0 +1,158 @@
+"""The journey engine: a pure step function over one contact's instance of one journey.
+
+`on_event` and `on_timer` read a definition, an instance and the time, and answer with the
+instance to store and the sends to make; the wiring stores, sends and schedules timers. Instance
+ids derive from the trigger event and intent keys from instance and step, so processing the
+same input twice (replay after a crash) yields the same keys and the outbox drops the repeat.
+
+An instance runs on the definition version it entered with: callers pass that version's
+definition, and a mismatch is a programming error (ValueError), never silently the latest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, assert_never
+
+import msgspec
+from msgspec.structs import replace
+
+from mailpulse.journeys.definition import EntryRule, JourneyDefinition, SendStep, WaitStep
+from mailpulse.types import Event
+
+Status = Literal["active", "completed", "exited"]
+
+
+class JourneyInstance(msgspec.Struct, kw_only=True):
+    """One contact's run through one journey version.
+
+    `step_index` is the step the instance is at: while waiting, the `wait` step's index; once
+    completed, the number of steps. `trigger` keeps what templates need of the trigger event.
+    """
+
+    instance_id: str
+    journey_id: str
+    version: str
+    contact_id: str
+    status: Status
+    step_index: int
+    entered_at: float
+    wake_at: float | None
+    trigger: dict[str, Any]
+
+
+class SendEffect(msgspec.Struct, kw_only=True):
+    """Send `template` to the instance's contact; `intent_key` is the idempotency key."""
+
+    intent_key: str
+    template: str
+    step_id: str
+    message_class: str
+
+
+class Transition(msgspec.Struct, kw_only=True):
+    """The instance to store (None: nothing changed) and the sends to make, in order."""
+
+    instance: JourneyInstance | None
+    effects: list[SendEffect]
+
+
+def on_event(
+    journey: JourneyDefinition,
+    *,
+    contact_id: str,
+    event: Event,
+    active: JourneyInstance | None,
+    last_entered_at: float | None,
+    now: float,
+) -> Transition:
+    """Apply one of the contact's events to `journey`.
+
+    `active` is the contact's running instance of this journey, if any (then `journey` must be
+    its version); `last_entered_at` the entry time of the contact's latest instance, if any.
+    A running instance exits on a goal event; otherwise a trigger event may start a new one,
+    as the entry rule allows, and never while one is running.
+    """
+    if active is not None and active.status == "active":
+        _check_version(journey, active)
+        if any(goal.matches(event) for goal in journey.exit_on):
+            return Transition(instance=replace(active, status="exited", wake_at=None), effects=[])
+        return Transition(instance=None, effects=[])
+    if not journey.trigger.matches(event) or not _may_enter(journey.entry, last_entered_at, now):
+        return Transition(instance=None, effects=[])
+    instance = JourneyInstance(
+        instance_id=f"{journey.id}:{contact_id}:{event.message_id}",
+        journey_id=journey.id,
+        version=journey.version,
+        contact_id=contact_id,
+        status="active",
+        step_index=0,
+        entered_at=now,
+        wake_at=None,
+        trigger={
+            "event": event.event,
+            "properties": dict(event.properties),
+            "message_id": event.message_id,
+        },
+    )
+    return _run(journey, instance, 0, now)
+
+
+def on_timer(journey: JourneyDefinition, instance: JourneyInstance, *, now: float) -> Transition:
+    """Resume `instance` after its wait once `now` reaches `wake_at`; early or stale: no change.
+
+    `journey` must be the instance's version. An instance whose step index lies outside that
+    version's steps completes.
+    """
+    if instance.status != "active":
+        return Transition(instance=None, effects=[])
+    _check_version(journey, instance)
+    if not 0 <= instance.step_index < len(journey.steps):
+        return Transition(instance=_completed(journey, instance), effects=[])
+    if instance.wake_at is None or now < instance.wake_at:
+        return Transition(instance=None, effects=[])
+    return _run(journey, replace(instance, wake_at=None), instance.step_index + 1, now)
+
+
+def _may_enter(rule: EntryRule, last_entered_at: float | None, now: float) -> bool:
+    if last_entered_at is None:
+        return True
+    if rule.kind == "once_per":
+        return now - last_entered_at >= rule.period
+    return rule.kind == "always"
+
+
+def _run(
+    journey: JourneyDefinition, instance: JourneyInstance, start: int, now: float
+) -> Transition:
+    """Run steps from `start` until a wait or the end."""
+    effects: list[SendEffect] = []
+    for index in range(start, len(journey.steps)):
+        step = journey.steps[index]
+        match step:
+            case SendStep():
+                effects.append(
+                    SendEffect(
+                        intent_key=f"{instance.instance_id}:{step.id}",
+                        template=step.template,
+                        step_id=step.id,
+                        message_class=step.message_class,
+                    )
+                )
+            case WaitStep():
+                waiting = replace(instance, step_index=index, wake_at=now + step.seconds)
+                return Transition(instance=waiting, effects=effects)
+            case _:
+                assert_never(step)
+    return Transition(instance=_completed(journey, instance), effects=effects)
+
+
+def _completed(journey: JourneyDefinition, instance: JourneyInstance) -> JourneyInstance:
+    return replace(instance, status="completed", step_index=len(journey.steps), wake_at=None)
+
+
+def _check_version(journey: JourneyDefinition, instance: JourneyInstance) -> None:
+    if (journey.id, journey.version) != (instance.journey_id, instance.version):
+        raise ValueError(
+            f"instance {instance.instance_id} runs on {instance.journey_id}@{instance.version}, "
+            f"not {journey.id}@{journey.version}: pass the definition of the instance's version"
+        )
