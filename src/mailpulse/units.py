@@ -29,9 +29,7 @@ def parse_duration(text: str | int | float) -> float:
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if pos != len(s):
-        raise ValueError(
-            f"not a duration: {text!r} (write e.g. '30s', '15m', '1h30m', '7d', '2w')"
-        )
+        raise ValueError(f"not a duration: {text!r} (write e.g. '30s', '15m', '1h30m', '7d', '2w')")
     return total
 
 

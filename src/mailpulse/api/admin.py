@@ -1,0 +1,111 @@
+"""The admin API: look at contacts, their events and their messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from mailpulse.api.auth import require_admin
+from mailpulse.api.models import ERRORS, ContactOut, EventOut, EventsOut, MessageOut, MessagesOut
+from mailpulse.store import EventLog, StateStore
+
+
+def admin_router(log: EventLog, state: StateStore) -> APIRouter:
+    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+    not_found = {404: ERRORS[400] | {"description": "No such contact."}}
+
+    async def canonical(contact_id: str) -> str:
+        """Any identity (userId, anonymousId, alias) names its contact."""
+        resolved = (await state.resolve([contact_id])).get(contact_id)
+        if resolved is None:
+            raise HTTPException(404, f"no contact known as {contact_id!r}")
+        # A merged-away id still resolves, through its identities, to the survivor.
+        return (await state.resolve([resolved])).get(resolved, resolved)
+
+    @router.get(
+        "/contacts/{contact_id}", response_model=ContactOut, responses={**ERRORS, **not_found}
+    )
+    async def get_contact(contact_id: str) -> ContactOut:
+        cid = await canonical(contact_id)
+        contact = await state.contact(cid)
+        if contact is None:
+            raise HTTPException(404, f"no contact known as {contact_id!r}")
+        return ContactOut(
+            id=contact.id,
+            email=contact.email,
+            email_error=contact.email_error,
+            known=contact.known,
+            first_seen=contact.first_seen,
+            last_seen=contact.last_seen,
+            traits=contact.traits,
+            identities=await state.identities_of(cid),
+        )
+
+    @router.get(
+        "/contacts/{contact_id}/events",
+        response_model=EventsOut,
+        responses={**ERRORS, **not_found},
+    )
+    async def contact_events(
+        contact_id: str, limit: int = Query(200, ge=1, le=10_000)
+    ) -> EventsOut:
+        """The contact's whole history in log order: its own events and its emails' lifecycle."""
+        cid = await canonical(contact_id)
+        keys = sorted({cid, *await state.identities_of(cid)})
+        events = await log.for_contact(keys, limit)
+        return EventsOut(
+            contact_id=cid,
+            events=[
+                EventOut(
+                    offset=e.offset,
+                    type=e.type,
+                    event=e.event,
+                    name=e.name,
+                    message_id=e.message_id,
+                    user_id=e.user_id,
+                    anonymous_id=e.anonymous_id,
+                    properties=e.properties,
+                    traits=e.traits,
+                    timestamp=e.timestamp,
+                    received_at=e.received_at,
+                )
+                for e in events
+            ],
+        )
+
+    @router.get(
+        "/contacts/{contact_id}/messages",
+        response_model=MessagesOut,
+        responses={**ERRORS, **not_found},
+    )
+    async def contact_messages(
+        contact_id: str, limit: int = Query(100, ge=1, le=10_000)
+    ) -> MessagesOut:
+        cid = await canonical(contact_id)
+        rows = await state.outbox_for_contact(cid, limit)
+        return MessagesOut(
+            contact_id=cid,
+            messages=[
+                MessageOut(
+                    key=r.intent.key,
+                    template=r.intent.template,
+                    journey=r.intent.journey,
+                    step=r.intent.step,
+                    message_class=r.intent.message_class,
+                    status=r.status,
+                    attempts=r.attempts,
+                    message_id=r.message_id,
+                    last_code=r.last_code,
+                    last_text=r.last_text,
+                    created_at=r.intent.created_at,
+                    updated_at=r.updated_at,
+                )
+                for r in rows
+            ],
+        )
+
+    @router.get("/outbox", responses=ERRORS)
+    async def outbox_counts() -> dict[str, int]:
+        """How many messages are in each state."""
+        return await state.outbox_counts()
+
+    return router

@@ -1,0 +1,66 @@
+"""The HTTP app: the tracking API, the admin API, /metrics and /healthz on one pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mailpulse import __version__
+from mailpulse.api.admin import admin_router
+from mailpulse.api.ingest import ingest_router
+from mailpulse.runtime.pipeline import Pipeline
+
+
+def _error(status: int, message: str, where: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "where": where}, status_code=status)
+
+
+def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pipeline.start()
+        try:
+            yield
+        finally:
+            await pipeline.stop()
+
+    config = pipeline.project.config
+    app = FastAPI(
+        title="mailpulse",
+        version=__version__,
+        summary="Segment-spec events in, personalized DKIM-signed email out.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = pipeline.metrics
+    app.state.admin_key = config.project.admin_key
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, first.get("msg", "invalid request"), where or None)
+
+    app.include_router(ingest_router(pipeline.append, frozenset(config.project.write_keys)))
+    app.include_router(admin_router(pipeline.log, pipeline.state))
+    for router in extra_routers:
+        app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(pipeline.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,213 @@
+"""The `mailpulse` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from mailpulse.errors import ProjectError
+
+app = typer.Typer(
+    help="mailpulse: Segment events in, personalized DKIM-signed email out in milliseconds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
+app.add_typer(dkim_app, name="dkim")
+console = Console()
+err = Console(stderr=True)
+
+ProjectDir = Annotated[
+    Path, typer.Option("--project", "-p", help="The project folder (holds mailpulse.toml).")
+]
+
+
+def _load(project_dir: Path):  # noqa: ANN202 - the Project type is imported lazily
+    from mailpulse.project import load_project
+
+    try:
+        return load_project(project_dir)
+    except ProjectError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _run(coro) -> None:  # noqa: ANN001
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+
+
+async def _serve(app_, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+    config = uvicorn.Config(
+        app_, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    if stop is not None:
+
+        async def watch() -> None:
+            await stop.wait()
+            server.should_exit = True
+
+        watcher = asyncio.create_task(watch())
+    await server.serve()
+    if stop is not None:
+        watcher.cancel()
+
+
+@app.command()
+def validate(project: Annotated[Path, typer.Argument(help="The project folder.")] = Path(".")):
+    """Check a project: mailpulse.toml, templates and journeys. Errors name file and line."""
+    loaded = _load(project)
+    console.print(
+        f"[green]ok[/] {loaded.root}: {len(loaded.templates.names())} templates, "
+        f"{len(loaded.journeys)} journeys"
+    )
+
+
+@app.command()
+def serve(
+    project: ProjectDir = Path("."),
+    data: Annotated[Path, typer.Option(help="Where the log and state live.")] = Path(
+        ".mailpulse"
+    ),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the pipeline and its HTTP API on a project."""
+    from mailpulse.api import create_app
+    from mailpulse.runtime.pipeline import Pipeline
+
+    loaded = _load(project)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    pipeline = Pipeline(loaded, data)
+    console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} (data in {data})")
+    _run(_serve(create_app(pipeline), host, port))
+
+
+def _find_demo_project() -> Path:
+    candidates = [
+        Path.cwd() / "examples" / "shop",
+        Path(__file__).resolve().parents[2] / "examples" / "shop",
+    ]
+    for path in candidates:
+        if (path / "mailpulse.toml").is_file():
+            return path
+    err.print("[bold red]error:[/] cannot find examples/shop; run from the mailpulse checkout")
+    raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="HTTP port of the demo server.")] = 8000,
+    host: str = "127.0.0.1",
+    rate: Annotated[float, typer.Option(help="Simulated shop actions per second.")] = 2.0,
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds (0: run until Ctrl-C).")
+    ] = 0,
+    data: Annotated[Path, typer.Option(help="Demo data folder (reset at start).")] = Path(
+        ".mailpulse-demo"
+    ),
+    project: Annotated[Path | None, typer.Option(help="Another project to demo.")] = None,
+) -> None:
+    """Server + example shop project + capture inbox + traffic, all on this machine."""
+    from mailpulse.api import create_app
+    from mailpulse.delivery import SmtpRelay
+    from mailpulse.demo import CaptureInbox, TrafficGenerator, inbox_router
+    from mailpulse.runtime.pipeline import Pipeline
+
+    loaded = _load(project or _find_demo_project())
+    shutil.rmtree(data, ignore_errors=True)
+
+    async def main() -> None:
+        inbox = CaptureInbox(host="127.0.0.1", port=0)
+        await inbox.start()
+        relay = SmtpRelay("127.0.0.1", inbox.port, starttls=False, max_connections=4)
+        pipeline = Pipeline(loaded, data, transport=relay)
+        web = create_app(pipeline, extra_routers=[inbox_router(inbox)])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        base = f"http://{host}:{port}"
+        server = asyncio.create_task(_serve(web, host, port, stop))
+        while not server.done() and not await _listening(host, port):
+            await asyncio.sleep(0.05)
+        if server.done():
+            await server  # raises: the port is taken or the app did not start
+        cfg = loaded.config.project
+        console.print(f"[bold green]mailpulse demo[/] on the {cfg.name!r} project ({loaded.root})")
+        console.print(f"  inbox (what was sent)   {base}/inbox")
+        console.print(f"  API docs                {base}/docs")
+        console.print(f"  metrics                 {base}/metrics")
+        console.print(
+            f"  a contact's timeline    curl -H 'Authorization: Bearer {cfg.admin_key}' "
+            f"{base}/admin/contacts/<userId>/events"
+        )
+        console.print(
+            f"  send your own event     curl -u {cfg.write_keys[0]}: {base}/v1/track "
+            "-H 'content-type: application/json' "
+            "-d '{\"userId\":\"u1\",\"event\":\"Signed Up\"}'"
+        )
+        console.print(f"  SMTP capture inbox      127.0.0.1:{inbox.port}")
+        console.print("Traffic is flowing; press Ctrl-C to stop.")
+        traffic = TrafficGenerator(base, cfg.write_keys[0], rate=rate)
+        traffic_task = asyncio.create_task(traffic.run(stop))
+        if duration:
+            loop.call_later(duration, stop.set)
+        await stop.wait()
+        await traffic_task
+        await server
+        await relay.close()
+        await inbox.stop()
+        console.print(
+            f"stopped: {traffic.actions_sent} shop actions sent, "
+            f"{inbox.received_count} emails captured"
+        )
+
+    _run(main())
+
+
+async def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.close()
+        return True
+    return False
+
+
+@dkim_app.command("keygen")
+def dkim_keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the private key (PEM).")],
+    selector: str = "mp1",
+    domain: str = "example.com",
+    bits: int = 2048,
+) -> None:
+    """Make an RSA key for DKIM and print the DNS TXT record to publish."""
+    from mailpulse.delivery import dns_txt_record, generate_rsa_key
+
+    if out.exists():
+        err.print(f"[bold red]error:[/] {out} exists; not overwriting a key")
+        raise typer.Exit(2)
+    pem = generate_rsa_key(bits)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(pem)
+    out.chmod(0o600)
+    console.print(f"wrote {out}; publish this TXT record:")
+    console.print(f"{selector}._domainkey.{domain}. IN TXT \"{dns_txt_record(pem)}\"")
+
+
+if __name__ == "__main__":
+    app()
