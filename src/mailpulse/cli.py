@@ -7,14 +7,18 @@ import contextlib
 import logging
 import shutil
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
 
 from mailpulse.errors import ProjectError
+
+if TYPE_CHECKING:
+    from mailpulse.project import Project
 
 app = typer.Typer(
     help="mailpulse: Segment events in, personalized DKIM-signed email out in milliseconds.",
@@ -31,7 +35,7 @@ ProjectDir = Annotated[
 ]
 
 
-def _load(project_dir: Path):  # noqa: ANN202 - the Project type is imported lazily
+def _load(project_dir: Path) -> Project:
     from mailpulse.project import load_project
 
     try:
@@ -41,7 +45,7 @@ def _load(project_dir: Path):  # noqa: ANN202 - the Project type is imported laz
         raise typer.Exit(2) from exc
 
 
-def _run(coro) -> None:  # noqa: ANN001
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
 
@@ -50,7 +54,7 @@ def _run(coro) -> None:  # noqa: ANN001
         asyncio.run(coro)
 
 
-async def _serve(app_, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+async def _serve(app_: Any, host: str, port: int, stop: asyncio.Event | None = None) -> None:
     config = uvicorn.Config(
         app_, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
     )
@@ -80,9 +84,7 @@ def validate(project: Annotated[Path, typer.Argument(help="The project folder.")
 @app.command()
 def serve(
     project: ProjectDir = Path("."),
-    data: Annotated[Path, typer.Option(help="Where the log and state live.")] = Path(
-        ".mailpulse"
-    ),
+    data: Annotated[Path, typer.Option(help="Where the log and state live.")] = Path(".mailpulse"),
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> None:
@@ -143,7 +145,8 @@ def demo(
             loop.add_signal_handler(sig, stop.set)
         base = f"http://{host}:{port}"
         server = asyncio.create_task(_serve(web, host, port, stop))
-        while not server.done() and not await _listening(host, port):
+        # uvicorn offers no "started" event to wait on; poll the port.
+        while not server.done() and not await _listening(host, port):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if server.done():
             await server  # raises: the port is taken or the app did not start
@@ -159,7 +162,7 @@ def demo(
         console.print(
             f"  send your own event     curl -u {cfg.write_keys[0]}: {base}/v1/track "
             "-H 'content-type: application/json' "
-            "-d '{\"userId\":\"u1\",\"event\":\"Signed Up\"}'"
+            '-d \'{"userId":"u1","event":"Signed Up"}\''
         )
         console.print(f"  SMTP capture inbox      127.0.0.1:{inbox.port}")
         console.print("Traffic is flowing; press Ctrl-C to stop.")
@@ -206,7 +209,7 @@ def dkim_keygen(
     out.write_bytes(pem)
     out.chmod(0o600)
     console.print(f"wrote {out}; publish this TXT record:")
-    console.print(f"{selector}._domainkey.{domain}. IN TXT \"{dns_txt_record(pem)}\"")
+    console.print(f'{selector}._domainkey.{domain}. IN TXT "{dns_txt_record(pem)}"')
 
 
 if __name__ == "__main__":

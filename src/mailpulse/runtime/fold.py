@@ -35,6 +35,7 @@ _BATCH = 2000
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_instance = msgspec.msgpack.Decoder(JourneyInstance).decode
+_decode_journey = msgspec.msgpack.Decoder(JourneyDefinition).decode
 
 AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
 
@@ -87,6 +88,10 @@ class FoldWorker:
         self._bus = bus
         self._append = append
         self._journeys = journeys
+        # Every version ever run: an instance finishes on the version it entered.
+        self._versions: dict[tuple[str, str], JourneyDefinition] = {
+            (j.id, j.version): j for j in journeys.values()
+        }
         self._metrics = metrics
         self._partition = partition
         self._clock = clock
@@ -102,7 +107,18 @@ class FoldWorker:
 
     # -- the loop ------------------------------------------------------------------------
 
+    async def _load_versions(self) -> None:
+        await self._state.save_journey_versions(
+            [(j.id, j.version, _encode(j)) for j in self._journeys.values()]
+        )
+        for jid, version, body in await self._state.journey_versions():
+            self._versions.setdefault((jid, version), _decode_journey(body))
+
+    def _definition(self, instance: JourneyInstance) -> JourneyDefinition | None:
+        return self._versions.get((instance.journey_id, instance.version))
+
     async def run(self) -> None:
+        await self._load_versions()
         self.checkpoint = await self._state.checkpoint()
         while await self._fold_from_log():
             pass
@@ -191,15 +207,19 @@ class FoldWorker:
             return
         now = self._clock()
         instances = self._instances.setdefault(cid, [])
-        for journey in self._journeys.values():
-            active, last_entered = None, None
+        for current in self._journeys.values():
+            active, last_entered, seen = None, None, set()
             for inst in instances:
-                if inst.journey_id != journey.id:
+                if inst.journey_id != current.id:
                     continue
+                seen.add(inst.instance_id)
                 if inst.status == "active":
                     active = inst
                 if last_entered is None or inst.entered_at > last_entered:
                     last_entered = inst.entered_at
+            journey = current if active is None else self._definition(active)
+            if journey is None:
+                continue
             tr = on_event(
                 journey,
                 contact_id=cid,
@@ -208,9 +228,12 @@ class FoldWorker:
                 last_entered_at=last_entered,
                 now=now,
             )
-            if tr.instance is not None:
-                self._store_instance(tr.instance, batch)
-                self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
+            if tr.instance is None:
+                continue
+            if active is None and tr.instance.instance_id in seen:
+                continue  # a replayed entry of an instance that already ran
+            self._store_instance(tr.instance, batch)
+            self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
 
     # -- identity ------------------------------------------------------------------------
 
@@ -384,7 +407,7 @@ class FoldWorker:
                     None,
                 )
                 inst = cached or _decode_instance(rec.body)
-                journey = self._journeys.get(inst.journey_id)
+                journey = self._definition(inst)
                 contact = self._contacts.get(inst.contact_id)
                 if journey is None or contact is None:
                     inst.status, inst.wake_at = "exited", None

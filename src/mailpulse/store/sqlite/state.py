@@ -142,6 +142,12 @@ class SqliteStateStore:
     async def next_wake(self) -> float | None:
         return await self._worker.call(lambda c: c.execute(Q["next-wake"]).fetchone()[0])
 
+    async def save_journey_versions(self, versions: Sequence[tuple[str, str, bytes]]) -> None:
+        await self._worker.call(lambda c: c.executemany(Q["save-journey-version"], versions))
+
+    async def journey_versions(self) -> list[tuple[str, str, bytes]]:
+        return await self._worker.call(lambda c: c.execute(Q["journey-versions"]).fetchall())
+
     async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]:
         sql = (
             f"{self._outbox_select} WHERE status IN ('queued', 'deferred', 'sending') "

@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS journey_instances (
 CREATE INDEX IF NOT EXISTS instances_by_contact ON journey_instances (contact_id);
 CREATE INDEX IF NOT EXISTS instances_by_wake ON journey_instances (wake_at)
     WHERE status = 'active' AND wake_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS journey_versions (
+    journey_id TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    PRIMARY KEY (journey_id, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     key             TEXT PRIMARY KEY,
     contact_id      TEXT NOT NULL,
@@ -105,3 +111,9 @@ WHERE key = ?
 
 -- name: outbox-counts
 SELECT status, COUNT(*) FROM outbox GROUP BY status
+
+-- name: save-journey-version
+INSERT OR IGNORE INTO journey_versions (journey_id, version, body) VALUES (?, ?, ?)
+
+-- name: journey-versions
+SELECT journey_id, version, body FROM journey_versions
