@@ -203,7 +203,7 @@ class _Shop:
         call = self._track(
             visitor,
             "Order Completed",
-            {"order_id": order_id, "revenue": order["total"], **order},
+            {"order_id": order_id, "cart_id": visitor.cart_id, "revenue": order["total"], **order},
         )
         visitor.stage, visitor.cart, visitor.outcome, visitor.viewed = "browsing", {}, "", []
         if self._rng.random() < 0.5:
