@@ -34,13 +34,23 @@ def load_error(templates, **files: str) -> ProjectError:
         ('---\n- "Hi"\n---\n' + BODY, 2, "key: value"),
         ('---\nsubject: "Hi {{ contact.name"\n---\n' + BODY, 2, "Jinja syntax error"),
         ('---\nsubject: "Hi"\npreheader: "{% if %}"\n---\n' + BODY, 3, "Jinja syntax error"),
-        (FRONT + "<mjml>\n<mj-body>\n{% for x in y %}\n</mj-body></mjml>\n", 6, "Jinja syntax error"),
-        (FRONT + "<mjml>\n<mj-body>\n{{ contact.name }\n</mj-body></mjml>\n", 6, "Jinja syntax error"),
+        (
+            FRONT + "<mjml>\n<mj-body>\n{% for x in y %}\n</mj-body></mjml>\n",
+            6,
+            "Jinja syntax error",
+        ),
+        (
+            FRONT + "<mjml>\n<mj-body>\n{{ contact.name }\n</mj-body></mjml>\n",
+            6,
+            "Jinja syntax error",
+        ),
         (FRONT + "\n\n<mjml><mj-body>{% endif %}</mj-body></mjml>\n", 6, "Jinja syntax error"),
         (FRONT + "<mjml>\n<mj-head></mj-head><foo>\n</mjml>\n", 5, "MJML does not compile"),
     ],
 )
-def test_bad_main_file_names_file_and_line(templates, source: str, line: int, fragment: str) -> None:
+def test_bad_main_file_names_file_and_line(
+    templates, source: str, line: int, fragment: str
+) -> None:
     error = load_error(templates, welcome__mjml=source)
 
     assert error.path.name == "welcome.mjml"

@@ -39,7 +39,9 @@ preheader: "{{ event.properties.products | length }} items are waiting"
     {% endfor %}
     <mj-section>
       <mj-column>
-        <mj-button href="{{ project.url }}/cart?step=checkout&amp;c={{ contact.id }}">Check out</mj-button>
+        <mj-button href="{{ project.url }}/cart?step=checkout&amp;c={{ contact.id }}">
+          Check out
+        </mj-button>
         <mj-text css-class="footer"><a href="{{ unsubscribe_url }}">Unsubscribe</a><br />
           {{ project.postal_address }}</mj-text>
       </mj-column>
@@ -130,7 +132,9 @@ def test_preheader_is_the_hidden_first_element_of_the_body(templates, shop_conte
     assert "items are waiting" not in rendered.text
 
 
-def test_compiles_once_however_many_renders(templates, shop_context, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiles_once_however_many_renders(
+    templates, shop_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     real_mjml2html = compile_module.mjml2html
 

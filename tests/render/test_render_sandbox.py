@@ -36,7 +36,7 @@ def test_private_attributes_are_refused_at_load(templates, expression: str) -> N
 
 def test_private_attribute_in_subject_is_refused_at_load(templates) -> None:
     with pytest.raises(ProjectError) as caught:
-        TemplateLibrary.load(templates(t__html="---\nsubject: \"{{ x.__class__ }}\"\n---\n<p></p>"))
+        TemplateLibrary.load(templates(t__html='---\nsubject: "{{ x.__class__ }}"\n---\n<p></p>'))
     assert caught.value.line == 2
 
 
@@ -70,7 +70,13 @@ def test_sandbox_violations_at_render_are_render_errors(templates, body: str, re
 
 
 @pytest.mark.parametrize(
-    "body", ["{{ missing() }}", "{{ range(10000000) | list }}", "{{ 1 / 0 }}", "{{ contact.x | round(2) }}"]
+    "body",
+    [
+        "{{ missing() }}",
+        "{{ range(10000000) | list }}",
+        "{{ 1 / 0 }}",
+        "{{ contact.x | round(2) }}",
+    ],
 )
 def test_any_render_failure_is_a_render_error(templates, body: str) -> None:
     with pytest.raises(RenderError, match="template 't' failed"):
@@ -98,11 +104,15 @@ def test_dict_keys_win_over_dict_methods(templates) -> None:
 
 def test_html_is_autoescaped_and_subject_and_text_are_not(templates) -> None:
     folder = templates(
-        t__html='---\nsubject: "Hi {{ contact.first_name }}"\n---\n<p>Hi {{ contact.first_name }}</p>'
-        '<a href="{{ contact.site }}">site</a>',
+        t__html='---\nsubject: "Hi {{ contact.first_name }}"\n---\n'
+        '<p>Hi {{ contact.first_name }}</p><a href="{{ contact.site }}">site</a>',
     )
-    rendered = TemplateLibrary.load(folder).get("t").render(
-        {"contact": {"first_name": "<script>alert(1)</script>", "site": 'x" onclick="evil()'}}
+    rendered = (
+        TemplateLibrary.load(folder)
+        .get("t")
+        .render(
+            {"contact": {"first_name": "<script>alert(1)</script>", "site": 'x" onclick="evil()'}}
+        )
     )
 
     assert "<script>" not in rendered.html

@@ -13,10 +13,23 @@ _MAX_REPEAT = 1_000_000
 _MAX_EXPONENT = 1_000
 
 
+class MissingValue(ChainableUndefined):
+    """A value the context lacks: renders empty, iterates as empty, and counts as 0 in the
+    `int` and `float` filters, so `{{ "%.2f" | format(item.price | float) }}` never fails."""
+
+    __slots__ = ()
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+
 class MailSandbox(ImmutableSandboxedEnvironment):
     """Jinja as email service providers run Liquid: missing values render empty, nothing escapes.
 
-    A trait a contact never set renders as "" (ChainableUndefined, and `None` prints as ""),
+    A trait a contact never set renders as "" (MissingValue, and `None` prints as ""),
     so one incomplete profile never stops a send. Reaching an unsafe attribute raises at once
     instead of quietly rendering empty, so the author learns of it.
     """
@@ -26,7 +39,7 @@ class MailSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *, autoescape: bool) -> None:
         super().__init__(
             autoescape=autoescape,
-            undefined=ChainableUndefined,
+            undefined=MissingValue,
             finalize=_none_as_empty,
             keep_trailing_newline=True,
         )
