@@ -242,7 +242,7 @@ def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:
             continue
         addr = parseaddr(value)[1]
         try:
-            validate_email(addr, check_deliverability=False)
+            validate_email(addr, check_deliverability=False, test_environment=True)
         except EmailNotValidError as exc:
             raise ProjectError(
                 path,

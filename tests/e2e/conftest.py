@@ -1,0 +1,278 @@
+"""Whole-pipeline fixtures: a real project folder, a real SMTP peer, a real HTTP server.
+
+The SMTP peer is aiosmtpd on the test's own loop; it keeps every message and answers
+recipients by their local part: `defer-N.*` gets `451` N times and then `250`,
+`bounce.*` gets `550 5.1.1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailpulse.api import create_app
+from mailpulse.delivery import dns_txt_record, generate_rsa_key
+from mailpulse.project import load_project
+from mailpulse.runtime.pipeline import Pipeline
+
+WRITE_KEY = "test-write-key"
+ADMIN_KEY = "test-admin-key"
+_DEFER = re.compile(r"^defer-(\d+)\.")
+
+WELCOME = """\
+---
+subject: "Welcome, {{ contact.first_name | default('friend') }} — Grüße from {{ project.name }}"
+preheader: "Your account is ready"
+---
+<mjml><mj-body><mj-section><mj-column>
+  <mj-text>Hello {{ contact.first_name }}, your plan is {{ contact.plan }}.</mj-text>
+  <mj-button href="{{ project.url }}/start?u={{ contact.id }}">Get started</mj-button>
+  <mj-text>{{ project.postal_address }} · <a href="{{ unsubscribe_url }}">Unsubscribe</a></mj-text>
+</mj-column></mj-section></mj-body></mjml>
+"""
+
+REMINDER = """\
+---
+subject: "You left {{ event.properties.name }} in your cart"
+---
+<html><head><style>p { color: #333; }</style></head><body>
+<p>Hi {{ contact.first_name }}, {{ event.properties.name }} is waiting.</p>
+</body></html>
+"""
+
+JOURNEYS = {
+    "welcome": """\
+        trigger:
+          event: Signed Up
+        steps:
+          - send: welcome
+        """,
+    "cart": """\
+        trigger:
+          event: Product Added
+        entry: always
+        exit_on:
+          - event: Order Completed
+        steps:
+          - wait: 2s
+          - send: reminder
+        """,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_project(
+    root: Path, smtp_port: int, *, journeys: dict[str, str] | None = None, retry: str = '["1s"]'
+) -> Path:
+    (root / "templates").mkdir(parents=True)
+    (root / "journeys").mkdir()
+    (root / "dkim").mkdir()
+    (root / "templates" / "welcome.mjml").write_text(WELCOME, encoding="utf-8")
+    (root / "templates" / "reminder.html").write_text(REMINDER, encoding="utf-8")
+    for name, text in (journeys or JOURNEYS).items():
+        (root / "journeys" / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    (root / "dkim" / "key.pem").write_bytes(_key())
+    (root / "mailpulse.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [project]
+            name = "Testshop"
+            url = "https://shop.test"
+            postal_address = "1 Test Street, Testville"
+            write_keys = ["{WRITE_KEY}"]
+            admin_key = "{ADMIN_KEY}"
+
+            [sender]
+            from = "Testshop <hello@shop.test>"
+            return_path = "bounces@shop.test"
+            feedback_id = "t:welcome:mp:testshop"
+
+            [dkim]
+            domain = "shop.test"
+            selector = "mp"
+            private_key = "dkim/key.pem"
+
+            [smtp]
+            host = "127.0.0.1"
+            port = {smtp_port}
+            starttls = false
+            max_connections = 8
+
+            [delivery]
+            retry_schedule = {retry}
+            max_age = "1h"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return root
+
+
+_KEY: list[bytes] = []
+
+
+def _key() -> bytes:
+    # One RSA-2048 key per test session: generating one costs ~100 ms.
+    if not _KEY:
+        _KEY.append(generate_rsa_key(2048))
+    return _KEY[0]
+
+
+def dkim_dns(project_dir: Path) -> Callable[..., bytes]:
+    record = dns_txt_record((project_dir / "dkim" / "key.pem").read_bytes()).encode()
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes:
+        return record if name == b"mp._domainkey.shop.test." else b""
+
+    return lookup
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Sink:
+    """aiosmtpd on the test loop, scripted by recipient."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    _deferred: dict[str, int] = field(default_factory=dict)
+    _server: asyncio.AbstractServer | None = None
+    _arrival: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        rcpt = envelope.rcpt_tos[0]
+        local = rcpt.partition("@")[0]
+        m = _DEFER.match(local)
+        if m and self._deferred.get(rcpt, 0) < int(m.group(1)):
+            self._deferred[rcpt] = self._deferred.get(rcpt, 0) + 1
+            self.refused.append((rcpt, "451"))
+            return "451 4.3.0 try again later"
+        if local.startswith("bounce."):
+            self.refused.append((rcpt, "550"))
+            return "550 5.1.1 no such user"
+        self.received.append(Received(envelope.mail_from, rcpt, envelope.original_content))
+        self._arrival.set()
+        return "250 2.0.0 OK"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="sink.test", enable_SMTPUTF8=True), "127.0.0.1", 0
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def to(self, rcpt: str) -> list[Received]:
+        return [r for r in self.received if r.rcpt == rcpt]
+
+    async def wait_for(self, rcpt: str, count: int = 1, within: float = 10.0) -> list[Received]:
+        async with asyncio.timeout(within):
+            while len(self.to(rcpt)) < count:
+                self._arrival.clear()
+                await self._arrival.wait()
+        return self.to(rcpt)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    s = Sink()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, sink: Sink) -> Path:
+    return write_project(tmp_path / "project", sink.port)
+
+
+@dataclass
+class Server:
+    base: str
+    pipeline: Pipeline
+    client: httpx.AsyncClient
+    admin: httpx.AsyncClient
+
+    async def send(self, call: str, body: dict) -> httpx.Response:
+        return await self.client.post(f"/v1/{call}", json=body)
+
+    async def events(self, contact: str) -> list[dict]:
+        r = await self.admin.get(f"/admin/contacts/{contact}/events")
+        r.raise_for_status()
+        return r.json()["events"]
+
+    async def wait_event(self, contact: str, name: str, within: float = 10.0) -> dict:
+        async with asyncio.timeout(within):
+            while True:
+                with contextlib.suppress(httpx.HTTPStatusError):
+                    for ev in await self.events(contact):
+                        if ev["event"] == name:
+                            return ev
+                await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_server(project_dir: Path, data_dir: Path) -> AsyncIterator[Server]:
+    pipeline = Pipeline(load_project(project_dir), data_dir)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(pipeline), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                await task
+            await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    async with (
+        httpx.AsyncClient(base_url=base, auth=(WRITE_KEY, "")) as client,
+        httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as admin,
+    ):
+        try:
+            yield Server(base, pipeline, client, admin)
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture
+async def server(project_dir: Path, tmp_path: Path) -> AsyncIterator[Server]:
+    async with running_server(project_dir, tmp_path / "data") as s:
+        yield s
