@@ -169,7 +169,7 @@ def test_timestamp_and_domain_tags(rsa_pem):
 ascii_line = st.text(st.sampled_from("ab. \t-=xyz"), max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     subject=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=120),
     lines=st.lists(ascii_line, max_size=12),

@@ -1,0 +1,263 @@
+"""Delivery through one SMTP relay: a pool of reused, pipelined connections.
+
+Each `send` is one transaction and answers with a `DeliveryResult`; it never raises for what
+the network or the server does. 2xx is SENT, 4xx DEFERRED, 5xx BOUNCED; no answer at all
+(refused, timed out, cut off) is DEFERRED with code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections import deque
+from functools import lru_cache
+
+from mailpulse.delivery.address import ascii_addr_spec, parse_address
+from mailpulse.delivery.smtp_connection import ConnectionSettings, SmtpConnection, SmtpSetupError
+from mailpulse.delivery.smtp_reply import Reply, SmtpProtocolError
+from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage
+
+__all__ = ["SmtpRelay"]
+
+_NETWORK_ERRORS = (OSError, TimeoutError, SmtpProtocolError)  # ssl.SSLError is an OSError
+
+
+class _RelayClosed(Exception):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def _envelope_address(address: str) -> bytes:
+    """The bare addr-spec for MAIL/RCPT (IDNA domain); "" stays the null sender."""
+    if not address:
+        return b""
+    return ascii_addr_spec(parse_address(address)[1]).encode("ascii")
+
+
+def _status(code: int) -> DeliveryStatus:
+    if 200 <= code < 300:
+        return DeliveryStatus.SENT
+    if 500 <= code < 600:
+        return DeliveryStatus.BOUNCED
+    return DeliveryStatus.DEFERRED
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, SmtpProtocolError) else f"{type(error).__name__}: {text}"
+
+
+class SmtpRelay:
+    """Sends through `host:port` over at most `max_connections` connections."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        helo_name: str | None = None,
+        starttls: bool | None = None,
+        implicit_tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        tls_verify: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 10,
+        max_messages_per_connection: int = 100,
+        timeout: float = 30.0,
+    ) -> None:
+        """`starttls`: None uses it when offered, True requires it, False never uses it."""
+        if max_connections < 1 or max_messages_per_connection < 1:
+            raise ValueError("max_connections and max_messages_per_connection must be >= 1")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        if username is not None and starttls is False and not implicit_tls:
+            raise ValueError("AUTH needs TLS: allow starttls or use implicit_tls")
+        if implicit_tls and starttls:
+            raise ValueError("implicit_tls and starttls=True exclude each other")
+        self._settings = ConnectionSettings(
+            host=host,
+            port=port,
+            helo_name=helo_name or socket.getfqdn(),
+            starttls=starttls,
+            implicit_tls=implicit_tls,
+            username=username,
+            password=password,
+            timeout=timeout,
+        )
+        self._ssl_context = ssl_context
+        self._tls_verify = tls_verify
+        self._max_connections = max_connections
+        self._max_messages = max_messages_per_connection
+        self._idle: list[SmtpConnection] = []
+        self._waiters: deque[asyncio.Future[SmtpConnection | None]] = deque()
+        self._open = 0  # connections open or being opened
+        self._in_flight = 0
+        self._quitting: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._all_returned: asyncio.Event | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Transactions between sending MAIL and reading the reply to the message content."""
+        return self._in_flight
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self._ssl_context is None and (
+            self._settings.implicit_tls or self._settings.starttls is not False
+        ):
+            context = ssl.create_default_context()
+            if not self._tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl_context = context
+        return self._ssl_context
+
+    async def send(self, message: RenderedMessage) -> DeliveryResult:
+        """Runs one transaction for `message`; never raises for network or SMTP trouble."""
+        if self._closed:
+            raise RuntimeError("SmtpRelay.send after close()")
+        try:
+            mail_from = _envelope_address(message.mail_from)
+        except ValueError as err:
+            raise ValueError(f"bad envelope sender: {err}") from None
+        try:
+            rcpt_to = _envelope_address(message.rcpt_to)
+        except ValueError as err:
+            return self._result(message, DeliveryStatus.BOUNCED, 0, "5.1.3", str(err))
+        # A reused connection the server dropped while idle fails before anything is accepted;
+        # that one attempt is repeated on a fresh connection.
+        for attempt in (1, 2):
+            try:
+                connection = await self._checkout()
+            except SmtpSetupError as err:
+                reply = err.reply
+                code, enhanced = (reply.code, reply.enhanced) if reply else (0, "")
+                return self._result(message, DeliveryStatus.DEFERRED, code, enhanced, str(err))
+            except _RelayClosed:
+                return self._result(message, DeliveryStatus.DEFERRED, 0, "", "relay closed")
+            except _NETWORK_ERRORS as err:
+                return self._result(message, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+            reused = connection.transactions > 0
+            self._in_flight += 1
+            try:
+                reply = await connection.transaction(mail_from, rcpt_to, message.data)
+            except _NETWORK_ERRORS as err:
+                connection.close()
+                self._checkin(connection)
+                if attempt == 1 and reused and not connection.body_sent:
+                    continue
+                return self._result(message, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+            finally:
+                self._in_flight -= 1
+            break
+        if reply.code == 421:
+            # RFC 5321 §3.8: the server is closing this channel.
+            connection.close()
+        elif not reply.ok:
+            await self._reset(connection)
+        self._checkin(connection)
+        return self._from_reply(message, reply)
+
+    def _from_reply(self, message: RenderedMessage, reply: Reply) -> DeliveryResult:
+        return self._result(message, _status(reply.code), reply.code, reply.enhanced, reply.text)
+
+    @staticmethod
+    def _result(
+        message: RenderedMessage, status: DeliveryStatus, code: int, enhanced: str, text: str
+    ) -> DeliveryResult:
+        return DeliveryResult(
+            key=message.key, status=status, code=code, enhanced=enhanced, text=text, at=time.time()
+        )
+
+    async def _reset(self, connection: SmtpConnection) -> None:
+        try:
+            reply = await connection.reset()
+        except _NETWORK_ERRORS:
+            connection.close()
+            return
+        if not reply.ok:
+            connection.close()
+
+    async def _checkout(self) -> SmtpConnection:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.usable:
+                return connection
+            connection.close()
+            self._open -= 1
+        if self._open >= self._max_connections:
+            waiter: asyncio.Future[SmtpConnection | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    # Handed over just as we were cancelled: pass it on.
+                    given = waiter.result()
+                    if given is None:
+                        self._open -= 1
+                        self._give_slot()
+                    else:
+                        self._checkin(given)
+                raise
+            if handed is not None:
+                return handed
+            # Handed a free slot: `_open` already counts the connection we now open.
+        else:
+            self._open += 1
+        try:
+            return await SmtpConnection.open(self._settings, self._tls_context())
+        except BaseException:
+            self._open -= 1
+            self._give_slot()
+            raise
+
+    def _checkin(self, connection: SmtpConnection) -> None:
+        if not self._closed and connection.usable and connection.transactions < self._max_messages:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(connection)
+                    return
+            self._idle.append(connection)
+            return
+        self._retire(connection)
+
+    def _retire(self, connection: SmtpConnection) -> None:
+        task = asyncio.get_running_loop().create_task(connection.quit())
+        self._quitting.add(task)
+        task.add_done_callback(self._quitting.discard)
+        self._open -= 1
+        self._give_slot()
+
+    def _give_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            if self._closed:
+                waiter.set_exception(_RelayClosed())
+                continue
+            self._open += 1
+            waiter.set_result(None)
+            return
+        if self._open == 0 and self._all_returned is not None:
+            self._all_returned.set()
+
+    async def close(self) -> None:
+        """QUITs and closes every connection, after the transactions under way have ended."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._retire(connection)
+        self._give_slot()  # fails whoever still waits for a connection
+        if self._open > 0:
+            self._all_returned = asyncio.Event()
+            await self._all_returned.wait()
+        if self._quitting:
+            await asyncio.gather(*self._quitting)

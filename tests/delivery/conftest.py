@@ -1,0 +1,3 @@
+from .peers import certificate, scripted, smtp_server
+
+__all__ = ["certificate", "scripted", "smtp_server"]
