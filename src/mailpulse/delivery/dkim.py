@@ -99,9 +99,11 @@ def relaxed_body(body: bytes) -> bytes:
     end = len(body)
     while body.endswith(b"\r\n", 0, end):
         end -= 2
+    if not end:
+        return b""
     if end == len(body) - 2:
         return body  # the common case: exactly one CRLF at the end, nothing to copy
-    return body[:end] + b"\r\n" if end else b""
+    return body[:end] + b"\r\n"
 
 
 def relaxed_header(field: bytes) -> bytes:
