@@ -223,3 +223,11 @@ async def test_unreachable_server_is_counted_not_raised(caplog):
 def test_rate_must_be_positive_and_bounded(rate):
     with pytest.raises(ValueError, match="rate"):
         TrafficGenerator("http://127.0.0.1:1", WRITE_KEY, rate=rate)
+
+
+async def test_run_with_stop_already_set_sends_nothing(shop):
+    stop = asyncio.Event()
+    stop.set()
+    generator = TrafficGenerator(shop.url, WRITE_KEY, rate=FAST, seed=8)
+    await generator.run(stop)
+    assert shop.requests == [] and generator.actions_sent == 0

@@ -348,6 +348,9 @@ class TrafficGenerator:
 
 
 async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    # wait_for with a zero timeout gives up before the wait even starts, set event or not.
+    if event.is_set():
+        return True
     try:
         await asyncio.wait_for(event.wait(), seconds)
     except TimeoutError:
