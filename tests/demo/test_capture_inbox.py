@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import uvloop
 
 from mailpulse.demo import CaptureInbox
 
@@ -162,3 +163,15 @@ async def test_stop_hangs_up_on_clients_and_keeps_messages(smtp_send, shop_messa
     assert inbox.get(1).subject == "kept"
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", inbox.port)
+
+
+def test_runs_on_the_uvloop_the_app_uses(smtp_send, shop_message):
+    async def scenario() -> tuple[str, str]:
+        async with CaptureInbox() as inbox:
+            await smtp_send(inbox.port, shop_message("on uvloop"))
+            captured = await inbox.wait_for(lambda m: True, timeout=5)
+            return type(asyncio.get_running_loop()).__module__, captured.subject
+
+    loop_module, subject = uvloop.run(scenario())
+    assert loop_module.startswith("uvloop")
+    assert subject == "on uvloop"
