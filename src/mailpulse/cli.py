@@ -27,8 +27,8 @@ app = typer.Typer(
 )
 dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 app.add_typer(dkim_app, name="dkim")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ProjectDir = Annotated[
     Path, typer.Option("--project", "-p", help="The project folder (holds mailpulse.toml).")

@@ -1,0 +1,78 @@
+"""The `mailpulse` command: bad projects are refused with file, line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mailpulse.cli import app
+from tests.e2e.conftest import write_project
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "p", smtp_port=2525)
+
+
+def test_validate_accepts_a_good_project(project: Path) -> None:
+    result = runner.invoke(app, ["validate", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "2 templates, 2 journeys" in result.output
+
+
+def test_validate_accepts_the_demo_shop() -> None:
+    shop = Path(__file__).resolve().parents[1] / "examples" / "shop"
+    result = runner.invoke(app, ["validate", str(shop)])
+    assert result.exit_code == 0, result.output
+
+
+def test_journey_typo_names_file_line_and_fix(project: Path) -> None:
+    (project / "journeys" / "welcome.yaml").write_text(
+        "trigger:\n  event: Signed Up\nstpes:\n  - send: welcome\n"
+    )
+    result = runner.invoke(app, ["validate", str(project)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "welcome.yaml:3" in out and "steps" in out
+
+
+def test_template_reaching_python_internals_is_refused(project: Path) -> None:
+    (project / "templates" / "reminder.html").write_text(
+        "---\nsubject: hi\n---\n<p>{{ ''.__class__.__mro__[1].__subclasses__() }}</p>\n"
+    )
+    result = runner.invoke(app, ["validate", str(project)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "reminder.html:4" in out
+
+
+def test_unknown_config_key_names_its_line(project: Path) -> None:
+    toml = project / "mailpulse.toml"
+    toml.write_text(toml.read_text().replace("max_connections = 8", "max_conections = 8"))
+    result = runner.invoke(app, ["validate", str(project)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "mailpulse.toml:" in out and "max_connections" in out
+
+
+def test_serve_refuses_a_bad_project_and_writes_nothing(project: Path, tmp_path: Path) -> None:
+    (project / "journeys" / "cart.yaml").write_text("trigger: {event: x}\nsteps:\n  - wait: 5 parsecs\n")
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["serve", "--project", str(project), "--data", str(data)])
+    assert result.exit_code == 2
+    assert "cart.yaml:3" in " ".join(result.output.split())
+    assert not data.exists()
+
+
+def test_dkim_keygen_prints_the_dns_record(tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    result = runner.invoke(app, ["dkim", "keygen", "--out", str(key), "--domain", "shop.test"])
+    assert result.exit_code == 0, result.output
+    assert "mp1._domainkey.shop.test." in result.output and "v=DKIM1; k=rsa; p=" in result.output
+    assert key.stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(app, ["dkim", "keygen", "--out", str(key)])
+    assert again.exit_code == 2 and "exists" in again.output
