@@ -60,7 +60,9 @@ def test_unknown_config_key_names_its_line(project: Path) -> None:
 
 
 def test_serve_refuses_a_bad_project_and_writes_nothing(project: Path, tmp_path: Path) -> None:
-    (project / "journeys" / "cart.yaml").write_text("trigger: {event: x}\nsteps:\n  - wait: 5 parsecs\n")
+    (project / "journeys" / "cart.yaml").write_text(
+        "trigger: {event: x}\nsteps:\n  - wait: 5 parsecs\n"
+    )
     data = tmp_path / "data"
     result = runner.invoke(app, ["serve", "--project", str(project), "--data", str(data)])
     assert result.exit_code == 2

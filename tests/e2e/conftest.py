@@ -198,11 +198,14 @@ class Sink:
     def to(self, rcpt: str) -> list[Received]:
         return [r for r in self.received if r.rcpt == rcpt]
 
-    async def wait_for(self, rcpt: str, count: int = 1, within: float = 10.0) -> list[Received]:
+    async def wait_until(self, done: Callable[[], bool], within: float = 10.0) -> None:
         async with asyncio.timeout(within):
-            while len(self.to(rcpt)) < count:
+            while not done():
                 self._arrival.clear()
                 await self._arrival.wait()
+
+    async def wait_for(self, rcpt: str, count: int = 1, within: float = 10.0) -> list[Received]:
+        await self.wait_until(lambda: len(self.to(rcpt)) >= count, within)
         return self.to(rcpt)
 
 
@@ -261,9 +264,7 @@ async def running_server(project_dir: Path, data_dir: Path) -> AsyncIterator[Ser
     base = f"http://127.0.0.1:{port}"
     async with (
         httpx.AsyncClient(base_url=base, auth=(WRITE_KEY, "")) as client,
-        httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-        ) as admin,
+        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin,
     ):
         try:
             yield Server(base, pipeline, client, admin)

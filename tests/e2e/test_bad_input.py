@@ -23,8 +23,13 @@ async def _head(server: Server) -> int:
         ("identify", b'{"userId": "u", "traits": []}', 400, "traits"),
         ("alias", b'{"userId": "u"}', 400, "previousId"),
         ("track", b'{"userId": "u", "event": "x", "timestamp": "yesterday"}', 400, "timestamp"),
-        ("batch", b'{"batch": [{"type": "track", "userId": "u", "event": "ok"}, '
-                  b'{"type": "nope", "userId": "u"}]}', 400, "batch[1]"),
+        (
+            "batch",
+            b'{"batch": [{"type": "track", "userId": "u", "event": "ok"}, '
+            b'{"type": "nope", "userId": "u"}]}',
+            400,
+            "batch[1]",
+        ),
         ("batch", b'{"batch": []}', 400, "empty"),
     ],
 )
@@ -52,7 +57,8 @@ async def test_oversized_event_and_request(server: Server) -> None:
     assert r.status_code == 400 and "512000" in r.json()["error"]
     bomb = gzip.compress(b'{"batch": [' + b" " * 5_000_000 + b"]}")
     r = await server.client.post(
-        "/v1/batch", content=bomb,
+        "/v1/batch",
+        content=bomb,
         headers={"content-encoding": "gzip", "content-type": "application/json"},
     )
     assert r.status_code == 400

@@ -24,8 +24,18 @@ USERS = 400
 
 def start_server(project: Path, data: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mailpulse.cli", "serve", "--project", str(project),
-         "--data", str(data), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "mailpulse.cli",
+            "serve",
+            "--project",
+            str(project),
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -68,9 +78,7 @@ async def test_kill_9_under_load_loses_nothing(project_dir: Path, tmp_path: Path
             base_url=base, auth=(WRITE_KEY, ""), limits=limits, timeout=10
         ) as client:
             load = asyncio.gather(*(user_signs_up(n, client) for n in range(USERS)))
-            async with asyncio.timeout(60):
-                while len(sink.received) < 150:
-                    await asyncio.sleep(0.005)
+            await sink.wait_until(lambda: len(sink.received) >= 150, within=60)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             await load
@@ -79,9 +87,7 @@ async def test_kill_9_under_load_loses_nothing(project_dir: Path, tmp_path: Path
 
         proc = start_server(project_dir, data, port)
         await wait_healthy(base, proc)
-        async with asyncio.timeout(60):
-            while not acknowledged <= {r.rcpt for r in sink.received}:
-                await asyncio.sleep(0.05)
+        await sink.wait_until(lambda: acknowledged <= {r.rcpt for r in sink.received}, within=60)
         await asyncio.sleep(1.0)  # let any late double show itself
     finally:
         if proc.poll() is None:

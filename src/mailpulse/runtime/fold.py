@@ -33,9 +33,9 @@ EVENTS = "events"
 SENDS = "sends"
 _BATCH = 2000
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode_instance = msgspec.msgpack.Decoder(JourneyInstance).decode
-_decode_journey = msgspec.msgpack.Decoder(JourneyDefinition).decode
+_encode = msgspec.json.Encoder().encode
+_decode_instance = msgspec.json.Decoder(JourneyInstance).decode
+_decode_journey = msgspec.json.Decoder(JourneyDefinition).decode
 
 AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
 

@@ -16,8 +16,9 @@ from mailpulse.store.sqlite.worker import SqliteWorker
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(Event).decode
+# JSON, not msgpack: JSON numbers have no size limit and events arrive as JSON.
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Event).decode
 
 
 def _with_offset(offset: int, body: bytes) -> Event:

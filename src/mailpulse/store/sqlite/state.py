@@ -20,9 +20,9 @@ from mailpulse.store.sqlite.worker import SqliteWorker
 from mailpulse.types import Contact, SendIntent
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
-_encode = msgspec.msgpack.Encoder().encode
-_decode_contact = msgspec.msgpack.Decoder(Contact).decode
-_decode_intent = msgspec.msgpack.Decoder(SendIntent).decode
+_encode = msgspec.json.Encoder().encode
+_decode_contact = msgspec.json.Decoder(Contact).decode
+_decode_intent = msgspec.json.Decoder(SendIntent).decode
 
 
 def _instance(row: tuple[Any, ...]) -> InstanceRecord:
