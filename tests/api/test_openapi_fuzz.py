@@ -70,6 +70,17 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
 _BASIC = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
 
+def _fuzz(operation: schemathesis.APIOperation) -> None:
+    auth = f"Bearer {ADMIN_KEY}" if operation.path.startswith("/admin") else _BASIC
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers={"Authorization": auth})
+
+    check()
+
+
 def test_no_server_error_and_answers_match_the_schema(
     api_schema: schemathesis.BaseSchema,
 ) -> None:
@@ -77,11 +88,4 @@ def test_no_server_error_and_answers_match_the_schema(
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10
     for operation in operations:
-        auth = f"Bearer {ADMIN_KEY}" if operation.path.startswith("/admin") else _BASIC
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case, auth: str = auth) -> None:
-            case.call_and_validate(headers={"Authorization": auth})
-
-        check()
+        _fuzz(operation)
