@@ -124,6 +124,7 @@ def item(**fields: object) -> dict[str, object]:
         ({"batch": []}, "batch", "must not be empty"),
         ({"batch": [5]}, "batch[0]", "must be a JSON object, not int"),
         ({"batch": [item(), item(type="purchase")]}, "batch[1].type", "unknown call type"),
+        ({"batch": [item(type="x - at `$.y`")]}, "batch[0].type", "unknown call type 'x - at"),
         ({"batch": [{"userId": "u", "event": "e"}]}, "batch[0].type", "is required; " + TYPES),
         ({"batch": [item(type=1)]}, "batch[0].type", "Expected `str`; " + TYPES),
         (

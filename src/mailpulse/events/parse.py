@@ -11,6 +11,7 @@ import uuid
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -141,7 +142,7 @@ def _gunzip(body: bytes) -> bytes:
             return bytes(out)
 
 
-def _decode(decoder: msgspec.json.Decoder, data: bytes, where: str | None):
+def _decode(decoder: msgspec.json.Decoder, data: bytes | msgspec.Raw, where: str | None) -> Any:
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as error:
@@ -155,7 +156,7 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes, where: str | None):
 
 
 # msgspec says e.g. "Object missing required field `event` - at `$.batch[0]`".
-_LOCATED = re.compile(r"(?P<reason>.*?)(?: - at `\$(?P<path>.*)`)?", re.DOTALL)
+_LOCATED = re.compile(r"(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>.*)`")
 _EXPECTED_OBJECT = re.compile(r"Expected `object`, got `(?P<got>.*)`")
 _UNKNOWN_TAG = re.compile(r"Invalid value (?P<value>.*)")
@@ -199,7 +200,7 @@ def _event(
     where: str | None,
     received_at: float,
     batch_sent_at: datetime | None,
-    batch_context: dict,
+    batch_context: dict[str, Any],
     new_id: Callable[[], str],
 ) -> Event:
     user_id = _identifier(call.userId)
