@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailpulse import __version__
 from mailpulse.api.admin import admin_router
-from mailpulse.api.ingest import ingest_router
+from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -21,7 +23,9 @@ def _error(status: int, message: str, where: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "where": where}, status_code=status)
 
 
-def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> TrackingApi:
+    """The ASGI app: the tracking API in front, FastAPI for everything else."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pipeline.start()
@@ -37,7 +41,6 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> F
         summary="Segment-spec events in, personalized DKIM-signed email out.",
         lifespan=lifespan,
     )
-    app.state.metrics = pipeline.metrics
     app.state.admin_key = config.project.admin_key
 
     @app.exception_handler(StarletteHTTPException)
@@ -50,7 +53,6 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> F
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(400, first.get("msg", "invalid request"), where or None)
 
-    app.include_router(ingest_router(pipeline.append, frozenset(config.project.write_keys)))
     app.include_router(admin_router(pipeline.log, pipeline.state))
     for router in extra_routers:
         app.include_router(router)
@@ -63,4 +65,18 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> F
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema["paths"] = {**openapi_paths(), **schema.get("paths", {})}
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "writeKey": {"type": "http", "scheme": "basic"},
+                "adminKey": {"type": "http", "scheme": "bearer"},
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return TrackingApi(pipeline.append, frozenset(config.project.write_keys), pipeline.metrics, app)

@@ -7,10 +7,6 @@ from typing import Any
 from pydantic import BaseModel
 
 
-class Accepted(BaseModel):
-    success: bool
-
-
 class ErrorBody(BaseModel):
     error: str
     where: str | None = None

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,6 +82,7 @@ class Sender:
         self._partition = partition
         self._clock = clock
         self._in_hand: set[str] = set()
+        self._sign_thread = ThreadPoolExecutor(1, thread_name_prefix="mp-dkim")
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -116,8 +118,9 @@ class Sender:
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._sign_thread.shutdown(wait=True)
 
-    def render(self, intent: SendIntent) -> RenderedMessage:
+    async def render(self, intent: SendIntent) -> RenderedMessage:
         """The signed message for an intent: same key, same bytes but for the Date."""
         ident = self._identity
         message_id = make_message_id(intent.key, ident.message_id_domain)
@@ -141,7 +144,11 @@ class Sender:
         t1 = time.perf_counter()
         self._metrics.stage_render.observe(t1 - t0)
         if self._signer is not None:
-            data = self._signer.sign(data)
+            # OpenSSL's RSA gives up the GIL: on its own thread the signature overlaps the
+            # event loop's work instead of stalling it for a quarter of a millisecond.
+            data = await asyncio.get_running_loop().run_in_executor(
+                self._sign_thread, self._signer.sign, data
+            )
             self._metrics.stage_sign.observe(time.perf_counter() - t1)
         return RenderedMessage(
             key=intent.key,
@@ -154,7 +161,7 @@ class Sender:
     async def _deliver(self, intent: SendIntent, attempts: int) -> None:
         try:
             try:
-                message = self.render(intent)
+                message = await self.render(intent)
             except (RenderError, KeyError) as exc:
                 await self._finish(
                     intent, attempts, OutboxStatus.FAILED, Lifecycle.FAILED, 0, str(exc)
