@@ -104,6 +104,7 @@ class FoldWorker:
         self._contacts: dict[str, Contact] = {}
         self._instances: dict[str, list[JourneyInstance]] = {}
         self.caught_up = asyncio.Event()
+        self._lifecycle_waiting = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -134,6 +135,17 @@ class FoldWorker:
             await self._fold_pending()
             if self._next_wake is not None and self._clock() >= self._next_wake:
                 await self._fire_timers()
+
+    async def ship_lifecycle(self) -> None:
+        """Move lifecycle events from the state's outbox to the log. The log drops a repeat by
+        message id, so a crash between the append and the forget costs nothing."""
+        self._lifecycle_waiting.set()  # leftovers from before a restart
+        while True:
+            await self._lifecycle_waiting.wait()
+            self._lifecycle_waiting.clear()
+            while events := await self._state.unshipped_lifecycle(_BATCH):
+                await self._append(events)
+                await self._state.forget_lifecycle([e.message_id for e in events])
 
     async def _fold_pending(self) -> None:
         while self._pending and self._pending[0][0] <= self.checkpoint:
@@ -175,10 +187,6 @@ class FoldWorker:
         self._metrics.stage_fold.observe(time.perf_counter() - t0)
 
     async def _commit(self, batch: _Batch, checkpoint: int) -> None:
-        if batch.lifecycle:
-            # Before the state commit: a crash in between re-derives them, and the log drops
-            # the repeats by message id.
-            await self._append(batch.lifecycle)
         change = FoldCommit(
             checkpoint=checkpoint,
             contacts=[self._contacts[c] for c in batch.contacts if c in self._contacts],
@@ -187,8 +195,11 @@ class FoldWorker:
             merges=batch.merges,
             instances=[_record(i) for i in batch.instances.values()],
             intents=batch.intents,
+            lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
+        if batch.lifecycle:
+            self._lifecycle_waiting.set()
         self.checkpoint = checkpoint
         for inst in batch.instances.values():
             wake = inst.wake_at if inst.status == "active" else None

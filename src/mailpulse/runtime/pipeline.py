@@ -106,6 +106,7 @@ class Pipeline:
         await self.sender.recover()
         for name, coro in (
             ("fold", self.fold.run()),
+            ("lifecycle", self.fold.ship_lifecycle()),
             ("sender", self.sender.run()),
             ("retries", self.sender.run_retries()),
             ("dedup-window", self._forget_old_message_ids()),

@@ -82,7 +82,7 @@ class Sender:
         self._partition = partition
         self._clock = clock
         self._in_hand: set[str] = set()
-        self._sign_thread = ThreadPoolExecutor(1, thread_name_prefix="mp-dkim")
+        self._sign_thread = ThreadPoolExecutor(4, thread_name_prefix="mp-dkim")
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:

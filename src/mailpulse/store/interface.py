@@ -74,6 +74,9 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     merges: dict[str, str] = msgspec.field(default_factory=dict)  # merged contact -> survivor
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
+    # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
+    # and shipped to the log after the commit, off the path of the send.
+    lifecycle: list[Event] = msgspec.field(default_factory=list)
 
 
 class LogUnavailable(Exception):
@@ -110,6 +113,9 @@ class StateStore(Protocol):
     async def instances_for(self, contact_id: str) -> list[InstanceRecord]: ...
     async def due_instances(self, until: float, limit: int) -> list[InstanceRecord]: ...
     async def next_wake(self) -> float | None: ...
+
+    async def unshipped_lifecycle(self, limit: int) -> list[Event]: ...
+    async def forget_lifecycle(self, message_ids: Sequence[str]) -> None: ...
 
     async def save_journey_versions(self, versions: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep every (journey id, version, encoded definition) ever run."""

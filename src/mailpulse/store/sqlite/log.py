@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteWorker
+from mailpulse.store.sqlite.worker import SqliteFile
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
@@ -29,13 +29,13 @@ def _with_offset(offset: int, body: bytes) -> Event:
 
 class SqliteEventLog:
     def __init__(self, path: Path) -> None:
-        self._worker = SqliteWorker(path, synchronous="FULL", schema=Q["schema"], name="mp-log")
+        self._db = SqliteFile(path, durable=True, schema=Q["schema"], name="mp-log")
 
     async def open(self) -> None:
-        self._worker.start()
+        self._db.open()
 
     async def close(self) -> None:
-        self._worker.stop()
+        await self._db.close()
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
         def write(conn: sqlite3.Connection) -> list[Event]:
@@ -51,16 +51,14 @@ class SqliteEventLog:
                 fresh.append(ev)
             return fresh
 
-        return await self._worker.call(write)
+        return await self._db.write(write)
 
     async def read(self, after: int, limit: int) -> list[Event]:
-        rows = await self._worker.call(
-            lambda c: c.execute(Q["read-after"], (after, limit)).fetchall()
-        )
+        rows = self._db.read(lambda c: c.execute(Q["read-after"], (after, limit)).fetchall())
         return [_with_offset(off, body) for off, body in rows]
 
     async def head(self) -> int:
-        return await self._worker.call(lambda c: c.execute(Q["head"]).fetchone()[0])
+        return self._db.read(lambda c: c.execute(Q["head"]).fetchone()[0])
 
     async def for_contact(self, keys: Sequence[str], limit: int) -> list[Event]:
         marks = ",".join("?" * len(keys))
@@ -68,10 +66,10 @@ class SqliteEventLog:
             f'SELECT "offset", body FROM events WHERE contact_key IN ({marks}) '
             f'ORDER BY "offset" DESC LIMIT ?'
         )
-        rows = await self._worker.call(lambda c: c.execute(sql, (*keys, limit)).fetchall())
+        rows = self._db.read(lambda c: c.execute(sql, (*keys, limit)).fetchall())
         return [_with_offset(off, body) for off, body in reversed(rows)]
 
     async def forget_message_ids(self, before: float) -> int:
-        return await self._worker.call(
+        return await self._db.write(
             lambda c: c.execute(Q["forget-message-ids"], (before,)).rowcount
         )

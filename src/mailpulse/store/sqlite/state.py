@@ -16,13 +16,14 @@ import msgspec
 
 from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteWorker
-from mailpulse.types import Contact, SendIntent
+from mailpulse.store.sqlite.worker import SqliteFile
+from mailpulse.types import Contact, Event, SendIntent
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
 _encode = msgspec.json.Encoder().encode
 _decode_contact = msgspec.json.Decoder(Contact).decode
 _decode_intent = msgspec.json.Decoder(SendIntent).decode
+_decode_event = msgspec.json.Decoder(Event).decode
 
 
 def _instance(row: tuple[Any, ...]) -> InstanceRecord:
@@ -85,32 +86,31 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
         )
         if cur.rowcount:
             inserted.append(it.key)
+    conn.executemany(Q["keep-lifecycle"], [(ev.message_id, _encode(ev)) for ev in change.lifecycle])
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
 
 
 class SqliteStateStore:
     def __init__(self, path: Path) -> None:
-        self._worker = SqliteWorker(path, synchronous="NORMAL", schema=Q["schema"], name="mp-state")
+        self._db = SqliteFile(path, durable=False, schema=Q["schema"], name="mp-state")
         self._outbox_select = Q["outbox-columns"]
 
     async def open(self) -> None:
-        self._worker.start()
+        self._db.open()
 
     async def close(self) -> None:
-        self._worker.stop()
+        await self._db.close()
 
     async def checkpoint(self) -> int:
-        row = await self._worker.call(lambda c: c.execute(Q["get-checkpoint"]).fetchone())
+        row = self._db.read(lambda c: c.execute(Q["get-checkpoint"]).fetchone())
         return row[0] if row else 0
 
     async def commit(self, change: FoldCommit) -> list[str]:
-        return await self._worker.call(lambda c: _apply(c, change))
+        return await self._db.write(lambda c: _apply(c, change))
 
     async def contact(self, contact_id: str) -> Contact | None:
-        row = await self._worker.call(
-            lambda c: c.execute(Q["get-contact"], (contact_id,)).fetchone()
-        )
+        row = self._db.read(lambda c: c.execute(Q["get-contact"], (contact_id,)).fetchone())
         return _decode_contact(row[0]) if row else None
 
     async def resolve(self, keys: Sequence[str]) -> dict[str, str]:
@@ -118,52 +118,55 @@ class SqliteStateStore:
             return {}
         marks = ",".join("?" * len(keys))
         sql = f"SELECT key, contact_id FROM identities WHERE key IN ({marks})"
-        rows = await self._worker.call(lambda c: c.execute(sql, tuple(keys)).fetchall())
+        rows = self._db.read(lambda c: c.execute(sql, tuple(keys)).fetchall())
         return dict(rows)
 
     async def identities_of(self, contact_id: str) -> list[str]:
-        rows = await self._worker.call(
-            lambda c: c.execute(Q["identities-of"], (contact_id,)).fetchall()
-        )
+        rows = self._db.read(lambda c: c.execute(Q["identities-of"], (contact_id,)).fetchall())
         return [r[0] for r in rows]
 
     async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
-        rows = await self._worker.call(
-            lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall()
-        )
+        rows = self._db.read(lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall())
         return [_instance(r) for r in rows]
 
     async def due_instances(self, until: float, limit: int) -> list[InstanceRecord]:
-        rows = await self._worker.call(
-            lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall()
-        )
+        rows = self._db.read(lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall())
         return [_instance(r) for r in rows]
 
     async def next_wake(self) -> float | None:
-        return await self._worker.call(lambda c: c.execute(Q["next-wake"]).fetchone()[0])
+        return self._db.read(lambda c: c.execute(Q["next-wake"]).fetchone()[0])
+
+    async def unshipped_lifecycle(self, limit: int) -> list[Event]:
+        rows = self._db.read(lambda c: c.execute(Q["unshipped-lifecycle"], (limit,)).fetchall())
+        return [_decode_event(r[0]) for r in rows]
+
+    async def forget_lifecycle(self, message_ids: Sequence[str]) -> None:
+        await self._db.write(
+            lambda c: c.executemany(Q["forget-lifecycle"], [(m,) for m in message_ids])
+        )
 
     async def save_journey_versions(self, versions: Sequence[tuple[str, str, bytes]]) -> None:
-        await self._worker.call(lambda c: c.executemany(Q["save-journey-version"], versions))
+        await self._db.write(lambda c: c.executemany(Q["save-journey-version"], versions))
 
     async def journey_versions(self) -> list[tuple[str, str, bytes]]:
-        return await self._worker.call(lambda c: c.execute(Q["journey-versions"]).fetchall())
+        return self._db.read(lambda c: c.execute(Q["journey-versions"]).fetchall())
 
     async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]:
         sql = (
             f"{self._outbox_select} WHERE status IN ('queued', 'deferred', 'sending') "
             "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
         )
-        rows = await self._worker.call(lambda c: c.execute(sql, (now, limit)).fetchall())
+        rows = self._db.read(lambda c: c.execute(sql, (now, limit)).fetchall())
         return [_outbox(r) for r in rows]
 
     async def outbox_get(self, key: str) -> OutboxRow | None:
         sql = f"{self._outbox_select} WHERE key = ?"
-        row = await self._worker.call(lambda c: c.execute(sql, (key,)).fetchone())
+        row = self._db.read(lambda c: c.execute(sql, (key,)).fetchone())
         return _outbox(row) if row else None
 
     async def outbox_for_contact(self, contact_id: str, limit: int) -> list[OutboxRow]:
         sql = f"{self._outbox_select} WHERE contact_id = ? ORDER BY created_at DESC LIMIT ?"
-        rows = await self._worker.call(lambda c: c.execute(sql, (contact_id, limit)).fetchall())
+        rows = self._db.read(lambda c: c.execute(sql, (contact_id, limit)).fetchall())
         return [_outbox(r) for r in rows]
 
     async def outbox_update(self, updates: Sequence[OutboxUpdate]) -> None:
@@ -180,8 +183,8 @@ class SqliteStateStore:
             )
             for u in updates
         ]
-        await self._worker.call(lambda c: c.executemany(Q["update-outbox"], params))
+        await self._db.write(lambda c: c.executemany(Q["update-outbox"], params))
 
     async def outbox_counts(self) -> dict[str, int]:
-        rows = await self._worker.call(lambda c: c.execute(Q["outbox-counts"]).fetchall())
+        rows = self._db.read(lambda c: c.execute(Q["outbox-counts"]).fetchall())
         return dict(rows)

@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS journey_instances (
 CREATE INDEX IF NOT EXISTS instances_by_contact ON journey_instances (contact_id);
 CREATE INDEX IF NOT EXISTS instances_by_wake ON journey_instances (wake_at)
     WHERE status = 'active' AND wake_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
+    message_id TEXT PRIMARY KEY,
+    body       BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journey_versions (
     journey_id TEXT NOT NULL,
     version    TEXT NOT NULL,
@@ -117,3 +121,12 @@ INSERT OR IGNORE INTO journey_versions (journey_id, version, body) VALUES (?, ?,
 
 -- name: journey-versions
 SELECT journey_id, version, body FROM journey_versions
+
+-- name: keep-lifecycle
+INSERT OR IGNORE INTO unshipped_lifecycle (message_id, body) VALUES (?, ?)
+
+-- name: unshipped-lifecycle
+SELECT body FROM unshipped_lifecycle ORDER BY rowid LIMIT ?
+
+-- name: forget-lifecycle
+DELETE FROM unshipped_lifecycle WHERE message_id = ?

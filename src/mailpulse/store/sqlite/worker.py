@@ -1,120 +1,159 @@
-"""One thread owns one SQLite connection; calls queue up and commit together.
+"""A SQLite file used from the event loop, with group commit and off-loop fsync.
 
-Group commit: every call that arrives while a transaction is being written joins the next
-one, so N concurrent appends cost one fsync, not N. Each call runs inside its own SAVEPOINT,
-so one failing call does not undo the others of its group.
+Statements run on the event loop's own thread: they take microseconds, and a worker thread
+would have to win the GIL back from the loop for every statement (measured: 0.4 ms a statement
+under load). Only what blocks on the disk leaves the loop: the COMMIT of a durable file (its
+fsync) and WAL checkpoints, each on a thread of its own, where the GIL is released.
+
+Group commit: calls that arrive while a durable COMMIT is on disk join the next transaction, so
+N concurrent writers cost one fsync. Each call runs inside its own SAVEPOINT, so one failing
+call does not undo the others of its group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_STOP = object()
+
+_CHECKPOINT_EVERY = 1.0  # seconds
 
 
-class SqliteWorker:
-    def __init__(self, path: Path, *, synchronous: str, schema: str, name: str) -> None:
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class SqliteFile:
+    def __init__(self, path: Path, *, durable: bool, schema: str, name: str) -> None:
         self.path = path
-        self._synchronous = synchronous
+        self._durable = durable
         self._schema = schema
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._name = name
+        self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._fsync = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-fsync")
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
 
-    def start(self) -> None:
+    def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
+        self._conn = _connect(self.path, "FULL" if self._durable else "NORMAL")
+        # Checkpoints run on their own thread, never inside a commit on the loop.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.executescript(self._schema)
+        self._reader = _connect(self.path, "NORMAL")
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name=f"{self._name}-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+    async def close(self) -> None:
+        if self._flushing is not None:
+            await self._flushing
+        self._closing.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        self._fsync.shutdown(wait=True)
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                conn.close()
+        self._conn = self._reader = None
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, fut, loop))
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a query on the reader connection: it sees every committed write."""
+        if self._reader is None:
+            raise RuntimeError(f"{self.path} is not open")
+        return fn(self._reader)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in a transaction; returns once the transaction is committed (and, for a
+        durable file, on disk)."""
+        if self._conn is None:
+            raise RuntimeError(f"{self.path} is not open")
+        if not self._durable:
+            # No fsync at COMMIT (WAL, synchronous=NORMAL): done right here.
+            return self._run_now(fn)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
         return await fut
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.executescript(self._schema)
-        return conn
-
-    def _run(self) -> None:
+    def _run_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn = self._connect()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        while True:
-            item = self._queue.get()
-            batch = [item]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(b is _STOP for b in batch)
-            calls = [b for b in batch if b is not _STOP]
-            if calls:
-                self._run_group(conn, calls)
-            if stop:
-                conn.close()
-                return
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
 
-    def _run_group(self, conn: sqlite3.Connection, calls: list[Any]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, bool, Any]] = []
+    async def _flush(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, fut, loop in calls:
-                conn.execute("SAVEPOINT call")
+            while self._pending:
+                group, self._pending = self._pending, []
+                outcomes = self._run_group(conn, group)
                 try:
-                    result = fn(conn)
+                    await loop.run_in_executor(self._fsync, conn.execute, "COMMIT")
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO call")
-                    outcomes.append((fut, loop, False, exc))
-                else:
-                    outcomes.append((fut, loop, True, result))
-                conn.execute("RELEASE call")
-            conn.execute("COMMIT")
-        except Exception as exc:
-            # The commit itself failed (disk full, I/O error): nobody's write is durable.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(fut, loop, False, exc) for fn, fut, loop in calls]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for fut, loop, ok, value in outcomes:
-            by_loop.setdefault(loop, []).append((fut, ok, value))
-        for loop, results in by_loop.items():
-            # A closed loop means its callers are gone; nothing is left to tell.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, results)
+                    # Nobody's write of this group is durable.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    outcomes = [(fut, False, exc) for fut, _, _ in outcomes]
+                for fut, ok, value in outcomes:
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+        finally:
+            self._flushing = None
 
+    @staticmethod
+    def _run_group(
+        conn: sqlite3.Connection,
+        group: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, fut in group:
+            conn.execute("SAVEPOINT call")
+            try:
+                outcomes.append((fut, True, fn(conn)))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO call")
+                outcomes.append((fut, False, exc))
+            conn.execute("RELEASE call")
+        return outcomes
 
-def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for fut, ok, value in results:
-        if fut.done():
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
+    def _checkpoint_loop(self) -> None:
+        conn = _connect(self.path, "NORMAL")
+        try:
+            while not self._closing.wait(_CHECKPOINT_EVERY):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
