@@ -177,6 +177,20 @@ def mailpulse_server(project: Path, data: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def bare_relay(smtp_port: int) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_relay", str(port), str(smtp_port)], cwd=ROOT
+    )
+    try:
+        wait_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+@contextlib.contextmanager
 def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="mailpulse-bench-"))
     try:
@@ -214,7 +228,7 @@ class RawHttp:
             f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         try:
-            for attempt in (1, 2):
+            for _attempt in (1, 2):
                 writer.write(request)
                 status_line = await reader.readline()
                 if status_line:
