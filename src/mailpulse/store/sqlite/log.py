@@ -21,6 +21,16 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Event).decode
 
 
+def _already_seen(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT message_id FROM seen_message_ids WHERE message_id IN ({marks})"
+        seen.update(row[0] for row in conn.execute(sql, chunk))
+    return seen
+
+
 def _with_offset(offset: int, body: bytes) -> Event:
     event = _decode(body)
     event.offset = offset
@@ -39,16 +49,29 @@ class SqliteEventLog:
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
         def write(conn: sqlite3.Connection) -> list[Event]:
+            # Set-wise, not row by row: one look-up for the batch's ids, then two bulk inserts.
+            seen = _already_seen(conn, [ev.message_id for ev in events])
             fresh: list[Event] = []
-            remember, insert = Q["remember-message-id"], Q["insert-event"]
             for ev in events:
-                if conn.execute(remember, (ev.message_id, ev.received_at)).rowcount == 0:
-                    continue
-                cur = conn.execute(
-                    insert, (ev.message_id, ev.contact_key, ev.type, ev.received_at, _encode(ev))
-                )
-                ev.offset = cur.lastrowid or 0
-                fresh.append(ev)
+                if ev.message_id not in seen:
+                    seen.add(ev.message_id)
+                    fresh.append(ev)
+            if not fresh:
+                return fresh
+            # The sole writer, inside its transaction: offsets follow the current head.
+            head = conn.execute(Q["head"]).fetchone()[0]
+            for n, ev in enumerate(fresh, start=head + 1):
+                ev.offset = n
+            conn.executemany(
+                Q["remember-message-id"], [(ev.message_id, ev.received_at) for ev in fresh]
+            )
+            conn.executemany(
+                Q["insert-event"],
+                [
+                    (ev.offset, ev.message_id, ev.contact_key, ev.type, ev.received_at, _encode(ev))
+                    for ev in fresh
+                ],
+            )
             return fresh
 
         return await self._db.write(write)

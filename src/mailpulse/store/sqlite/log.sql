@@ -15,10 +15,11 @@ CREATE TABLE IF NOT EXISTS seen_message_ids (
 CREATE INDEX IF NOT EXISTS seen_by_time ON seen_message_ids (received_at);
 
 -- name: remember-message-id
-INSERT OR IGNORE INTO seen_message_ids (message_id, received_at) VALUES (?, ?)
+INSERT INTO seen_message_ids (message_id, received_at) VALUES (?, ?)
 
 -- name: insert-event
-INSERT INTO events (message_id, contact_key, type, received_at, body) VALUES (?, ?, ?, ?, ?)
+INSERT INTO events ("offset", message_id, contact_key, type, received_at, body)
+VALUES (?, ?, ?, ?, ?, ?)
 
 -- name: read-after
 SELECT "offset", body FROM events WHERE "offset" > ? ORDER BY "offset" LIMIT ?
