@@ -81,7 +81,8 @@ def admin_router(log: EventLog, state: StateStore) -> APIRouter:
         contact_id: str, limit: int = Query(100, ge=1, le=10_000)
     ) -> MessagesOut:
         cid = await canonical(contact_id)
-        rows = await state.outbox_for_contact(cid, limit)
+        ids = sorted({cid, *await state.identities_of(cid)})
+        rows = await state.outbox_for_contact(ids, limit)
         return MessagesOut(
             contact_id=cid,
             messages=[

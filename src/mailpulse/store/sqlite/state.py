@@ -164,9 +164,12 @@ class SqliteStateStore:
         row = self._db.read(lambda c: c.execute(sql, (key,)).fetchone())
         return _outbox(row) if row else None
 
-    async def outbox_for_contact(self, contact_id: str, limit: int) -> list[OutboxRow]:
-        sql = f"{self._outbox_select} WHERE contact_id = ? ORDER BY created_at DESC LIMIT ?"
-        rows = self._db.read(lambda c: c.execute(sql, (contact_id, limit)).fetchall())
+    async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
+        marks = ",".join("?" * len(contact_ids))
+        sql = (
+            f"{self._outbox_select} WHERE contact_id IN ({marks}) ORDER BY created_at DESC LIMIT ?"
+        )
+        rows = self._db.read(lambda c: c.execute(sql, (*contact_ids, limit)).fetchall())
         return [_outbox(r) for r in rows]
 
     async def outbox_update(self, updates: Sequence[OutboxUpdate]) -> None:

@@ -1,0 +1,140 @@
+"""Derived state: one fold batch commits atomically with its checkpoint; outbox is unique."""
+
+from __future__ import annotations
+
+from mailpulse.store import FoldCommit, InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
+from mailpulse.types import Contact, Event, SendIntent
+from tests.store.conftest import StateFactory
+
+
+def intent(key: str, contact: str = "u1") -> OutboxRow:
+    return OutboxRow(
+        intent=SendIntent(
+            key=key,
+            contact_id=contact,
+            email=f"{contact}@example.com",
+            template="t",
+            context={"big": 2**70},
+            created_at=10.0,
+        ),
+        status=OutboxStatus.QUEUED,
+        next_attempt_at=10.0,
+        updated_at=10.0,
+    )
+
+
+def instance(iid: str, wake_at: float | None, status: str = "active") -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=iid,
+        contact_id="u1",
+        journey_id="j",
+        status=status,
+        wake_at=wake_at,
+        entered_at=1.0,
+        body=b'{"x":1}',
+    )
+
+
+async def test_a_fold_commit_lands_whole(open_state: StateFactory) -> None:
+    state = await open_state()
+    assert await state.checkpoint() == 0
+    inserted = await state.commit(
+        FoldCommit(
+            checkpoint=7,
+            contacts=[Contact(id="u1", traits={"plan": "pro"}, email="u1@example.com")],
+            identities={"u1": "u1", "anon": "u1"},
+            instances=[
+                instance("i1", 50.0),
+                instance("i2", 20.0),
+                instance("i3", None, "completed"),
+            ],
+            intents=[intent("k1"), intent("k2")],
+        )
+    )
+    assert sorted(inserted) == ["k1", "k2"]
+    assert await state.checkpoint() == 7
+    contact = await state.contact("u1")
+    assert contact is not None and contact.traits == {"plan": "pro"}
+    assert await state.resolve(["anon", "nobody"]) == {"anon": "u1"}
+    assert await state.identities_of("u1") == ["anon", "u1"]
+    assert [i.instance_id for i in await state.instances_for("u1")] == ["i1", "i2", "i3"]
+    assert [i.instance_id for i in await state.due_instances(30.0, 10)] == ["i2"]
+    assert await state.next_wake() == 20.0
+    row = await state.outbox_get("k1")
+    assert row is not None and row.intent.context == {"big": 2**70}
+
+
+async def test_refolding_inserts_no_second_intent(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=1, intents=[intent("k1")]))
+    again = await state.commit(FoldCommit(checkpoint=1, intents=[intent("k1"), intent("k2")]))
+    assert again == ["k2"]
+    assert await state.outbox_counts() == {"queued": 2}
+
+
+async def test_merges_move_identities(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=1, identities={"a": "anon", "b": "anon"}))
+    await state.commit(FoldCommit(checkpoint=2, merges={"anon": "u1"}, deleted_contacts=["anon"]))
+    assert await state.resolve(["a", "b"]) == {"a": "u1", "b": "u1"}
+
+
+async def test_outbox_moves_through_its_states(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=1, intents=[intent("k1"), intent("k2", "u2")]))
+    assert [r.intent.key for r in await state.outbox_due(10.0, 10)] == ["k1", "k2"]
+    await state.outbox_update(
+        [
+            OutboxUpdate(
+                key="k1",
+                status=OutboxStatus.DEFERRED,
+                attempts=1,
+                next_attempt_at=100.0,
+                message_id="<m@x>",
+                last_code=451,
+                last_text="later",
+                updated_at=11.0,
+            ),
+            OutboxUpdate(
+                key="k2",
+                status=OutboxStatus.SENT,
+                attempts=1,
+                next_attempt_at=11.0,
+                message_id="<n@x>",
+                last_code=250,
+                last_text="ok",
+                updated_at=11.0,
+            ),
+        ]
+    )
+    assert await state.outbox_due(50.0, 10) == []
+    [due] = await state.outbox_due(100.0, 10)
+    assert (due.status, due.attempts, due.last_code) == ("deferred", 1, 451)
+    assert [r.status for r in await state.outbox_for_contact(["u2"], 10)] == ["sent"]
+    assert await state.outbox_counts() == {"deferred": 1, "sent": 1}
+
+
+async def test_lifecycle_outbox_and_journey_versions(open_state: StateFactory) -> None:
+    state = await open_state()
+    events = [
+        Event(type="track", message_id=f"Email Queued:k{i}", contact_key="u1", event="x")
+        for i in range(3)
+    ]
+    await state.commit(FoldCommit(checkpoint=1, lifecycle=events))
+    assert [e.message_id for e in await state.unshipped_lifecycle(10)] == [
+        e.message_id for e in events
+    ]
+    await state.forget_lifecycle(["Email Queued:k0", "Email Queued:k1"])
+    assert [e.message_id for e in await state.unshipped_lifecycle(10)] == ["Email Queued:k2"]
+    await state.save_journey_versions([("j", "v1", b"{}"), ("j", "v2", b"{}")])
+    await state.save_journey_versions([("j", "v1", b"{}")])
+    assert sorted(await state.journey_versions()) == [("j", "v1", b"{}"), ("j", "v2", b"{}")]
+
+
+async def test_state_survives_reopening(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=5, contacts=[Contact(id="u1")]))
+    await state.close()
+    again = await open_state()
+    assert await again.checkpoint() == 5
+    assert await again.contact("u1") is not None
