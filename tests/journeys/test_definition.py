@@ -146,15 +146,26 @@ steps:
 
 def test_example_shop_journeys_load_with_its_templates() -> None:
     journeys = {j.id: j for j in load_journeys(SHOP, TEMPLATES)}
-    assert sorted(journeys) == ["cart_abandonment", "post_purchase", "welcome"]
+    assert sorted(journeys) == [
+        "cart_abandonment",
+        "order_confirmation",
+        "post_purchase",
+        "welcome",
+    ]
     assert journeys["welcome"].trigger.event == "Signed Up"
     cart = journeys["cart_abandonment"]
     assert cart.trigger.event == "Product Added"
     assert cart.entry == EntryRule(kind="once_per", period=86400.0)
     assert [goal.event for goal in cart.exit_on] == ["Order Completed"]
-    post = journeys["post_purchase"]
-    sends = [(s.template, s.message_class) for s in post.steps if isinstance(s, SendStep)]
-    assert sends == [("order_confirmation", "transactional"), ("review_request", "marketing")]
+
+    def sends(journey_id: str) -> list[tuple[str, str]]:
+        steps = journeys[journey_id].steps
+        return [(s.template, s.message_class) for s in steps if isinstance(s, SendStep)]
+
+    # Every order gets its own receipt; the review request is marketing, once a month at most.
+    assert journeys["order_confirmation"].entry.kind == "always"
+    assert sends("order_confirmation") == [("order_confirmation", "transactional")]
+    assert sends("post_purchase") == [("review_request", "marketing")]
 
 
 def test_missing_folder_has_no_journeys(tmp_path: Path) -> None:
