@@ -14,6 +14,7 @@ from mailpulse.bus import InProcessBus
 from mailpulse.journeys import parse_journey
 from mailpulse.observe import Metrics
 from mailpulse.runtime.fold import SENDS, FoldWorker
+from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event, SendIntent
 
@@ -51,7 +52,7 @@ class Harness:
             log=self.log,
             state=self.state,
             bus=self.bus,
-            append=self.append,
+            shipper=LifecycleShipper(self.state, self.append),
             journeys={"cart": CART},
             metrics=Metrics(),
             clock=clock,

@@ -1,8 +1,8 @@
 """The fold: events, in log order, become profiles, journey positions and send intents.
 
 One writer per partition (embedded mode: one for the whole log) keeps per-contact order. Each
-batch is computed in memory, then its lifecycle events are appended to the log and its state
-changes committed together with the checkpoint; only then are new intents handed to delivery.
+batch is computed in memory, then its state changes and lifecycle events are committed together
+with the checkpoint; only then are new intents handed to delivery.
 A crash anywhere re-folds from the checkpoint, and every id involved is derived from its inputs,
 so the re-fold changes nothing that was already done.
 """
@@ -13,7 +13,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -23,6 +23,7 @@ from mailpulse.journeys import JourneyDefinition, JourneyInstance, SendEffect, o
 from mailpulse.observe import Metrics
 from mailpulse.policy import check_send
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import FoldCommit, InstanceRecord, OutboxRow, OutboxStatus, StateStore
 from mailpulse.store.interface import EventLog
 from mailpulse.types import Contact, Event, EventType, SendIntent
@@ -36,8 +37,6 @@ _BATCH = 2000
 _encode = msgspec.json.Encoder().encode
 _decode_instance = msgspec.json.Decoder(JourneyInstance).decode
 _decode_journey = msgspec.json.Decoder(JourneyDefinition).decode
-
-AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
 
 
 def _record(instance: JourneyInstance) -> InstanceRecord:
@@ -77,7 +76,7 @@ class FoldWorker:
         log: EventLog,
         state: StateStore,
         bus: Bus,
-        append: AppendFn,
+        shipper: LifecycleShipper,
         journeys: Mapping[str, JourneyDefinition],
         metrics: Metrics,
         partition: int = 0,
@@ -86,7 +85,7 @@ class FoldWorker:
         self._log = log
         self._state = state
         self._bus = bus
-        self._append = append
+        self._shipper = shipper
         self._journeys = journeys
         # Every version ever run: an instance finishes on the version it entered.
         self._versions: dict[tuple[str, str], JourneyDefinition] = {
@@ -104,7 +103,6 @@ class FoldWorker:
         self._contacts: dict[str, Contact] = {}
         self._instances: dict[str, list[JourneyInstance]] = {}
         self.caught_up = asyncio.Event()
-        self._lifecycle_waiting = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -135,17 +133,6 @@ class FoldWorker:
             await self._fold_pending()
             if self._next_wake is not None and self._clock() >= self._next_wake:
                 await self._fire_timers()
-
-    async def ship_lifecycle(self) -> None:
-        """Move lifecycle events from the state's outbox to the log. The log drops a repeat by
-        message id, so a crash between the append and the forget costs nothing."""
-        self._lifecycle_waiting.set()  # leftovers from before a restart
-        while True:
-            await self._lifecycle_waiting.wait()
-            self._lifecycle_waiting.clear()
-            while events := await self._state.unshipped_lifecycle(_BATCH):
-                await self._append(events)
-                await self._state.forget_lifecycle([e.message_id for e in events])
 
     async def _fold_pending(self) -> None:
         while self._pending and self._pending[0][0] <= self.checkpoint:
@@ -199,7 +186,7 @@ class FoldWorker:
         )
         inserted = set(await self._state.commit(change))
         if batch.lifecycle:
-            self._lifecycle_waiting.set()
+            self._shipper.nudge()
         self.checkpoint = checkpoint
         for inst in batch.instances.values():
             wake = inst.wake_at if inst.status == "active" else None

@@ -19,6 +19,7 @@ from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.fold import EVENTS, SENDS, FoldWorker
 from mailpulse.runtime.sender import RetryPolicy, Sender, SenderIdentity, Transport
+from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
@@ -64,11 +65,12 @@ class Pipeline:
         if cfg.dkim is not None and project.dkim_private_key is not None:
             signer = DkimSigner(cfg.dkim.domain, cfg.dkim.selector, project.dkim_private_key)
         from_domain = project.sender_domain
+        self.shipper = LifecycleShipper(self.state, self.append)
         self.fold = FoldWorker(
             log=self.log,
             state=self.state,
             bus=self.bus,
-            append=self.append,
+            shipper=self.shipper,
             journeys=project.journeys,
             metrics=self.metrics,
             clock=clock,
@@ -76,7 +78,7 @@ class Pipeline:
         self.sender = Sender(
             state=self.state,
             bus=self.bus,
-            append=self.append,
+            shipper=self.shipper,
             templates=project.templates,
             transport=self.transport,
             signer=signer,
@@ -106,7 +108,7 @@ class Pipeline:
         await self.sender.recover()
         for name, coro in (
             ("fold", self.fold.run()),
-            ("lifecycle", self.fold.ship_lifecycle()),
+            ("lifecycle", self.shipper.run()),
             ("sender", self.sender.run()),
             ("retries", self.sender.run_retries()),
             ("dedup-window", self._forget_old_message_ids()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,12 +21,11 @@ from mailpulse.observe import Metrics
 from mailpulse.render import TemplateLibrary
 from mailpulse.runtime.fold import SENDS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import OutboxStatus, OutboxUpdate, StateStore
-from mailpulse.types import DeliveryResult, DeliveryStatus, Event, RenderedMessage, SendIntent
+from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage, SendIntent
 
 log = logging.getLogger("mailpulse.sender")
-
-AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
 
 
 class Transport(Protocol):
@@ -57,7 +56,7 @@ class Sender:
         *,
         state: StateStore,
         bus: Bus,
-        append: AppendFn,
+        shipper: LifecycleShipper,
         templates: TemplateLibrary,
         transport: Transport,
         signer: DkimSigner | None,
@@ -70,7 +69,7 @@ class Sender:
     ) -> None:
         self._state = state
         self._bus = bus
-        self._append = append
+        self._shipper = shipper
         self._templates = templates
         self._transport = transport
         self._signer = signer
@@ -244,7 +243,6 @@ class Sender:
             last_text=text,
             updated_at=now,
         )
-        # The log first: if we crash before the outbox update the row is re-sent, and the
-        # repeated lifecycle event is dropped by message id.
-        await self._append([event])
-        await self._state.outbox_update([update])
+        # One transaction for the row and its event: the shipper takes the event to the log.
+        await self._state.outbox_update([update], lifecycle=[event])
+        self._shipper.nudge()

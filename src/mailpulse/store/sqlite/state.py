@@ -172,7 +172,9 @@ class SqliteStateStore:
         rows = self._db.read(lambda c: c.execute(sql, (*contact_ids, limit)).fetchall())
         return [_outbox(r) for r in rows]
 
-    async def outbox_update(self, updates: Sequence[OutboxUpdate]) -> None:
+    async def outbox_update(
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = ()
+    ) -> None:
         params = [
             (
                 u.status,
@@ -186,7 +188,13 @@ class SqliteStateStore:
             )
             for u in updates
         ]
-        await self._db.write(lambda c: c.executemany(Q["update-outbox"], params))
+        events = [(ev.message_id, _encode(ev)) for ev in lifecycle]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(Q["update-outbox"], params)
+            conn.executemany(Q["keep-lifecycle"], events)
+
+        await self._db.write(write)
 
     async def outbox_counts(self) -> dict[str, int]:
         rows = self._db.read(lambda c: c.execute(Q["outbox-counts"]).fetchall())

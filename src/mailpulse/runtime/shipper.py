@@ -1,0 +1,40 @@
+"""Lifecycle events travel from the state store to the log.
+
+Stages that change state record the lifecycle event in the same state transaction (a
+transactional outbox), then nudge the shipper; the shipper appends them to the log in batches.
+A crash between the append and the forget costs nothing: the log drops a repeat by message id.
+Batching matters: each log commit is an fsync that ingestion would otherwise queue behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from mailpulse.store import StateStore
+from mailpulse.types import Event
+
+_BATCH = 2000
+LINGER = 0.005  # seconds a nudge waits for company before the batch ships
+
+
+class LifecycleShipper:
+    def __init__(
+        self, state: StateStore, append: Callable[[Sequence[Event]], Awaitable[list[Event]]]
+    ) -> None:
+        self._state = state
+        self._append = append
+        self._waiting = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._waiting.set()
+
+    async def run(self) -> None:
+        self._waiting.set()  # leftovers from before a restart
+        while True:
+            await self._waiting.wait()
+            await asyncio.sleep(LINGER)
+            self._waiting.clear()
+            while events := await self._state.unshipped_lifecycle(_BATCH):
+                await self._append(events)
+                await self._state.forget_lifecycle([e.message_id for e in events])
