@@ -162,7 +162,6 @@ def mailpulse_server(project: Path, data: Path) -> Iterator[str]:
             str(port),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
         wait_port(port)

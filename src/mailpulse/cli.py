@@ -46,6 +46,9 @@ def _load(project_dir: Path) -> Project:
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
+    from mailpulse.runtime.heap import settle_heap
+
+    settle_heap()
     try:
         import uvloop
 
@@ -126,8 +129,8 @@ def demo(
 ) -> None:
     """Server + example shop project + capture inbox + traffic, all on this machine."""
     from mailpulse.api import create_app
-    from mailpulse.delivery import SmtpRelay
     from mailpulse.demo import CaptureInbox, TrafficGenerator, inbox_router
+    from mailpulse.runtime.courier_process import CourierProcess
     from mailpulse.runtime.pipeline import Pipeline
 
     loaded = _load(project or _find_demo_project())
@@ -136,8 +139,8 @@ def demo(
     async def main() -> None:
         inbox = CaptureInbox(host="127.0.0.1", port=0)
         await inbox.start()
-        relay = SmtpRelay("127.0.0.1", inbox.port, starttls=False, max_connections=4)
-        pipeline = Pipeline(loaded, data, transport=relay)
+        courier = CourierProcess(loaded.root, smtp=("127.0.0.1", inbox.port))
+        pipeline = Pipeline(loaded, data, courier=courier)
         web = create_app(pipeline, extra_routers=[inbox_router(inbox)])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -173,7 +176,6 @@ def demo(
         await stop.wait()
         await traffic_task
         await server
-        await relay.close()
         await inbox.stop()
         console.print(
             f"stopped: {traffic.actions_sent} shop actions sent, "

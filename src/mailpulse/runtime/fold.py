@@ -199,8 +199,10 @@ class FoldWorker:
     def _fold_event(self, ev: Event, batch: _Batch) -> None:
         cid = self._resolve(ev, batch)
         contact = self._contacts[cid]
-        apply_event(contact, ev)
-        batch.contacts.add(cid)
+        if ev.user_id is not None or ev.anonymous_id is not None:
+            # The contact's own doing; our lifecycle events say nothing about the profile.
+            apply_event(contact, ev)
+            batch.contacts.add(cid)
         if ev.type != EventType.TRACK or not self._journeys:
             return
         now = self._clock()

@@ -1,7 +1,8 @@
-"""The wiring: one place builds the pipeline from a project and hands each stage its callbacks.
+"""The pipeline: one place builds every stage from a project and hands each its callbacks.
 
 Stages never reach into each other: ingestion appends to the log, the fold reads the log and
-writes the outbox, the sender reads the outbox and appends lifecycle events to the log.
+writes the outbox, the sender hands the outbox to a courier and records what it reports; the
+lifecycle events go back into the log through the shipper.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailpulse.bus import InProcessBus
-from mailpulse.delivery import DkimSigner, SmtpRelay
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
+from mailpulse.runtime.courier import Courier
+from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.fold import EVENTS, SENDS, FoldWorker
-from mailpulse.runtime.sender import RetryPolicy, Sender, SenderIdentity, Transport
+from mailpulse.runtime.sender import RetryPolicy, Sender
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
@@ -27,29 +29,13 @@ from mailpulse.types import Event
 log = logging.getLogger("mailpulse")
 
 
-def relay_for(project: Project) -> SmtpRelay:
-    smtp = project.config.smtp
-    return SmtpRelay(
-        smtp.host,
-        smtp.port,
-        starttls=smtp.starttls,
-        implicit_tls=smtp.implicit_tls,
-        username=smtp.username,
-        password=smtp.password,
-        tls_verify=smtp.tls_verify,
-        max_connections=smtp.max_connections,
-        max_messages_per_connection=smtp.max_messages_per_connection,
-        timeout=project.durations.smtp_timeout,
-    )
-
-
 class Pipeline:
     def __init__(
         self,
         project: Project,
         data_dir: Path,
         *,
-        transport: Transport | None = None,
+        courier: Courier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project = project
@@ -57,14 +43,10 @@ class Pipeline:
         self.log: EventLog = SqliteEventLog(data_dir / "log.db")
         self.state: StateStore = SqliteStateStore(data_dir / "state.db")
         self.bus = InProcessBus(partitions=1)
-        self._owns_transport = transport is None
-        self.transport = transport or relay_for(project)
+        # By default the send leg runs in a child process: a core of its own.
+        self.courier = courier or CourierProcess(project.root)
         self._clock = clock
         cfg = project.config
-        signer = None
-        if cfg.dkim is not None and project.dkim_private_key is not None:
-            signer = DkimSigner(cfg.dkim.domain, cfg.dkim.selector, project.dkim_private_key)
-        from_domain = project.sender_domain
         self.shipper = LifecycleShipper(self.state, self.append)
         self.fold = FoldWorker(
             log=self.log,
@@ -79,20 +61,7 @@ class Pipeline:
             state=self.state,
             bus=self.bus,
             shipper=self.shipper,
-            templates=project.templates,
-            transport=self.transport,
-            signer=signer,
-            identity=SenderIdentity(
-                from_addr=cfg.sender.from_,
-                return_path=cfg.sender.return_path or f"bounces@{from_domain}",
-                message_id_domain=from_domain,
-                feedback_id=cfg.sender.feedback_id,
-                project={
-                    "name": cfg.project.name,
-                    "url": cfg.project.url,
-                    "postal_address": cfg.project.postal_address,
-                },
-            ),
+            courier=self.courier,
             retry=RetryPolicy(project.durations.retry_schedule, project.durations.max_age),
             metrics=self.metrics,
             concurrency=cfg.delivery.concurrency,
@@ -103,6 +72,7 @@ class Pipeline:
     async def start(self) -> None:
         await self.log.open()
         await self.state.open()
+        await self.courier.start()
         # Recovery first: rows queued before a crash are dispatched once, before the fold can
         # publish anything new.
         await self.sender.recover()
@@ -131,8 +101,7 @@ class Pipeline:
                 await task
         self._tasks.clear()
         await self.sender.drain()
-        if self._owns_transport and isinstance(self.transport, SmtpRelay):
-            await self.transport.close()
+        await self.courier.close()
         await self.bus.close()
         await self.state.close()
         await self.log.close()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_CHECKPOINT_EVERY = 1.0  # seconds
+_CHECKPOINT_EVERY = 0.2  # seconds
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:

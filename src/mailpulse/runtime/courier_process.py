@@ -1,0 +1,222 @@
+"""A courier in a child process: rendering, DKIM and SMTP on a core of their own.
+
+One event loop cannot take in events, fold them and also render, sign (~0.3 ms of RSA) and
+speak SMTP for every message without queueing all of it behind each other. The child loads the
+same project (templates compiled once, the DKIM key, the relay) and answers each intent with a
+`Delivered`. Frames on its stdin/stdout: a 4-byte length, then JSON (JSON, not msgpack:
+event properties may hold integers of any size).
+
+If the child dies, the intents it held come back as deferrals (`code` 0) and are retried like
+any other; the next intent starts a new child. The child leaves when its stdin closes, so it
+never outlives its parent, even one killed with -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from mailpulse.runtime.courier import Delivered
+from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
+
+log = logging.getLogger("mailpulse.courier")
+
+_LENGTH = struct.Struct(">I")
+_READY = 0
+
+
+class _Request(msgspec.Struct):
+    id: int
+    intent: SendIntent
+
+
+class _Reply(msgspec.Struct):
+    id: int
+    delivered: Delivered
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_request = msgspec.json.Decoder(_Request).decode
+_decode_reply = msgspec.json.Decoder(_Reply).decode
+
+
+def _frame(payload: bytes) -> bytes:
+    return _LENGTH.pack(len(payload)) + payload
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    return await reader.readexactly(length)
+
+
+class CourierProcess:
+    def __init__(self, project_root: Path, smtp: tuple[str, int] | None = None) -> None:
+        self._project_root = project_root
+        self._smtp = smtp
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[Delivered]] = {}
+        self._ids = itertools.count(1)
+        self._starting: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._proc is not None and self._proc.returncode is None:
+                return
+            args = [str(self._project_root)]
+            if self._smtp is not None:
+                args += ["--smtp", f"{self._smtp[0]}:{self._smtp[1]}"]
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mailpulse.runtime.courier_process",
+                *args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=2**24,
+            )
+            assert proc.stdout is not None
+            try:
+                ready = _decode_reply(await asyncio.wait_for(_read_frame(proc.stdout), 60))
+            except (asyncio.IncompleteReadError, TimeoutError) as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                raise RuntimeError(
+                    f"the courier process for {self._project_root} did not start "
+                    f"(exit code {proc.returncode}); see its errors above"
+                ) from exc
+            if ready.id != _READY:
+                raise RuntimeError("the courier process spoke out of turn")
+            self._proc = proc
+            self._reading = asyncio.create_task(self._read_replies(proc))
+
+    async def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reading is not None:
+            await self._reading
+
+    async def deliver(self, intent: SendIntent) -> Delivered:
+        if self._proc is None or self._proc.returncode is not None:
+            await self.start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        request_id = next(self._ids)
+        fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = fut
+        proc.stdin.write(_frame(_encode(_Request(request_id, intent))))
+        return await fut
+
+    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                reply = _decode_reply(await _read_frame(proc.stdout))
+                fut = self._waiting.pop(reply.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply.delivered)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if self._proc is proc:
+                self._proc = None  # the next intent starts a new child
+            # Whatever the child still held may or may not have been sent: a deferral retries
+            # it, with the same Message-ID.
+            waiting, self._waiting = self._waiting, {}
+            for fut in waiting.values():
+                if not fut.done():
+                    fut.set_result(_lost())
+
+
+def _lost() -> Delivered:
+    return Delivered(
+        message_id="",
+        result=DeliveryResult(
+            key="",
+            status=DeliveryStatus.DEFERRED,
+            code=0,
+            text="the courier process ended during the transaction",
+            at=time.time(),
+        ),
+    )
+
+
+async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: int) -> None:
+    from mailpulse.project import load_project
+    from mailpulse.runtime.heap import settle_heap
+    from mailpulse.runtime.wiring import local_courier
+
+    courier = local_courier(load_project(project_root), smtp)
+    settle_heap()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(frames_fd, "wb")
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    writer.write(_frame(_encode(_Reply(_READY, Delivered(message_id="")))))
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(request: _Request) -> None:
+        delivered = await courier.deliver(request.intent)
+        writer.write(_frame(_encode(_Reply(request.id, delivered))))
+
+    try:
+        while True:
+            try:
+                request = _decode_request(await _read_frame(reader))
+            except asyncio.IncompleteReadError:
+                break  # the parent is gone or closing: finish what is under way, then leave
+            task = asyncio.create_task(handle(request))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+    finally:
+        await courier.close()
+
+
+def main(argv: list[str]) -> None:
+    project_root = Path(argv[0])
+    smtp = None
+    if len(argv) == 3 and argv[1] == "--smtp":
+        host, _, port = argv[2].rpartition(":")
+        smtp = (host, int(port))
+    # Frames go to the real stdout; anything else printed goes to stderr, not into a frame.
+    frames_fd = os.dup(1)
+    os.dup2(2, 1)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s courier %(message)s")
+    try:
+        import uvloop
+
+        uvloop.run(_serve(project_root, smtp, frames_fd))
+    except ImportError:
+        asyncio.run(_serve(project_root, smtp, frames_fd))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

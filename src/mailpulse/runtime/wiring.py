@@ -1,0 +1,54 @@
+"""Builders that turn a loaded project into the parts of the send leg."""
+
+from __future__ import annotations
+
+from mailpulse.delivery import DkimSigner, SmtpRelay
+from mailpulse.project import Project
+from mailpulse.runtime.courier import LocalCourier, MessageFactory, SenderIdentity
+
+
+def relay_for(project: Project, smtp: tuple[str, int] | None = None) -> SmtpRelay:
+    """The project's relay; `smtp` points it at a local sink instead (demo, tests)."""
+    cfg = project.config.smtp
+    if smtp is not None:
+        return SmtpRelay(smtp[0], smtp[1], starttls=False, max_connections=cfg.max_connections)
+    return SmtpRelay(
+        cfg.host,
+        cfg.port,
+        starttls=cfg.starttls,
+        implicit_tls=cfg.implicit_tls,
+        username=cfg.username,
+        password=cfg.password,
+        tls_verify=cfg.tls_verify,
+        max_connections=cfg.max_connections,
+        max_messages_per_connection=cfg.max_messages_per_connection,
+        timeout=project.durations.smtp_timeout,
+    )
+
+
+def sender_identity(project: Project) -> SenderIdentity:
+    cfg = project.config
+    domain = project.sender_domain
+    return SenderIdentity(
+        from_addr=cfg.sender.from_,
+        return_path=cfg.sender.return_path or f"bounces@{domain}",
+        message_id_domain=domain,
+        feedback_id=cfg.sender.feedback_id,
+        project={
+            "name": cfg.project.name,
+            "url": cfg.project.url,
+            "postal_address": cfg.project.postal_address,
+        },
+    )
+
+
+def message_factory(project: Project) -> MessageFactory:
+    dkim = project.config.dkim
+    signer = None
+    if dkim is not None and project.dkim_private_key is not None:
+        signer = DkimSigner(dkim.domain, dkim.selector, project.dkim_private_key)
+    return MessageFactory(project.templates, signer, sender_identity(project))
+
+
+def local_courier(project: Project, smtp: tuple[str, int] | None = None) -> LocalCourier:
+    return LocalCourier(message_factory(project), relay_for(project, smtp))
