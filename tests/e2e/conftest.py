@@ -161,6 +161,7 @@ class Sink:
     """aiosmtpd on the test loop, scripted by recipient."""
 
     port: int = 0
+    delay: float = 0.0  # seconds before each end-of-DATA reply: a slow receiver
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     _deferred: dict[str, int] = field(default_factory=dict)
@@ -168,6 +169,8 @@ class Sink:
     _arrival: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         rcpt = envelope.rcpt_tos[0]
         local = rcpt.partition("@")[0]
         m = _DEFER.match(local)

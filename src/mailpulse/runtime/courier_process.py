@@ -8,7 +8,8 @@ event properties may hold integers of any size).
 
 If the child dies, the intents it held come back as deferrals (`code` 0) and are retried like
 any other; the next intent starts a new child. The child leaves when its stdin closes, so it
-never outlives its parent, even one killed with -9.
+never outlives its parent, even one killed with -9, and it leaves at once: a message it has not
+started must not go out after the parent that would record it is gone.
 """
 
 from __future__ import annotations
@@ -188,14 +189,15 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
             try:
                 request = _decode_request(await _read_frame(reader))
             except asyncio.IncompleteReadError:
-                break  # the parent is gone or closing: finish what is under way, then leave
+                break
             task = asyncio.create_task(handle(request))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        # stdin closed: after a clean shutdown nothing is outstanding; after the parent died
+        # nobody will record a result, so stop now rather than send what has not started.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await courier.close()
 
