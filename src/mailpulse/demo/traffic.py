@@ -199,7 +199,7 @@ class _Shop:
             return self._leave(visitor, self._view(visitor))
         self._orders += 1
         order = self._cart_properties(visitor, "total")
-        order_id = f"order_{self._orders:05d}_{self._rng.getrandbits(16):04x}"
+        order_id = f"A{10000 + self._orders}-{self._rng.getrandbits(16):04X}"
         call = self._track(
             visitor,
             "Order Completed",
