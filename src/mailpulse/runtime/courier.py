@@ -8,8 +8,9 @@ own instead of the event loop that takes events in.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +37,10 @@ class Delivered(msgspec.Struct, kw_only=True):
 class Courier(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def deliver(self, intent: SendIntent) -> Delivered: ...
+
+    def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
+        """Start delivering now (no waiting for the next turn of the loop); await the result."""
+        ...
 
 
 class Transport(Protocol):
@@ -113,11 +117,18 @@ class LocalCourier:
     async def close(self) -> None:
         await self._transport.close()
 
-    async def deliver(self, intent: SendIntent) -> Delivered:
+    def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         try:
             message, render_s, sign_s = self._factory.make(intent)
         except (RenderError, KeyError) as exc:
-            return Delivered(message_id="", error=str(exc))
+            failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+            failed.set_result(Delivered(message_id="", error=str(exc)))
+            return failed
+        return asyncio.ensure_future(self._transmit(message, render_s, sign_s))
+
+    async def _transmit(
+        self, message: RenderedMessage, render_s: float, sign_s: float
+    ) -> Delivered:
         t0 = time.perf_counter()
         result = await self._transport.send(message)
         return Delivered(

@@ -22,6 +22,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import msgspec
@@ -118,16 +119,19 @@ class CourierProcess:
         if self._reading is not None:
             await self._reading
 
-    async def deliver(self, intent: SendIntent) -> Delivered:
-        if self._proc is None or self._proc.returncode is not None:
-            await self.start()
+    def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        if proc is None or proc.returncode is not None or proc.stdin is None:
+            return asyncio.ensure_future(self._restart_then_submit(intent))
         request_id = next(self._ids)
         fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = fut
         proc.stdin.write(_frame(_encode(_Request(request_id, intent))))
-        return await fut
+        return fut
+
+    async def _restart_then_submit(self, intent: SendIntent) -> Delivered:
+        await self.start()
+        return await self.submit(intent)
 
     async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -180,9 +184,8 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
     writer.write(_frame(_encode(_Reply(_READY, Delivered(message_id="")))))
     tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(request: _Request) -> None:
-        delivered = await courier.deliver(request.intent)
-        writer.write(_frame(_encode(_Reply(request.id, delivered))))
+    async def reply(request_id: int, pending: Awaitable[Delivered]) -> None:
+        writer.write(_frame(_encode(_Reply(request_id, await pending))))
 
     try:
         while True:
@@ -190,7 +193,9 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
                 request = _decode_request(await _read_frame(reader))
             except asyncio.IncompleteReadError:
                 break
-            task = asyncio.create_task(handle(request))
+            # Rendering and signing happen right here, so the SMTP write is not one more turn
+            # of the loop away.
+            task = asyncio.create_task(reply(request.id, courier.submit(request.intent)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         # stdin closed: after a clean shutdown nothing is outstanding; after the parent died

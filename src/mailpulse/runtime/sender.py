@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mailpulse.bus import Bus
 from mailpulse.observe import Metrics
-from mailpulse.runtime.courier import Courier
+from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -87,7 +87,8 @@ class Sender:
             return
         self._in_hand.add(intent.key)
         await self._slots.acquire()
-        task = asyncio.create_task(self._deliver(intent, attempts))
+        pending = self._courier.submit(intent)
+        task = asyncio.create_task(self._deliver(intent, attempts, pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -95,11 +96,13 @@ class Sender:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _deliver(self, intent: SendIntent, attempts: int) -> None:
+    async def _deliver(
+        self, intent: SendIntent, attempts: int, pending: Awaitable[Delivered]
+    ) -> None:
         try:
             self._metrics.smtp_in_flight.inc()
             try:
-                delivered = await self._courier.deliver(intent)
+                delivered = await pending
             finally:
                 self._metrics.smtp_in_flight.dec()
             if delivered.result is None:
