@@ -59,10 +59,12 @@ class Harness:
         )
 
     async def append(self, events: list[Event]) -> list[Event]:
-        fresh = await self.log.append(events)
-        for e in fresh:
-            await self.bus.publish("events", e.contact_key, e)
-        return fresh
+        # As the pipeline does: the fold sees events once written, before their fsync.
+        return await self.log.append(events, on_written=self._to_fold)
+
+    def _to_fold(self, written: list[Event]) -> None:
+        for e in written:
+            self.bus.publish_nowait("events", e.contact_key, e)
 
     async def sends(self, want: int) -> list[SendIntent]:
         got: list[SendIntent] = []
@@ -178,3 +180,33 @@ async def test_anonymous_history_merges_into_the_identified_contact(
         assert await h.state.resolve(["anon-1"]) == {"anon-1": "u9"}
         [row] = await h.state.outbox_for_contact(["u9", "anon-1"], 10)
         assert row.status == "suppressed" and "no email address" in row.last_text
+
+
+class FailingDisk:
+    """An executor whose every job fails like a dying disk: the COMMIT never happens."""
+
+    def submit(self, fn, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+
+async def test_nothing_derived_from_an_uncommitted_event_survives(
+    tmp_path: Path, clock: Clock
+) -> None:
+    from mailpulse.store import LogUnavailable
+
+    async with running(tmp_path, clock) as h:
+        await h.append([identify(1, "u")])
+        healthy = h.log._db._fsync
+        h.log._db._fsync = FailingDisk()  # type: ignore[assignment]
+        with pytest.raises(LogUnavailable):
+            await h.append([track(2, "u", "Product Added")])
+        h.log._db._fsync = healthy
+        await asyncio.sleep(0.2)
+        # The fold had started on the event; its commit never came, so no intent, no state.
+        assert await h.bus.next_batch(SENDS, 0, 10, 0.2) == []
+        assert await h.state.outbox_counts() == {}
+        # The client retries (same messageId): now it commits, and the journey runs once.
+        await h.append([track(2, "u", "Product Added")])
+        [sent] = await h.sends(1)
+        assert sent.template == "added"
+        assert await h.state.outbox_counts() == {"queued": 1}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mailpulse.types import Event
 from tests.store.conftest import LogFactory
 
@@ -75,3 +77,43 @@ async def test_appends_survive_reopening(open_log: LogFactory) -> None:
     again = await open_log()
     assert [e.message_id for e in await again.read(0, 10)] == ["a", "b"]
     assert await again.append([ev("b")]) == []
+
+
+class FailingDisk:
+    """An executor whose every job fails like a dying disk: the COMMIT never happens."""
+
+    def submit(self, fn, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+async def test_a_failed_commit_loses_early_offsets_for_good(tmp_path) -> None:
+    from mailpulse.store import LogRolledBack, LogUnavailable
+    from mailpulse.store.sqlite import SqliteEventLog
+
+    log = SqliteEventLog(tmp_path / "log.db")
+    await log.open()
+    try:
+        await log.append([ev("a")])
+        early: list[Event] = []
+        healthy = log._db._fsync
+        log._db._fsync = FailingDisk()  # type: ignore[assignment]
+        with pytest.raises(LogUnavailable, match="Input/output error"):
+            await log.append([ev("b"), ev("c")], on_written=early.extend)
+        log._db._fsync = healthy
+        # The fold saw b and c early; they must never be taken for durable...
+        assert [e.offset for e in early] == [2, 3]
+        assert log.lost(2) and log.lost(3) and not log.lost(1)
+        with pytest.raises(LogRolledBack):
+            await log.wait_durable(2, 3)
+        # ...and their offsets never come to mean other events.
+        [d] = await log.append([ev("d")])
+        assert d.offset == 4
+        await log.wait_durable(4, 4)
+        assert [(e.offset, e.message_id) for e in await log.read(0, 10)] == [(1, "a"), (4, "d")]
+        # b was never stored, so it is not a duplicate either.
+        assert [e.message_id for e in await log.append([ev("b")])] == ["b"]
+    finally:
+        await log.close()

@@ -22,6 +22,9 @@ class InProcessBus:
         return q
 
     async def publish(self, subject: str, key: str, item: Any) -> None:
+        self.publish_nowait(subject, key, item)
+
+    def publish_nowait(self, subject: str, key: str, item: Any) -> None:
         self._queue(subject, partition_of(key, self.partitions)).put_nowait(item)
 
     def depth(self, subject: str) -> int:

@@ -24,7 +24,14 @@ from mailpulse.observe import Metrics
 from mailpulse.policy import check_send
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
-from mailpulse.store import FoldCommit, InstanceRecord, OutboxRow, OutboxStatus, StateStore
+from mailpulse.store import (
+    FoldCommit,
+    InstanceRecord,
+    LogRolledBack,
+    OutboxRow,
+    OutboxStatus,
+    StateStore,
+)
 from mailpulse.store.interface import EventLog
 from mailpulse.types import Contact, Event, EventType, SendIntent
 
@@ -128,7 +135,7 @@ class FoldWorker:
             wait = 1.0 if self._next_wake is None else min(1.0, max(0.0, self._next_wake - now))
             items = await self._bus.next_batch(EVENTS, self._partition, _BATCH, wait)
             for ev in items:
-                if ev.offset > self.checkpoint:
+                if ev.offset > self.checkpoint and not self._log.lost(ev.offset):
                     heapq.heappush(self._pending, (ev.offset, ev))
             await self._fold_pending()
             if self._next_wake is not None and self._clock() >= self._next_wake:
@@ -170,8 +177,25 @@ class FoldWorker:
                 # One malformed or unexpected event must not stall every contact behind it.
                 self._metrics.errors.labels("fold").inc()
                 log.exception("fold failed for event at offset %s; skipped", ev.offset)
+        try:
+            # Events reach the fold before their fsync: nothing derived from them is stored
+            # or sent until they are durable.
+            await self._log.wait_durable(events[0].offset, events[-1].offset)
+        except LogRolledBack:
+            await self._forget_speculation()
+            return
         await self._commit(batch, events[-1].offset)
         self._metrics.stage_fold.observe(time.perf_counter() - t0)
+
+    async def _forget_speculation(self) -> None:
+        """The caches were changed by events that never committed: drop them all and go on
+        from the stored checkpoint, reading the log itself."""
+        self._ident.clear()
+        self._redirect.clear()
+        self._contacts.clear()
+        self._instances.clear()
+        self._pending.clear()
+        self.checkpoint = await self._state.checkpoint()
 
     async def _commit(self, batch: _Batch, checkpoint: int) -> None:
         change = FoldCommit(

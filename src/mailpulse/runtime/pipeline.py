@@ -107,19 +107,23 @@ class Pipeline:
         await self.log.close()
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
-        """Durably append events and hand the new ones to the fold."""
+        """Durably append events. The fold gets them as soon as they are written and works on
+        them while the fsync runs; it commits nothing before they are durable."""
         t0 = time.perf_counter()
-        fresh = await self.log.append(events)
+        fresh = await self.log.append(events, on_written=self._to_fold)
         self.metrics.stage_ingest.observe(time.perf_counter() - t0)
         if len(fresh) < len(events):
             self.metrics.events_duplicate.inc(len(events) - len(fresh))
         by_type: dict[str, int] = {}
         for ev in fresh:
             by_type[ev.type] = by_type.get(ev.type, 0) + 1
-            await self.bus.publish(EVENTS, ev.contact_key, ev)
         for kind, n in by_type.items():
             self.metrics.events.labels(kind).inc(n)
         return fresh
+
+    def _to_fold(self, written: list[Event]) -> None:
+        for ev in written:
+            self.bus.publish_nowait(EVENTS, ev.contact_key, ev)
 
     async def _forget_old_message_ids(self) -> None:
         window = self.project.durations.dedup_window

@@ -6,7 +6,7 @@ pipeline sees only the protocols. Every method is a coroutine so either backend 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -83,14 +83,26 @@ class LogUnavailable(Exception):
     """The log cannot take writes now; ingestion answers 503 instead of a false 2xx."""
 
 
+class LogRolledBack(Exception):
+    """Events handed out before their commit did not commit: whatever was derived from them
+    must be dropped."""
+
+
 class EventLog(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 
-    async def append(self, events: Sequence[Event]) -> list[Event]:
+    async def append(
+        self, events: Sequence[Event], on_written: Callable[[list[Event]], None] | None = None
+    ) -> list[Event]:
         """Durably append; returns the events that were new (offsets set), dropping repeated
-        message ids seen within the dedup window."""
+        message ids seen within the dedup window. `on_written` gets them as soon as they are
+        written, before they are durable: a consumer may start on them early but must call
+        `wait_durable` before anything it derives takes effect."""
         ...
+
+    async def wait_durable(self, first: int, last: int) -> None: ...
+    def lost(self, offset: int) -> bool: ...
 
     async def read(self, after: int, limit: int) -> list[Event]: ...
     async def head(self) -> int: ...

@@ -5,12 +5,14 @@ An append returns only after its transaction is on disk, so an HTTP 2xx means du
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
 
+from mailpulse.store.interface import LogRolledBack, LogUnavailable
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile
 from mailpulse.types import Event
@@ -39,15 +41,54 @@ def _with_offset(offset: int, body: bytes) -> Event:
 
 class SqliteEventLog:
     def __init__(self, path: Path) -> None:
-        self._db = SqliteFile(path, durable=True, schema=Q["schema"], name="mp-log")
+        self._db = SqliteFile(
+            path, durable=True, schema=Q["schema"], name="mp-log", on_commit=self._committed
+        )
+        # Offsets only ever grow, even past a failed commit: an offset handed out early (see
+        # `append`'s on_written) never comes to mean another event.
+        self._next_offset = 1
+        self._group: list[int] = []
+        self._durable_offset = 0
+        self._lost: list[tuple[int, int]] = []
+        self._changed = asyncio.Event()
 
     async def open(self) -> None:
         self._db.open()
+        head = self._db.read(lambda c: c.execute(Q["head"]).fetchone()[0])
+        self._next_offset = head + 1
+        self._durable_offset = head
+
+    def _committed(self, ok: bool) -> None:
+        if self._group:
+            if ok:
+                self._durable_offset = max(self._durable_offset, max(self._group))
+            else:
+                self._lost.append((min(self._group), max(self._group)))
+            self._group = []
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def lost(self, offset: int) -> bool:
+        """Whether an offset handed out early belongs to a write that never committed."""
+        return any(first <= offset <= last for first, last in self._lost)
+
+    async def wait_durable(self, first: int, last: int) -> None:
+        """Return once offsets first..last are on disk; LogRolledBack if any never will be."""
+        while True:
+            if any(a <= last and first <= b for a, b in self._lost):
+                raise LogRolledBack(f"offsets {first}..{last} were not committed")
+            if self._durable_offset >= last:
+                return
+            await self._changed.wait()
 
     async def close(self) -> None:
         await self._db.close()
 
-    async def append(self, events: Sequence[Event]) -> list[Event]:
+    async def append(
+        self,
+        events: Sequence[Event],
+        on_written: Callable[[list[Event]], None] | None = None,
+    ) -> list[Event]:
         def write(conn: sqlite3.Connection) -> list[Event]:
             # Set-wise, not row by row: one look-up for the batch's ids, then two bulk inserts.
             seen = _already_seen(conn, [ev.message_id for ev in events])
@@ -58,10 +99,9 @@ class SqliteEventLog:
                     fresh.append(ev)
             if not fresh:
                 return fresh
-            # The sole writer, inside its transaction: offsets follow the current head.
-            head = conn.execute(Q["head"]).fetchone()[0]
-            for n, ev in enumerate(fresh, start=head + 1):
+            for n, ev in enumerate(fresh, start=self._next_offset):
                 ev.offset = n
+            self._next_offset += len(fresh)
             conn.executemany(
                 Q["remember-message-id"], [(ev.message_id, ev.received_at) for ev in fresh]
             )
@@ -72,9 +112,13 @@ class SqliteEventLog:
                     for ev in fresh
                 ],
             )
+            self._group.extend((fresh[0].offset, fresh[-1].offset))
             return fresh
 
-        return await self._db.write(write)
+        try:
+            return await self._db.write(write, on_written)
+        except (sqlite3.Error, OSError) as exc:
+            raise LogUnavailable(f"{self._db.path}: {exc}") from exc
 
     async def read(self, after: int, limit: int) -> list[Event]:
         rows = self._db.read(lambda c: c.execute(Q["read-after"], (after, limit)).fetchall())

@@ -26,6 +26,10 @@ T = TypeVar("T")
 
 _CHECKPOINT_EVERY = 0.2  # seconds
 
+_Call = tuple[
+    Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", Callable[[Any], None] | None
+]
+
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -37,15 +41,24 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 class SqliteFile:
-    def __init__(self, path: Path, *, durable: bool, schema: str, name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        durable: bool,
+        schema: str,
+        name: str,
+        on_commit: Callable[[bool], None] | None = None,
+    ) -> None:
         self.path = path
+        self._on_commit = on_commit
         self._durable = durable
         self._schema = schema
         self._name = name
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._fsync = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-fsync")
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Call] = []
         self._flushing: asyncio.Task[None] | None = None
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
@@ -80,13 +93,18 @@ class SqliteFile:
             raise RuntimeError(f"{self.path} is not open")
         return fn(self._reader)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        on_written: Callable[[T], None] | None = None,
+    ) -> T:
         """Run `fn` in a transaction; returns once the transaction is committed (and, for a
-        durable file, on disk)."""
+        durable file, on disk). `on_written` sees the result as soon as it is written, before
+        the commit: for work that may start early but must not take effect before it."""
         if self._conn is None:
             raise RuntimeError(f"{self.path} is not open")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, fut))
+        self._pending.append((fn, fut, on_written))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         return await fut
@@ -99,6 +117,10 @@ class SqliteFile:
             while self._pending:
                 group, self._pending = self._pending, []
                 outcomes = self._run_group(conn, group)
+                for (_, _, on_written), (_, ok, value) in zip(group, outcomes, strict=True):
+                    if ok and on_written is not None:
+                        on_written(value)
+                committed = True
                 try:
                     if self._durable:
                         await loop.run_in_executor(self._fsync, conn.execute, "COMMIT")
@@ -110,6 +132,9 @@ class SqliteFile:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                     outcomes = [(fut, False, exc) for fut, _, _ in outcomes]
+                    committed = False
+                if self._on_commit is not None:
+                    self._on_commit(committed)
                 for fut, ok, value in outcomes:
                     if fut.done():
                         continue
@@ -122,12 +147,11 @@ class SqliteFile:
 
     @staticmethod
     def _run_group(
-        conn: sqlite3.Connection,
-        group: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+        conn: sqlite3.Connection, group: list[_Call]
     ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
-        for fn, fut in group:
+        for fn, fut, _ in group:
             conn.execute("SAVEPOINT call")
             try:
                 outcomes.append((fut, True, fn(conn)))
