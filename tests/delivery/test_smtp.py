@@ -256,6 +256,21 @@ async def test_silent_server_times_out(scripted):
     assert "no reply to the end of DATA" in result.text
 
 
+async def test_a_cancelled_transaction_does_not_hold_up_close(scripted):
+    # The server never answers the end of DATA; the sender gives up (its caller was cancelled,
+    # as when the process that asked for the send is gone). close() must not wait for it.
+    server = await scripted(replies={"END": b""})
+    client = relay(server.port, timeout=30)
+    sending = asyncio.create_task(client.send(message()))
+    while not server.messages:  # noqa: ASYNC110 - the scripted server only keeps a list
+        await asyncio.sleep(0.01)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    await asyncio.wait_for(client.close(), 2)
+    assert client.in_flight == 0
+
+
 async def test_connection_refused_defers():
     client = relay(free_port())
     result = await client.send(message())

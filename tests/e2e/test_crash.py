@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def start_server(project: Path, data: Path, port: int) -> subprocess.Popen[bytes
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def assert_no_process_for(project_dir: Path, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        left = subprocess.run(
+            ["pgrep", "-f", str(project_dir)], capture_output=True, text=True
+        ).stdout.split()
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"processes left behind: {left}"
+        time.sleep(0.1)
 
 
 async def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
@@ -100,6 +113,9 @@ async def test_kill_9_under_load_loses_nothing(project_dir: Path, tmp_path: Path
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    # Nothing outlives the test: the courier of a killed server leaves with it.
+    await asyncio.to_thread(assert_no_process_for, project_dir)
 
     per_message = Counter(r.message["Message-ID"] for r in sink.received)
     doubles = sum(n - 1 for n in per_message.values())

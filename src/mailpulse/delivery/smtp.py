@@ -150,6 +150,12 @@ class SmtpRelay:
                 if attempt == 1 and reused and not connection.body_sent:
                     continue
                 return self._result(message, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+            except asyncio.CancelledError:
+                # Cancelled mid-conversation: the connection is in an unknown state. It goes,
+                # and is counted back in, or close() would wait for it forever.
+                connection.close()
+                self._checkin(connection)
+                raise
             finally:
                 self._in_flight -= 1
             break
@@ -157,7 +163,12 @@ class SmtpRelay:
             # RFC 5321 §3.8: the server is closing this channel.
             connection.close()
         elif not reply.ok:
-            await self._reset(connection)
+            try:
+                await self._reset(connection)
+            except asyncio.CancelledError:
+                connection.close()
+                self._checkin(connection)
+                raise
         self._checkin(connection)
         return self._from_reply(message, reply)
 

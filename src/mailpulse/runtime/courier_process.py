@@ -204,7 +204,9 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await courier.close()
+        # QUIT politely, but never hang on a peer that does not answer.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(courier.close(), 10)
 
 
 def main(argv: list[str]) -> None:
