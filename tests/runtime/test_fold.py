@@ -210,3 +210,20 @@ async def test_nothing_derived_from_an_uncommitted_event_survives(
         [sent] = await h.sends(1)
         assert sent.template == "added"
         assert await h.state.outbox_counts() == {"queued": 1}
+
+
+async def test_contacts_dropped_from_the_cache_come_back_whole(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with running(tmp_path, clock) as h:
+        h.fold._cached_contacts = 5
+        await h.append([identify(n, f"c{n}") for n in range(1, 21)])
+        await h.append([track(100 + n, f"c{n}", "Product Added") for n in range(1, 21)])
+        assert len(await h.sends(20)) == 20
+        assert len(h.fold._contacts) <= 6
+        # c1 was dropped long ago: its address and its running journey come back from the store.
+        await h.append([track(200, "c1", "Order Completed"), track(201, "c1", "Product Added")])
+        [again] = await h.sends(1)
+        assert (again.contact_id, again.email) == ("c1", "c1@example.com")
+        instances = await h.state.instances_for("c1")
+        assert sorted(i.status for i in instances) == ["active", "exited"]

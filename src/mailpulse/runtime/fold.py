@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,9 @@ log = logging.getLogger("mailpulse.fold")
 EVENTS = "events"
 SENDS = "sends"
 _BATCH = 2000
+# The caches hold the contacts seen lately, not the whole audience: past this many, the oldest
+# are dropped between batches (they are in the store, and come back on their next event).
+CACHED_CONTACTS = 100_000
 
 _encode = msgspec.json.Encoder().encode
 _decode_instance = msgspec.json.Decoder(JourneyInstance).decode
@@ -88,7 +92,9 @@ class FoldWorker:
         metrics: Metrics,
         partition: int = 0,
         clock: Callable[[], float] = time.time,
+        cached_contacts: int = CACHED_CONTACTS,
     ) -> None:
+        self._cached_contacts = cached_contacts
         self._log = log
         self._state = state
         self._bus = bus
@@ -124,8 +130,9 @@ class FoldWorker:
         return self._versions.get((instance.journey_id, instance.version))
 
     async def run(self) -> None:
+        # Also after a crash of this task: whatever a failed batch left in the caches goes.
+        await self._forget_speculation()
         await self._load_versions()
-        self.checkpoint = await self._state.checkpoint()
         while await self._fold_from_log():
             pass
         self._next_wake = await self._state.next_wake()
@@ -185,7 +192,19 @@ class FoldWorker:
             await self._forget_speculation()
             return
         await self._commit(batch, events[-1].offset)
+        self._trim_caches()
         self._metrics.stage_fold.observe(time.perf_counter() - t0)
+
+    def _trim_caches(self) -> None:
+        """Between batches only: everything cached is committed by then."""
+        excess = len(self._contacts) - self._cached_contacts
+        if excess > 0:
+            # Drop a tenth more than needed, so this does not run on every batch.
+            for cid in list(itertools.islice(self._contacts, excess + self._cached_contacts // 10)):
+                del self._contacts[cid]
+                self._instances.pop(cid, None)
+        if len(self._ident) > 2 * self._cached_contacts:
+            self._ident.clear()
 
     async def _forget_speculation(self) -> None:
         """The caches were changed by events that never committed: drop them all and go on

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from mailpulse.bus import InProcessBus
@@ -27,6 +27,8 @@ from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
 
 log = logging.getLogger("mailpulse")
+
+RESTART_AFTER = 1.0  # seconds between a stage's failure and its restart
 
 
 class Pipeline:
@@ -76,22 +78,28 @@ class Pipeline:
         # Recovery first: rows queued before a crash are dispatched once, before the fold can
         # publish anything new.
         await self.sender.recover()
-        for name, coro in (
-            ("fold", self.fold.run()),
-            ("lifecycle", self.shipper.run()),
-            ("sender", self.sender.run()),
-            ("retries", self.sender.run_retries()),
-            ("dedup-window", self._forget_old_message_ids()),
-            ("gauges", self._update_gauges()),
+        for name, stage in (
+            ("fold", self.fold.run),
+            ("lifecycle", self.shipper.run),
+            ("sender", self.sender.run),
+            ("retries", self.sender.run_retries),
+            ("dedup-window", self._forget_old_message_ids),
+            ("gauges", self._update_gauges),
         ):
-            task = asyncio.create_task(coro, name=f"mailpulse-{name}")
-            task.add_done_callback(self._stage_ended)
-            self._tasks.append(task)
+            self._tasks.append(
+                asyncio.create_task(self._supervise(name, stage), name=f"mailpulse-{name}")
+            )
 
-    def _stage_ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.metrics.errors.labels(task.get_name()).inc()
-            log.error("stage %s stopped", task.get_name(), exc_info=task.exception())
+    async def _supervise(self, name: str, stage: Callable[[], Awaitable[None]]) -> None:
+        """A stage that fails (a full disk, a bug) is logged, counted and started again: each
+        resumes from what the store holds, so nothing accepted is left unprocessed."""
+        while True:
+            try:
+                await stage()
+            except Exception:
+                self.metrics.errors.labels(name).inc()
+                log.exception("stage %s failed; restarting it in %s s", name, RESTART_AFTER)
+                await asyncio.sleep(RESTART_AFTER)
 
     async def stop(self) -> None:
         for task in self._tasks:
