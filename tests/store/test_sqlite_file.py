@@ -1,0 +1,55 @@
+"""SQLite from the event loop: group commit, and one failing call does not sink its group."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailpulse.store.sqlite.worker import SqliteFile
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_failing_call_leaves_the_rest_of_its_group(tmp_path: Path, durable: bool) -> None:
+    db = SqliteFile(tmp_path / "f.db", durable=durable, schema=SCHEMA, name="t")
+    db.open()
+    try:
+
+        def put(k: str, v: int | None):
+            return lambda c: c.execute("INSERT INTO t VALUES (?, ?)", (k, v)).rowcount
+
+        results = await asyncio.gather(
+            db.write(put("a", 1)),
+            db.write(put("b", None)),  # NOT NULL: fails
+            db.write(put("c", 3)),
+            return_exceptions=True,
+        )
+        assert results[0] == 1 and results[2] == 1
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        rows = db.read(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+        assert rows == [("a", 1), ("c", 3)]
+    finally:
+        await db.close()
+
+
+async def test_writes_of_one_turn_share_a_commit(tmp_path: Path) -> None:
+    commits: list[bool] = []
+    db = SqliteFile(
+        tmp_path / "f.db", durable=True, schema=SCHEMA, name="t", on_commit=commits.append
+    )
+    db.open()
+    try:
+        await asyncio.gather(
+            *(
+                db.write(lambda c, n=n: c.execute("INSERT INTO t VALUES (?, ?)", (f"k{n}", n)))
+                for n in range(100)
+            )
+        )
+        assert db.read(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 100
+        assert len(commits) == 1 and commits == [True]
+    finally:
+        await db.close()
