@@ -229,7 +229,7 @@ class FoldWorker:
         )
         inserted = set(await self._state.commit(change))
         if batch.lifecycle:
-            self._shipper.nudge()
+            self._shipper.ship(batch.lifecycle)
         self.checkpoint = checkpoint
         for inst in batch.instances.values():
             wake = inst.wake_at if inst.status == "active" else None

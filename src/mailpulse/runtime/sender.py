@@ -190,4 +190,4 @@ class Sender:
         )
         # One transaction for the row and its event: the shipper takes the event to the log.
         await self._state.outbox_update([update], lifecycle=[event])
-        self._shipper.nudge()
+        self._shipper.ship([event])

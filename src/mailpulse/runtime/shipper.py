@@ -25,16 +25,31 @@ class LifecycleShipper:
         self._state = state
         self._append = append
         self._waiting = asyncio.Event()
+        self._ready: list[Event] = []
 
-    def nudge(self) -> None:
+    def ship(self, events: Sequence[Event]) -> None:
+        """Events whose state transaction has committed; they travel from memory, and the
+        stored copies are only read back after a restart."""
+        self._ready.extend(events)
         self._waiting.set()
 
     async def run(self) -> None:
-        self._waiting.set()  # leftovers from before a restart
+        # Leftovers from before a restart (and, after a failure, anything still in memory:
+        # the log drops what it already has).
+        while events := await self._state.unshipped_lifecycle(_BATCH):
+            await self._deliver(events)
         while True:
             await self._waiting.wait()
             await asyncio.sleep(LINGER)
             self._waiting.clear()
-            while events := await self._state.unshipped_lifecycle(_BATCH):
-                await self._append(events)
-                await self._state.forget_lifecycle([e.message_id for e in events])
+            while self._ready:
+                batch, self._ready = self._ready[:_BATCH], self._ready[_BATCH:]
+                try:
+                    await self._deliver(batch)
+                except BaseException:
+                    self._ready[:0] = batch
+                    raise
+
+    async def _deliver(self, events: Sequence[Event]) -> None:
+        await self._append(events)
+        await self._state.forget_lifecycle([e.message_id for e in events])
