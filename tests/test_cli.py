@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,33 @@ def test_dkim_keygen_prints_the_dns_record(tmp_path: Path) -> None:
     assert key.stat().st_mode & 0o777 == 0o600
     again = runner.invoke(app, ["dkim", "keygen", "--out", str(key)])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_demo_runs_the_shop_and_mail_arrives(tmp_path: Path) -> None:
+    # The README's first command, for a few seconds: server, capture inbox, traffic.
+    from tests.e2e.conftest import free_port
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailpulse.cli",
+            "demo",
+            "--duration",
+            "8",
+            "--rate",
+            "5",
+            "--port",
+            str(free_port()),
+            "--data",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/inbox" in result.stdout
+    m = re.search(r"(\d+) shop actions sent, (\d+) emails captured", result.stdout)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, result.stdout

@@ -49,6 +49,13 @@ def test_a_good_project_loads(project: Path) -> None:
         ("port = 2525", 'port = "twenty"', "port =", "Expected `int`"),
         ('from = "Testshop <hello@shop.test>"', 'from = "nobody"', "from =", "not an address"),
         ("[smtp]", "[smtpp]", "[smtpp]", "did you mean 'smtp'"),
+        (
+            "max_connections = 8",
+            'max_connections = 8\nusername = "u"',
+            "starttls",
+            "AUTH would send the password in clear",
+        ),
+        ("max_connections = 8", "max_connections = 0", "max_connections", "at least 1"),
     ],
 )
 def test_config_errors_name_the_line(

@@ -155,6 +155,20 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
     except msgspec.ValidationError as exc:
         raise _explain(exc, text, path) from exc
 
+    smtp = config.smtp
+    if smtp.username is not None and smtp.starttls is False and not smtp.implicit_tls:
+        raise ProjectError(
+            path,
+            "[smtp] username: AUTH would send the password in clear; "
+            "set starttls = true (or implicit_tls = true)",
+            _line_of(text, "smtp", "starttls"),
+        )
+    for key in ("max_connections", "max_messages_per_connection"):
+        if getattr(smtp, key) < 1:
+            raise ProjectError(
+                path, f"[smtp] {key} must be at least 1", _line_of(text, "smtp", key)
+            )
+
     def duration(value: str, section: str, key: str) -> float:
         try:
             return parse_duration(value)

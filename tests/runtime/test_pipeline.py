@@ -35,3 +35,21 @@ async def test_a_failed_stage_is_restarted_and_counted(
         await task
     assert len(runs) == 3
     assert pipeline.metrics.errors.labels("flaky")._value.get() == 2
+
+
+def test_the_relay_gets_the_projects_tls_and_auth(tmp_path: Path) -> None:
+    from mailpulse.runtime.wiring import relay_for
+
+    root = write_project(tmp_path / "p", 2525)
+    toml = root / "mailpulse.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "starttls = false",
+            'starttls = true\nusername = "mailer"\npassword = "s3cret"\ntimeout = "5s"',
+        )
+    )
+    s = relay_for(load_project(root))._settings
+    assert (s.host, s.port, s.starttls) == ("127.0.0.1", 2525, True)
+    assert (s.username, s.password, s.timeout) == ("mailer", "s3cret", 5.0)
+    local = relay_for(load_project(root), smtp=("127.0.0.1", 9925))._settings
+    assert (local.port, local.starttls, local.username) == (9925, False, None)
