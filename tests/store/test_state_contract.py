@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mailpulse.store import FoldCommit, InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
 from mailpulse.types import Contact, Event, SendIntent
 from tests.store.conftest import StateFactory
@@ -138,3 +140,26 @@ async def test_state_survives_reopening(open_state: StateFactory) -> None:
     again = await open_state()
     assert await again.checkpoint() == 5
     assert await again.contact("u1") is not None
+
+
+async def test_waiting_rows_by_status(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=1, intents=[intent("q1"), intent("d1")]))
+    await state.outbox_update(
+        [
+            OutboxUpdate(
+                key="d1",
+                status=OutboxStatus.DEFERRED,
+                attempts=1,
+                next_attempt_at=5.0,
+                message_id="",
+                last_code=451,
+                last_text="",
+                updated_at=5.0,
+            )
+        ]
+    )
+    assert [r.intent.key for r in await state.outbox_due(20.0, 10, "deferred")] == ["d1"]
+    assert [r.intent.key for r in await state.outbox_due(20.0, 10, "queued")] == ["q1"]
+    with pytest.raises(ValueError, match="not waiting"):
+        await state.outbox_due(20.0, 10, "sent")

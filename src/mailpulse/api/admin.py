@@ -15,11 +15,12 @@ def admin_router(log: EventLog, state: StateStore) -> APIRouter:
 
     async def canonical(contact_id: str) -> str:
         """Any identity (userId, anonymousId, alias) names its contact."""
+        # A merge re-points every identity of the merged contact, so one look-up reaches the
+        # survivor.
         resolved = (await state.resolve([contact_id])).get(contact_id)
         if resolved is None:
             raise HTTPException(404, f"no contact known as {contact_id!r}")
-        # A merged-away id still resolves, through its identities, to the survivor.
-        return (await state.resolve([resolved])).get(resolved, resolved)
+        return resolved
 
     @router.get(
         "/contacts/{contact_id}", response_model=ContactOut, responses={**ERRORS, **not_found}

@@ -154,8 +154,15 @@ class FoldWorker:
         if not self._pending:
             return
         if self._pending[0][0] != self.checkpoint + 1:
-            # A gap: an append committed but its publish has not reached us yet (or never
-            # will, after a restart). The log is the authority.
+            # A gap: offsets a rolled-back write used, or events from before a restart. The
+            # log is the authority, once it holds the first event we are waiting with (else
+            # the read finds nothing and the event waits for the next arrival to be looked at).
+            head = self._pending[0][0]
+            try:
+                await self._log.wait_durable(head, head)
+            except LogRolledBack:
+                heapq.heappop(self._pending)
+                return
             await self._fold_from_log()
             return
         run: list[Event] = []

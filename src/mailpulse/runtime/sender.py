@@ -71,16 +71,14 @@ class Sender:
         """Picks up deferred rows whose next attempt has come."""
         while True:
             await asyncio.sleep(interval)
-            for row in await self._state.outbox_due(self._clock(), 500):
-                if row.status == OutboxStatus.DEFERRED:
-                    await self._dispatch(row.intent, attempts=row.attempts)
+            for row in await self._state.outbox_due(self._clock(), 500, OutboxStatus.DEFERRED):
+                await self._dispatch(row.intent, attempts=row.attempts)
 
     async def recover(self) -> None:
         """After a restart, queued rows are either untried or were in flight at the crash:
         send them again (same Message-ID, so a receiver can tell the double)."""
-        for row in await self._state.outbox_due(float("inf"), 1_000_000):
-            if row.status == OutboxStatus.QUEUED:
-                await self._dispatch(row.intent, attempts=row.attempts)
+        for row in await self._state.outbox_due(float("inf"), 1_000_000, OutboxStatus.QUEUED):
+            await self._dispatch(row.intent, attempts=row.attempts)
 
     async def _dispatch(self, intent: SendIntent, attempts: int = 0) -> None:
         if intent.key in self._in_hand:

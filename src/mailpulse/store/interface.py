@@ -17,14 +17,11 @@ from mailpulse.types import Contact, Event, SendIntent
 class OutboxStatus:
     QUEUED = "queued"
     DEFERRED = "deferred"
-    SENDING = "sending"
     SENT = "sent"
     BOUNCED = "bounced"
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
     FAILED = "failed"
-    PENDING = (QUEUED, DEFERRED, SENDING)
-    TERMINAL = (SENT, BOUNCED, SUPPRESSED, EXPIRED, FAILED)
 
 
 class InstanceRecord(msgspec.Struct, kw_only=True):
@@ -135,7 +132,13 @@ class StateStore(Protocol):
 
     async def journey_versions(self) -> list[tuple[str, str, bytes]]: ...
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]: ...
+    async def outbox_due(
+        self, now: float, limit: int, status: str | None = None
+    ) -> list[OutboxRow]:
+        """Rows waiting to be sent whose time has come, oldest first; only `status` (queued
+        or deferred) when given."""
+        ...
+
     async def outbox_get(self, key: str) -> OutboxRow | None: ...
     async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
         """Newest first; several ids because a merged contact keeps its old rows."""

@@ -14,12 +14,19 @@ from typing import Any
 
 import msgspec
 
-from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.interface import (
+    FoldCommit,
+    InstanceRecord,
+    OutboxRow,
+    OutboxStatus,
+    OutboxUpdate,
+)
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile
 from mailpulse.types import Contact, Event, SendIntent
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
+_WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
 _encode = msgspec.json.Encoder().encode
 _decode_contact = msgspec.json.Decoder(Contact).decode
 _decode_intent = msgspec.json.Decoder(SendIntent).decode
@@ -151,9 +158,16 @@ class SqliteStateStore:
     async def journey_versions(self) -> list[tuple[str, str, bytes]]:
         return self._db.read(lambda c: c.execute(Q["journey-versions"]).fetchall())
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxRow]:
+    async def outbox_due(
+        self, now: float, limit: int, status: str | None = None
+    ) -> list[OutboxRow]:
+        # A literal predicate, so SQLite can use the partial index on waiting rows.
+        statuses = _WAITING if status is None else _WAITING & {status}
+        if not statuses:
+            raise ValueError(f"rows in status {status!r} are not waiting to be sent")
+        listed = ", ".join(f"'{s}'" for s in sorted(statuses))
         sql = (
-            f"{self._outbox_select} WHERE status IN ('queued', 'deferred', 'sending') "
+            f"{self._outbox_select} WHERE status IN ({listed}) "
             "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
         )
         rows = self._db.read(lambda c: c.execute(sql, (now, limit)).fetchall())

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     intent          BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)
-    WHERE status IN ('queued', 'deferred', 'sending');
+    WHERE status IN ('queued', 'deferred');
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
 
 -- name: get-checkpoint
