@@ -227,3 +227,31 @@ async def test_contacts_dropped_from_the_cache_come_back_whole(
         assert (again.contact_id, again.email) == ("c1", "c1@example.com")
         instances = await h.state.instances_for("c1")
         assert sorted(i.status for i in instances) == ["active", "exited"]
+
+
+async def test_a_merge_moves_journey_history_and_one_run_goes_on(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with running(tmp_path, clock) as h:
+        await h.append([identify(1, "u")])
+        await h.append([track(2, "u", "Product Added")])
+        anon = Event(
+            type="track", message_id="m3", contact_key="a", anonymous_id="a", event="Product Added"
+        )
+        await h.append([anon])
+        await h.sends(1)
+        await asyncio.sleep(0.2)
+        merge = Event(
+            type="identify", message_id="m4", contact_key="u", user_id="u", anonymous_id="a"
+        )
+        await h.append([merge])
+        await asyncio.sleep(0.2)
+    async with running(tmp_path, clock) as h:
+        instances = await h.state.instances_for("u")
+        assert sorted(i.status for i in instances) == ["active", "exited"]
+        assert await h.state.instances_for("a") == []
+        # One cart journey runs on: its reminder comes once, after the wait.
+        clock.now += 3_601
+        [reminder] = await h.sends(1)
+        assert (reminder.contact_id, reminder.template) == ("u", "reminder")
+        assert await h.bus.next_batch(SENDS, 0, 10, 0.5) == []

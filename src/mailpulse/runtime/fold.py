@@ -67,6 +67,30 @@ def contact_view(contact: Contact) -> dict[str, object]:
     return {**contact.traits, "id": contact.id, "email": contact.email}
 
 
+class _Position:
+    """Where one contact stands in one journey: what the engine needs (the running instance
+    and the last entry), not the whole history, so per-event work stays flat however many
+    times a contact has been through a journey."""
+
+    __slots__ = ("active", "last_entered_at", "last_instance_id")
+
+    def __init__(self) -> None:
+        self.active: JourneyInstance | None = None
+        self.last_entered_at: float | None = None
+        self.last_instance_id: str | None = None
+
+    def entered(self, instance_id: str, entered_at: float) -> None:
+        if self.last_entered_at is None or entered_at >= self.last_entered_at:
+            self.last_entered_at, self.last_instance_id = entered_at, instance_id
+
+    def record(self, instance: JourneyInstance) -> None:
+        self.entered(instance.instance_id, instance.entered_at)
+        if instance.status == "active":
+            self.active = instance
+        elif self.active is not None and self.active.instance_id == instance.instance_id:
+            self.active = None
+
+
 class _Batch:
     """What one fold batch changes; becomes one FoldCommit."""
 
@@ -114,7 +138,7 @@ class FoldWorker:
         self._ident: dict[str, str] = {}
         self._redirect: dict[str, str] = {}
         self._contacts: dict[str, Contact] = {}
-        self._instances: dict[str, list[JourneyInstance]] = {}
+        self._positions: dict[str, dict[str, _Position]] = {}  # contact -> journey -> position
         self.caught_up = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -209,7 +233,7 @@ class FoldWorker:
             # Drop a tenth more than needed, so this does not run on every batch.
             for cid in list(itertools.islice(self._contacts, excess + self._cached_contacts // 10)):
                 del self._contacts[cid]
-                self._instances.pop(cid, None)
+                self._positions.pop(cid, None)
         if len(self._ident) > 2 * self._cached_contacts:
             self._ident.clear()
 
@@ -219,7 +243,7 @@ class FoldWorker:
         self._ident.clear()
         self._redirect.clear()
         self._contacts.clear()
-        self._instances.clear()
+        self._positions.clear()
         self._pending.clear()
         self.checkpoint = await self._state.checkpoint()
 
@@ -256,17 +280,11 @@ class FoldWorker:
         if ev.type != EventType.TRACK or not self._journeys:
             return
         now = self._clock()
-        instances = self._instances.setdefault(cid, [])
+        positions = self._positions.setdefault(cid, {})
         for current in self._journeys.values():
-            active, last_entered, seen = None, None, set()
-            for inst in instances:
-                if inst.journey_id != current.id:
-                    continue
-                seen.add(inst.instance_id)
-                if inst.status == "active":
-                    active = inst
-                if last_entered is None or inst.entered_at > last_entered:
-                    last_entered = inst.entered_at
+            pos = positions.get(current.id)
+            active = pos.active if pos is not None else None
+            last_entered = pos.last_entered_at if pos is not None else None
             journey = current if active is None else self._definition(active)
             if journey is None:
                 continue
@@ -280,7 +298,11 @@ class FoldWorker:
             )
             if tr.instance is None:
                 continue
-            if active is None and tr.instance.instance_id in seen:
+            if (
+                active is None
+                and pos is not None
+                and tr.instance.instance_id == pos.last_instance_id
+            ):
                 continue  # a replayed entry of an instance that already ran
             self._store_instance(tr.instance, batch)
             self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
@@ -310,9 +332,13 @@ class FoldWorker:
             if contact is None:
                 continue
             self._contacts[cid] = contact
-            self._instances[cid] = [
-                _decode_instance(r.body) for r in await self._state.instances_for(cid)
-            ]
+            positions: dict[str, _Position] = {}
+            for r in await self._state.instances_for(cid):
+                pos = positions.setdefault(r.journey_id, _Position())
+                pos.entered(r.instance_id, r.entered_at)
+                if r.status == "active":
+                    pos.active = _decode_instance(r.body)  # only running ones are decoded
+            self._positions[cid] = positions
 
     def _follow(self, cid: str) -> str:
         while cid in self._redirect:
@@ -335,7 +361,7 @@ class FoldWorker:
         if cid is None or cid not in self._contacts:
             cid = cid or key
             self._contacts[cid] = Contact(id=cid)
-            self._instances[cid] = []
+            self._positions[cid] = {}
             batch.contacts.add(cid)
             self._map(key, cid, batch)
         return cid
@@ -379,25 +405,28 @@ class FoldWorker:
         self._map(key, target, batch)
 
     def _move_instances(self, source: str, target: str, batch: _Batch) -> None:
-        kept = self._instances.setdefault(target, [])
-        active = {i.journey_id for i in kept if i.status == "active"}
-        for inst in self._instances.pop(source, []):
+        """The store moves the history with the merge; here the running instances follow,
+        and where both contacts run the same journey, the survivor's goes on."""
+        kept = self._positions.setdefault(target, {})
+        for journey_id, moved in self._positions.pop(source, {}).items():
+            pos = kept.setdefault(journey_id, _Position())
+            if moved.last_instance_id is not None and moved.last_entered_at is not None:
+                pos.entered(moved.last_instance_id, moved.last_entered_at)
+            inst = moved.active
+            if inst is None:
+                continue
             inst.contact_id = target
-            if inst.status == "active" and inst.journey_id in active:
+            if pos.active is not None:
                 inst.status, inst.wake_at = "exited", None
-            kept.append(inst)
+            else:
+                pos.active = inst
             batch.instances[inst.instance_id] = inst
 
     # -- journeys and intents ------------------------------------------------------------
 
     def _store_instance(self, instance: JourneyInstance, batch: _Batch) -> None:
-        lst = self._instances.setdefault(instance.contact_id, [])
-        for n, inst in enumerate(lst):
-            if inst.instance_id == instance.instance_id:
-                lst[n] = instance
-                break
-        else:
-            lst.append(instance)
+        positions = self._positions.setdefault(instance.contact_id, {})
+        positions.setdefault(instance.journey_id, _Position()).record(instance)
         batch.instances[instance.instance_id] = instance
 
     def _queue_sends(
@@ -448,14 +477,10 @@ class FoldWorker:
             await self._load_contacts({r.contact_id for r in records})
             batch = _Batch()
             for rec in records:
-                cached = next(
-                    (
-                        i
-                        for i in self._instances.get(rec.contact_id, [])
-                        if i.instance_id == rec.instance_id
-                    ),
-                    None,
-                )
+                pos = self._positions.get(rec.contact_id, {}).get(rec.journey_id)
+                cached = pos.active if pos is not None else None
+                if cached is None or cached.instance_id != rec.instance_id:
+                    cached = None
                 inst = cached or _decode_instance(rec.body)
                 journey = self._definition(inst)
                 contact = self._contacts.get(inst.contact_id)

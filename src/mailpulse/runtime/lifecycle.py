@@ -45,6 +45,3 @@ def lifecycle_event(
         timestamp=now,
         received_at=now,
     )
-
-
-LIFECYCLE_NAMES = frozenset(k.value for k in Lifecycle)

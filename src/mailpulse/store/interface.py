@@ -68,7 +68,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     contacts: list[Contact] = msgspec.field(default_factory=list)
     deleted_contacts: list[str] = msgspec.field(default_factory=list)
     identities: dict[str, str] = msgspec.field(default_factory=dict)
-    merges: dict[str, str] = msgspec.field(default_factory=dict)  # merged contact -> survivor
+    # merged contact -> survivor: its identities and journey history move to the survivor
+    merges: dict[str, str] = msgspec.field(default_factory=dict)
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)

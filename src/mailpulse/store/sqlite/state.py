@@ -63,7 +63,9 @@ def _outbox(row: tuple[Any, ...]) -> OutboxRow:
 def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["upsert-contact"], [(c.id, _encode(c)) for c in change.contacts])
     conn.executemany(Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
-    conn.executemany(Q["merge-identities"], [(dst, src) for src, dst in change.merges.items()])
+    moves = [(dst, src) for src, dst in change.merges.items()]
+    conn.executemany(Q["merge-identities"], moves)
+    conn.executemany(Q["merge-instances"], moves)
     conn.executemany(Q["upsert-identity"], list(change.identities.items()))
     conn.executemany(
         Q["upsert-instance"],

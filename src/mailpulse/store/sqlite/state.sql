@@ -75,6 +75,9 @@ ON CONFLICT (key) DO UPDATE SET contact_id = excluded.contact_id
 -- name: merge-identities
 UPDATE identities SET contact_id = ? WHERE contact_id = ?
 
+-- name: merge-instances
+UPDATE journey_instances SET contact_id = ? WHERE contact_id = ?
+
 -- name: identities-of
 SELECT key FROM identities WHERE contact_id = ? ORDER BY key
 
