@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from mailpulse.delivery import SmtpRelay
+from mailpulse.delivery import OpenTransaction, SmtpRelay
 from mailpulse.types import DeliveryStatus, RenderedMessage
 
 from .peers import Recorder, accept_user, free_port
@@ -358,3 +358,47 @@ async def test_send_after_close_is_a_programming_error(scripted):
     assert b"QUIT\r\n" in server.reads
     with pytest.raises(RuntimeError):
         await client.send(message())
+
+
+async def test_an_open_transaction_delivers_only_when_finished(smtp_server):
+    handler, port = smtp_server()
+    client = relay(port, max_connections=1)
+    opened = await client.begin("k1", "bounce@shop.example", "ann@example.org")
+    assert isinstance(opened, OpenTransaction)
+    assert client.in_flight == 1 and not client.has_free_connection()
+    await asyncio.sleep(0.05)
+    assert handler.messages == []  # the server holds the envelope, waiting for the content
+    result = await opened.finish(BODY)
+    assert (result.key, result.status, result.code) == ("k1", DeliveryStatus.SENT, 250)
+    assert client.in_flight == 0 and client.has_free_connection()
+    assert handler.messages == [("bounce@shop.example", ["ann@example.org"], BODY)]
+    with pytest.raises(RuntimeError, match="after finish"):
+        await opened.finish(BODY)
+    await client.close()
+
+
+async def test_an_abandoned_transaction_delivers_nothing_and_frees_its_slot(smtp_server):
+    handler, port = smtp_server()
+    client = relay(port, max_connections=1)
+    opened = await client.begin("k1", "bounce@shop.example", "ann@example.org")
+    assert isinstance(opened, OpenTransaction)
+    opened.abandon()
+    opened.abandon()  # twice is harmless
+    assert client.in_flight == 0 and client.has_free_connection()
+    # The one connection went with the transaction: the next send opens another.
+    assert (await client.send(message(2))).status == DeliveryStatus.SENT
+    await asyncio.wait_for(client.close(), 2)
+    assert [m[2] for m in handler.messages] == [BODY]
+    assert len(handler.peers) == 1  # only the second connection reached DATA's end
+
+
+async def test_a_refused_envelope_is_the_result_of_begin(smtp_server):
+    handler, port = smtp_server(Recorder({"bob@example.org": ("RCPT", "550 5.1.1 no bob")}))
+    client = relay(port, max_connections=1)
+    refused = await client.begin("k1", "bounce@shop.example", "bob@example.org")
+    assert not isinstance(refused, OpenTransaction)
+    assert (refused.key, refused.status, refused.code) == ("k1", DeliveryStatus.BOUNCED, 550)
+    assert client.in_flight == 0 and client.has_free_connection()
+    assert (await client.send(message())).status == DeliveryStatus.SENT
+    await client.close()
+    assert len(handler.messages) == 1

@@ -2,10 +2,11 @@
 
 from mailpulse.delivery.dkim import DkimSigner, dns_txt_record, generate_rsa_key
 from mailpulse.delivery.mime import build_message, make_message_id
-from mailpulse.delivery.smtp import SmtpRelay
+from mailpulse.delivery.smtp import OpenTransaction, SmtpRelay
 
 __all__ = [
     "DkimSigner",
+    "OpenTransaction",
     "SmtpRelay",
     "build_message",
     "dns_txt_record",

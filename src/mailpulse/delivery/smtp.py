@@ -19,7 +19,7 @@ from mailpulse.delivery.smtp_connection import ConnectionSettings, SmtpConnectio
 from mailpulse.delivery.smtp_reply import Reply, SmtpProtocolError
 from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage
 
-__all__ = ["SmtpRelay"]
+__all__ = ["OpenTransaction", "SmtpRelay"]
 
 _NETWORK_ERRORS = (OSError, TimeoutError, SmtpProtocolError)  # ssl.SSLError is an OSError
 
@@ -47,6 +47,18 @@ def _status(code: int) -> DeliveryStatus:
 def _describe(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return text if isinstance(error, SmtpProtocolError) else f"{type(error).__name__}: {text}"
+
+
+def _result(
+    key: str, status: DeliveryStatus, code: int, enhanced: str, text: str
+) -> DeliveryResult:
+    return DeliveryResult(
+        key=key, status=status, code=code, enhanced=enhanced, text=text, at=time.time()
+    )
+
+
+def _from_reply(key: str, reply: Reply) -> DeliveryResult:
+    return _result(key, _status(reply.code), reply.code, reply.enhanced, reply.text)
 
 
 class SmtpRelay:
@@ -117,16 +129,32 @@ class SmtpRelay:
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         """Runs one transaction for `message`; never raises for network or SMTP trouble."""
+        opened = await self.begin(message.key, message.mail_from, message.rcpt_to)
+        if isinstance(opened, DeliveryResult):
+            return opened
+        return await opened.finish(message.data)
+
+    def has_free_connection(self) -> bool:
+        """Whether a transaction could start now without waiting for another to end."""
+        return bool(self._idle) or self._open < self._max_connections
+
+    async def begin(
+        self, key: str, mail_from: str, rcpt_to: str
+    ) -> OpenTransaction | DeliveryResult:
+        """The envelope of a transaction, up to the server's 354: an `OpenTransaction` that
+        waits for the content, or the result when the server refused it or could not be
+        reached. Nothing is delivered until `finish`; `abandon` drops the connection, and with
+        it the transaction (RFC 5321 §4.1.1.4: no delivery without the end of data)."""
         if self._closed:
-            raise RuntimeError("SmtpRelay.send after close()")
+            raise RuntimeError("SmtpRelay.begin after close()")
         try:
-            mail_from = _envelope_address(message.mail_from)
+            mail_addr = _envelope_address(mail_from)
         except ValueError as err:
             raise ValueError(f"bad envelope sender: {err}") from None
         try:
-            rcpt_to = _envelope_address(message.rcpt_to)
+            rcpt_addr = _envelope_address(rcpt_to)
         except ValueError as err:
-            return self._result(message, DeliveryStatus.BOUNCED, 0, "5.1.3", str(err))
+            return _result(key, DeliveryStatus.BOUNCED, 0, "5.1.3", str(err))
         # A reused connection the server dropped while idle fails before anything is accepted;
         # that one attempt is repeated on a fresh connection.
         for attempt in (1, 2):
@@ -135,30 +163,39 @@ class SmtpRelay:
             except SmtpSetupError as err:
                 reply = err.reply
                 code, enhanced = (reply.code, reply.enhanced) if reply else (0, "")
-                return self._result(message, DeliveryStatus.DEFERRED, code, enhanced, str(err))
+                return _result(key, DeliveryStatus.DEFERRED, code, enhanced, str(err))
             except _RelayClosed:
-                return self._result(message, DeliveryStatus.DEFERRED, 0, "", "relay closed")
+                return _result(key, DeliveryStatus.DEFERRED, 0, "", "relay closed")
             except _NETWORK_ERRORS as err:
-                return self._result(message, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+                return _result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
             reused = connection.transactions > 0
             self._in_flight += 1
             try:
-                reply = await connection.transaction(mail_from, rcpt_to, message.data)
+                refused = await connection.begin(mail_addr, rcpt_addr)
             except _NETWORK_ERRORS as err:
+                self._in_flight -= 1
                 connection.close()
                 self._checkin(connection)
-                if attempt == 1 and reused and not connection.body_sent:
+                if attempt == 1 and reused:
                     continue
-                return self._result(message, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+                return _result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
             except asyncio.CancelledError:
+                self._in_flight -= 1
                 # Cancelled mid-conversation: the connection is in an unknown state. It goes,
                 # and is counted back in, or close() would wait for it forever.
                 connection.close()
                 self._checkin(connection)
                 raise
-            finally:
-                self._in_flight -= 1
-            break
+            if refused is None:
+                return OpenTransaction(self, key, connection)
+            self._in_flight -= 1
+            await self._end(connection, refused)
+            return _from_reply(key, refused)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _end(self, connection: SmtpConnection, reply: Reply) -> None:
+        """After the last reply of a transaction: the connection back to the pool, reset if
+        the transaction failed, closed if the server is closing it."""
         if reply.code == 421:
             # RFC 5321 §3.8: the server is closing this channel.
             connection.close()
@@ -170,18 +207,6 @@ class SmtpRelay:
                 self._checkin(connection)
                 raise
         self._checkin(connection)
-        return self._from_reply(message, reply)
-
-    def _from_reply(self, message: RenderedMessage, reply: Reply) -> DeliveryResult:
-        return self._result(message, _status(reply.code), reply.code, reply.enhanced, reply.text)
-
-    @staticmethod
-    def _result(
-        message: RenderedMessage, status: DeliveryStatus, code: int, enhanced: str, text: str
-    ) -> DeliveryResult:
-        return DeliveryResult(
-            key=message.key, status=status, code=code, enhanced=enhanced, text=text, at=time.time()
-        )
 
     async def _reset(self, connection: SmtpConnection) -> None:
         try:
@@ -272,3 +297,42 @@ class SmtpRelay:
             await self._all_returned.wait()
         if self._quitting:
             await asyncio.gather(*self._quitting)
+
+
+class OpenTransaction:
+    """A transaction the server has accepted up to DATA, waiting for the message."""
+
+    def __init__(self, relay: SmtpRelay, key: str, connection: SmtpConnection) -> None:
+        self._relay = relay
+        self._key = key
+        self._connection: SmtpConnection | None = connection
+
+    async def finish(self, data: bytes) -> DeliveryResult:
+        """Sends the content; the server's verdict. Never raises for network trouble."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            raise RuntimeError("OpenTransaction.finish after finish() or abandon()")
+        relay = self._relay
+        try:
+            reply = await connection.content(data)
+        except _NETWORK_ERRORS as err:
+            connection.close()
+            relay._checkin(connection)
+            return _result(self._key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+        except asyncio.CancelledError:
+            connection.close()
+            relay._checkin(connection)
+            raise
+        finally:
+            relay._in_flight -= 1
+        await relay._end(connection, reply)
+        return _from_reply(self._key, reply)
+
+    def abandon(self) -> None:
+        """Drops the transaction: the connection closes before the end of data."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        self._relay._in_flight -= 1
+        connection.close()
+        self._relay._checkin(connection)

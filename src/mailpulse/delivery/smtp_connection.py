@@ -279,8 +279,9 @@ class SmtpConnection:
         self._reader.transport.write(line)
         return await self._reader.read(1, what)
 
-    async def transaction(self, mail_from: bytes, rcpt_to: bytes, data: bytes) -> Reply:
-        """MAIL, RCPT, DATA and the content; the first refusal or the reply to the content."""
+    async def begin(self, mail_from: bytes, rcpt_to: bytes) -> Reply | None:
+        """MAIL, RCPT and DATA: None once the server waits for the content (354), else the
+        first refusal (the transaction is then over)."""
         self.transactions += 1
         self.body_sent = False
         reader = self._reader
@@ -299,15 +300,19 @@ class SmtpConnection:
                 # §3.1: DATA was accepted although nobody can receive: send an empty message.
                 await self._command(b".\r\n", "an empty DATA")
                 return refused
-        else:
-            for line, what in ((mail, "MAIL"), (rcpt, "RCPT")):
-                (reply,) = await self._command(line, what)
-                if not reply.ok:
-                    return reply
-            (reply,) = await self._command(b"DATA\r\n", "DATA")
-            if reply.code != 354:
+            return None
+        for line, what in ((mail, "MAIL"), (rcpt, "RCPT")):
+            (reply,) = await self._command(line, what)
+            if not reply.ok:
                 return reply
-        transport.write(dot_stuffed(data))
+        (reply,) = await self._command(b"DATA\r\n", "DATA")
+        return None if reply.code == 354 else reply
+
+    async def content(self, data: bytes) -> Reply:
+        """The message after a `begin` that returned None: the server's verdict on it."""
+        reader = self._reader
+        assert reader.transport is not None
+        reader.transport.write(dot_stuffed(data))
         self.body_sent = True
         await reader.drain()
         (reply,) = await reader.read(1, "the end of DATA")

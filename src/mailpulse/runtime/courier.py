@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from mailpulse.delivery import DkimSigner, build_message, make_message_id
+from mailpulse.delivery import DkimSigner, OpenTransaction, build_message, make_message_id
 from mailpulse.errors import RenderError
 from mailpulse.render import TemplateLibrary
 from mailpulse.types import DeliveryResult, RenderedMessage, SendIntent
@@ -38,13 +38,22 @@ class Courier(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
 
+    def prepare(self, intent: SendIntent) -> None:
+        """A hint that `intent` is about to be submitted: do what has no effect outside
+        (render, sign, open the SMTP transaction up to DATA) ahead of time. The hint may be
+        wrong: an intent never submitted is dropped unsent."""
+        ...
+
     def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         """Start delivering now (no waiting for the next turn of the loop); await the result."""
         ...
 
 
 class Transport(Protocol):
-    async def send(self, message: RenderedMessage) -> DeliveryResult: ...
+    def has_free_connection(self) -> bool: ...
+    async def begin(
+        self, key: str, mail_from: str, rcpt_to: str
+    ) -> OpenTransaction | DeliveryResult: ...
     async def close(self) -> None: ...
 
 
@@ -106,35 +115,137 @@ class MessageFactory:
         return message, t1 - t0, time.perf_counter() - t1
 
 
+PREPARED_FOR = 2.0  # seconds a prepared intent waits for its submit before it is dropped
+
+
+@dataclass
+class _Job:
+    """One intent on its way: the signed message (or why it could not be made) and the
+    transaction being opened for it."""
+
+    intent: SendIntent
+    message: RenderedMessage | None
+    error: str
+    render_s: float
+    sign_s: float
+    opening: asyncio.Task[OpenTransaction | DeliveryResult] | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def drop(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        opening = self.opening
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()  # the relay closes a connection cancelled mid-conversation
+        elif not opening.cancelled() and isinstance(opening.result(), OpenTransaction):
+            opening.result().abandon()
+
+
 class LocalCourier:
+    """Renders, signs and transmits on the caller's loop.
+
+    A prepared intent has its message made and its transaction opened up to DATA before it
+    is submitted, so the submit costs only the content and its reply. Preparing yields to
+    submits (it runs one intent per turn of the loop, behind whatever is waiting), and opens
+    transactions only on spare connections: speculation never makes real work wait."""
+
     def __init__(self, factory: MessageFactory, transport: Transport) -> None:
         self._factory = factory
         self._transport = transport
+        self._to_prepare: dict[str, SendIntent] = {}
+        self._prepared: dict[str, _Job] = {}
+        self._preparing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
+        if self._preparing is not None:
+            self._preparing.cancel()
+        self._to_prepare.clear()
+        prepared, self._prepared = self._prepared, {}
+        for job in prepared.values():
+            job.drop()
         await self._transport.close()
 
+    def prepare(self, intent: SendIntent) -> None:
+        if intent.key in self._prepared or intent.key in self._to_prepare:
+            return
+        self._to_prepare[intent.key] = intent
+        if self._preparing is None:
+            self._preparing = asyncio.ensure_future(self._prepare_queued())
+
+    async def _prepare_queued(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._to_prepare:
+                key = next(iter(self._to_prepare))
+                job = self._make(self._to_prepare.pop(key))
+                if job.message is not None and self._transport.has_free_connection():
+                    job.opening = self._open(job.message)
+                job.expiry = loop.call_later(PREPARED_FOR, self._expire, key)
+                self._prepared[key] = job
+                await asyncio.sleep(0)  # submits that came in meanwhile go first
+        finally:
+            self._preparing = None
+
     def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
+        self._to_prepare.pop(intent.key, None)
+        job = self._prepared.pop(intent.key, None)
+        if job is not None and job.intent != intent:
+            job.drop()  # prepared from an event that was rolled back: made afresh
+            job = None
+        if job is None:
+            job = self._make(intent)
+        elif job.expiry is not None:
+            job.expiry.cancel()
+        if job.message is None:
+            failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+            failed.set_result(Delivered(message_id="", error=job.error))
+            return failed
+        if job.opening is None:
+            job.opening = self._open(job.message)
+        return asyncio.ensure_future(self._transmit(job, job.message, job.opening))
+
+    def _make(self, intent: SendIntent) -> _Job:
         try:
             message, render_s, sign_s = self._factory.make(intent)
         except (RenderError, KeyError) as exc:
-            failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
-            failed.set_result(Delivered(message_id="", error=str(exc)))
-            return failed
-        return asyncio.ensure_future(self._transmit(message, render_s, sign_s))
+            return _Job(intent, None, str(exc), 0.0, 0.0)
+        return _Job(intent, message, "", render_s, sign_s)
+
+    def _open(self, message: RenderedMessage) -> asyncio.Task[OpenTransaction | DeliveryResult]:
+        return asyncio.ensure_future(
+            self._transport.begin(message.key, message.mail_from, message.rcpt_to)
+        )
+
+    def _expire(self, key: str) -> None:
+        job = self._prepared.pop(key, None)
+        if job is not None:
+            job.drop()
 
     async def _transmit(
-        self, message: RenderedMessage, render_s: float, sign_s: float
+        self,
+        job: _Job,
+        message: RenderedMessage,
+        opening: asyncio.Task[OpenTransaction | DeliveryResult],
     ) -> Delivered:
         t0 = time.perf_counter()
-        result = await self._transport.send(message)
+        try:
+            opened = await opening
+        except asyncio.CancelledError:
+            job.drop()
+            raise
+        if isinstance(opened, OpenTransaction):
+            result = await opened.finish(message.data)
+        else:
+            result = opened
         return Delivered(
             message_id=message.message_id,
             result=result,
-            render_s=render_s,
-            sign_s=sign_s,
+            render_s=job.render_s,
+            sign_s=job.sign_s,
             smtp_s=time.perf_counter() - t0,
         )

@@ -3,7 +3,8 @@
 One event loop cannot take in events, fold them and also render, sign (~0.3 ms of RSA) and
 speak SMTP for every message without queueing all of it behind each other. The child loads the
 same project (templates compiled once, the DKIM key, the relay) and answers each intent with a
-`Delivered`. Frames on its stdin/stdout: a 4-byte length, then JSON (JSON, not msgpack:
+`Delivered` (a prepare request, a hint sent before the event is durable, gets no answer).
+Frames on its stdin/stdout: a 4-byte length, then JSON (JSON, not msgpack:
 event properties may hold integers of any size).
 
 If the child dies, the intents it held come back as deferrals (`code` 0) and are retried like
@@ -39,6 +40,7 @@ _READY = 0
 class _Request(msgspec.Struct):
     id: int
     intent: SendIntent
+    prepare: bool = False  # a hint only: nobody waits for a reply
 
 
 class _Reply(msgspec.Struct):
@@ -119,6 +121,11 @@ class CourierProcess:
         if self._reading is not None:
             await self._reading
 
+    def prepare(self, intent: SendIntent) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            proc.stdin.write(_frame(_encode(_Request(0, intent, prepare=True))))
+
     def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         proc = self._proc
         if proc is None or proc.returncode is not None or proc.stdin is None:
@@ -193,6 +200,9 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
                 request = _decode_request(await _read_frame(reader))
             except asyncio.IncompleteReadError:
                 break
+            if request.prepare:
+                courier.prepare(request.intent)
+                continue
             # Rendering and signing happen right here, so the SMTP write is not one more turn
             # of the loop away.
             task = asyncio.create_task(reply(request.id, courier.submit(request.intent)))

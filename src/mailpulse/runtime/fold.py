@@ -117,8 +117,10 @@ class FoldWorker:
         partition: int = 0,
         clock: Callable[[], float] = time.time,
         cached_contacts: int = CACHED_CONTACTS,
+        foresee: Callable[[SendIntent], None] | None = None,
     ) -> None:
         self._cached_contacts = cached_contacts
+        self._foresee = foresee
         self._log = log
         self._state = state
         self._bus = bus
@@ -194,7 +196,7 @@ class FoldWorker:
         while self._pending and self._pending[0][0] == expected and len(run) < _BATCH:
             run.append(heapq.heappop(self._pending)[1])
             expected += 1
-        await self._fold(run)
+        await self._fold(run, fresh=True)
 
     async def _fold_from_log(self) -> bool:
         events = await self._log.read(self.checkpoint, _BATCH)
@@ -204,7 +206,9 @@ class FoldWorker:
 
     # -- one batch -----------------------------------------------------------------------
 
-    async def _fold(self, events: list[Event]) -> None:
+    async def _fold(self, events: list[Event], *, fresh: bool = False) -> None:
+        """`fresh`: events just appended, not replayed from the log, so their intents are
+        new and worth preparing while the fsync runs."""
         t0 = time.perf_counter()
         await self._prefetch(events)
         batch = _Batch()
@@ -215,6 +219,10 @@ class FoldWorker:
                 # One malformed or unexpected event must not stall every contact behind it.
                 self._metrics.errors.labels("fold").inc()
                 log.exception("fold failed for event at offset %s; skipped", ev.offset)
+        if fresh and self._foresee is not None:
+            for row in batch.intents:
+                if row.status == OutboxStatus.QUEUED:
+                    self._foresee(row.intent)
         try:
             # Events reach the fold before their fsync: nothing derived from them is stored
             # or sent until they are durable.

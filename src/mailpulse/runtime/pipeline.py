@@ -50,15 +50,6 @@ class Pipeline:
         self._clock = clock
         cfg = project.config
         self.shipper = LifecycleShipper(self.state, self.append)
-        self.fold = FoldWorker(
-            log=self.log,
-            state=self.state,
-            bus=self.bus,
-            shipper=self.shipper,
-            journeys=project.journeys,
-            metrics=self.metrics,
-            clock=clock,
-        )
         self.sender = Sender(
             state=self.state,
             bus=self.bus,
@@ -68,6 +59,16 @@ class Pipeline:
             metrics=self.metrics,
             concurrency=cfg.delivery.concurrency,
             clock=clock,
+        )
+        self.fold = FoldWorker(
+            log=self.log,
+            state=self.state,
+            bus=self.bus,
+            shipper=self.shipper,
+            journeys=project.journeys,
+            metrics=self.metrics,
+            clock=clock,
+            foresee=self.sender.foresee,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

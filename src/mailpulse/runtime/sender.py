@@ -61,6 +61,12 @@ class Sender:
         self._in_hand: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def foresee(self, intent: SendIntent) -> None:
+        """An intent the fold is about to queue, told before its event is durable: the
+        courier prepares it, unless a backlog means its submit would not come at once."""
+        if not self._slots.locked():
+            self._courier.prepare(intent)
+
     async def run(self) -> None:
         while True:
             intents = await self._bus.next_batch(SENDS, self._partition, 256, None)
