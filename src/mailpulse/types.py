@@ -25,8 +25,9 @@ class EventType(StrEnum):
 class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One Segment-spec call as it stands in the log.
 
-    `offset` is 0 until the log assigns it. `contact_key` is the identity the event is
-    partitioned by: `userId` when present, else `anonymousId`. Timestamps are epoch seconds.
+    `contact_key` is the identity the event is partitioned by: `userId` when present, else
+    `anonymousId`. The log assigns `partition` (from `contact_key`) and `offset` (its place
+    in that partition, counted from 1). Timestamps are epoch seconds.
     """
 
     type: str
@@ -43,6 +44,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     group_id: str | None = None
     timestamp: float = 0.0
     received_at: float = 0.0
+    partition: int = 0
     offset: int = 0
 
 

@@ -1,4 +1,5 @@
-"""SQLite from the event loop: group commit, and one failing call does not sink its group."""
+"""SQLite from the event loop: group commit, one failing call does not sink its group, and
+the embedded store keeps one partition."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mailpulse.store import FoldCommit
+from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.store.sqlite.worker import SqliteFile
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
@@ -53,3 +56,24 @@ async def test_writes_of_one_turn_share_a_commit(tmp_path: Path) -> None:
         assert len(commits) == 1 and commits == [True]
     finally:
         await db.close()
+
+
+async def test_an_embedded_store_has_one_partition(tmp_path: Path) -> None:
+    log, state = SqliteEventLog(tmp_path / "log.db"), SqliteStateStore(tmp_path / "state.db")
+    await log.open()
+    await state.open()
+    try:
+        assert log.partitions == 1
+        for call in (
+            log.read(0, 10, partition=1),
+            log.head(partition=2),
+            state.checkpoint(partition=1),
+            state.outbox_due(0.0, 10, partition=1),
+            state.commit(FoldCommit(checkpoint=1, partition=3)),
+        ):
+            with pytest.raises(ValueError, match=r"one partition \(0\)"):
+                await call
+        assert await state.checkpoint() == 0  # the refused commit changed nothing
+    finally:
+        await log.close()
+        await state.close()

@@ -161,14 +161,14 @@ class FoldWorker:
         await self._load_versions()
         while await self._fold_from_log():
             pass
-        self._next_wake = await self._state.next_wake()
+        self._next_wake = await self._state.next_wake(self._partition)
         self.caught_up.set()
         while True:
             now = self._clock()
             wait = 1.0 if self._next_wake is None else min(1.0, max(0.0, self._next_wake - now))
             items = await self._bus.next_batch(EVENTS, self._partition, _BATCH, wait)
             for ev in items:
-                if ev.offset > self.checkpoint and not self._log.lost(ev.offset):
+                if ev.offset > self.checkpoint and not self._log.lost(ev.offset, self._partition):
                     heapq.heappush(self._pending, (ev.offset, ev))
             await self._fold_pending()
             if self._next_wake is not None and self._clock() >= self._next_wake:
@@ -185,7 +185,7 @@ class FoldWorker:
             # the read finds nothing and the event waits for the next arrival to be looked at).
             head = self._pending[0][0]
             try:
-                await self._log.wait_durable(head, head)
+                await self._log.wait_durable(head, head, self._partition)
             except LogRolledBack:
                 heapq.heappop(self._pending)
                 return
@@ -199,7 +199,7 @@ class FoldWorker:
         await self._fold(run, fresh=True)
 
     async def _fold_from_log(self) -> bool:
-        events = await self._log.read(self.checkpoint, _BATCH)
+        events = await self._log.read(self.checkpoint, _BATCH, self._partition)
         if events:
             await self._fold(events)
         return bool(events)
@@ -226,7 +226,7 @@ class FoldWorker:
         try:
             # Events reach the fold before their fsync: nothing derived from them is stored
             # or sent until they are durable.
-            await self._log.wait_durable(events[0].offset, events[-1].offset)
+            await self._log.wait_durable(events[0].offset, events[-1].offset, self._partition)
         except LogRolledBack:
             await self._forget_speculation()
             return
@@ -253,11 +253,12 @@ class FoldWorker:
         self._contacts.clear()
         self._positions.clear()
         self._pending.clear()
-        self.checkpoint = await self._state.checkpoint()
+        self.checkpoint = await self._state.checkpoint(self._partition)
 
     async def _commit(self, batch: _Batch, checkpoint: int) -> None:
         change = FoldCommit(
             checkpoint=checkpoint,
+            partition=self._partition,
             contacts=[self._contacts[c] for c in batch.contacts if c in self._contacts],
             deleted_contacts=list(batch.deleted),
             identities=batch.identities,
@@ -480,7 +481,7 @@ class FoldWorker:
 
     async def _fire_timers(self) -> None:
         now = self._clock()
-        records = await self._state.due_instances(now, _BATCH)
+        records = await self._state.due_instances(now, _BATCH, self._partition)
         if records:
             await self._load_contacts({r.contact_id for r in records})
             batch = _Batch()
@@ -501,4 +502,4 @@ class FoldWorker:
                     self._store_instance(tr.instance, batch)
                     self._queue_sends(contact, tr.instance, tr.effects, now, batch)
             await self._commit(batch, self.checkpoint)
-        self._next_wake = await self._state.next_wake()
+        self._next_wake = await self._state.next_wake(self._partition)

@@ -77,13 +77,17 @@ class Sender:
         """Picks up deferred rows whose next attempt has come."""
         while True:
             await asyncio.sleep(interval)
-            for row in await self._state.outbox_due(self._clock(), 500, OutboxStatus.DEFERRED):
+            for row in await self._state.outbox_due(
+                self._clock(), 500, OutboxStatus.DEFERRED, self._partition
+            ):
                 await self._dispatch(row.intent, attempts=row.attempts)
 
     async def recover(self) -> None:
         """After a restart, queued rows are either untried or were in flight at the crash:
         send them again (same Message-ID, so a receiver can tell the double)."""
-        for row in await self._state.outbox_due(float("inf"), 1_000_000, OutboxStatus.QUEUED):
+        for row in await self._state.outbox_due(
+            float("inf"), 1_000_000, OutboxStatus.QUEUED, self._partition
+        ):
             await self._dispatch(row.intent, attempts=row.attempts)
 
     async def _dispatch(self, intent: SendIntent, attempts: int = 0) -> None:
@@ -193,5 +197,5 @@ class Sender:
             updated_at=now,
         )
         # One transaction for the row and its event: the shipper takes the event to the log.
-        await self._state.outbox_update([update], lifecycle=[event])
+        await self._state.outbox_update([update], lifecycle=[event], partition=self._partition)
         self._shipper.ship([event])

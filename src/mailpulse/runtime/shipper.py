@@ -20,9 +20,13 @@ LINGER = 0.005  # seconds a nudge waits for company before the batch ships
 
 class LifecycleShipper:
     def __init__(
-        self, state: StateStore, append: Callable[[Sequence[Event]], Awaitable[list[Event]]]
+        self,
+        state: StateStore,
+        append: Callable[[Sequence[Event]], Awaitable[list[Event]]],
+        partition: int = 0,
     ) -> None:
         self._state = state
+        self._partition = partition
         self._append = append
         self._waiting = asyncio.Event()
         self._ready: list[Event] = []
@@ -36,7 +40,7 @@ class LifecycleShipper:
     async def run(self) -> None:
         # Leftovers from before a restart (and, after a failure, anything still in memory:
         # the log drops what it already has).
-        while events := await self._state.unshipped_lifecycle(_BATCH):
+        while events := await self._state.unshipped_lifecycle(_BATCH, self._partition):
             await self._deliver(events)
         while True:
             await self._waiting.wait()

@@ -14,7 +14,7 @@ import msgspec
 
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile
+from mailpulse.store.sqlite.worker import SqliteFile, only_partition
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
@@ -40,6 +40,8 @@ def _with_offset(offset: int, body: bytes) -> Event:
 
 
 class SqliteEventLog:
+    partitions = 1
+
     def __init__(self, path: Path) -> None:
         self._db = SqliteFile(
             path, durable=True, schema=Q["schema"], name="mp-log", on_commit=self._committed
@@ -68,12 +70,14 @@ class SqliteEventLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def lost(self, offset: int) -> bool:
+    def lost(self, offset: int, partition: int = 0) -> bool:
         """Whether an offset handed out early belongs to a write that never committed."""
+        only_partition(partition)
         return any(first <= offset <= last for first, last in self._lost)
 
-    async def wait_durable(self, first: int, last: int) -> None:
+    async def wait_durable(self, first: int, last: int, partition: int = 0) -> None:
         """Return once offsets first..last are on disk; LogRolledBack if any never will be."""
+        only_partition(partition)
         while True:
             if any(a <= last and first <= b for a, b in self._lost):
                 raise LogRolledBack(f"offsets {first}..{last} were not committed")
@@ -120,11 +124,13 @@ class SqliteEventLog:
         except (sqlite3.Error, OSError) as exc:
             raise LogUnavailable(f"{self._db.path}: {exc}") from exc
 
-    async def read(self, after: int, limit: int) -> list[Event]:
+    async def read(self, after: int, limit: int, partition: int = 0) -> list[Event]:
+        only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["read-after"], (after, limit)).fetchall())
         return [_with_offset(off, body) for off, body in rows]
 
-    async def head(self) -> int:
+    async def head(self, partition: int = 0) -> int:
+        only_partition(partition)
         return self._db.read(lambda c: c.execute(Q["head"]).fetchone()[0])
 
     async def for_contact(self, keys: Sequence[str], limit: int) -> list[Event]:

@@ -22,7 +22,7 @@ from mailpulse.store.interface import (
     OutboxUpdate,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile
+from mailpulse.store.sqlite.worker import SqliteFile, only_partition
 from mailpulse.types import Contact, Event, SendIntent
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
@@ -111,11 +111,13 @@ class SqliteStateStore:
     async def close(self) -> None:
         await self._db.close()
 
-    async def checkpoint(self) -> int:
+    async def checkpoint(self, partition: int = 0) -> int:
+        only_partition(partition)
         row = self._db.read(lambda c: c.execute(Q["get-checkpoint"]).fetchone())
         return row[0] if row else 0
 
     async def commit(self, change: FoldCommit) -> list[str]:
+        only_partition(change.partition)
         return await self._db.write(lambda c: _apply(c, change))
 
     async def contact(self, contact_id: str) -> Contact | None:
@@ -138,14 +140,19 @@ class SqliteStateStore:
         rows = self._db.read(lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall())
         return [_instance(r) for r in rows]
 
-    async def due_instances(self, until: float, limit: int) -> list[InstanceRecord]:
+    async def due_instances(
+        self, until: float, limit: int, partition: int = 0
+    ) -> list[InstanceRecord]:
+        only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall())
         return [_instance(r) for r in rows]
 
-    async def next_wake(self) -> float | None:
+    async def next_wake(self, partition: int = 0) -> float | None:
+        only_partition(partition)
         return self._db.read(lambda c: c.execute(Q["next-wake"]).fetchone()[0])
 
-    async def unshipped_lifecycle(self, limit: int) -> list[Event]:
+    async def unshipped_lifecycle(self, limit: int, partition: int = 0) -> list[Event]:
+        only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["unshipped-lifecycle"], (limit,)).fetchall())
         return [_decode_event(r[0]) for r in rows]
 
@@ -161,8 +168,9 @@ class SqliteStateStore:
         return self._db.read(lambda c: c.execute(Q["journey-versions"]).fetchall())
 
     async def outbox_due(
-        self, now: float, limit: int, status: str | None = None
+        self, now: float, limit: int, status: str | None = None, partition: int = 0
     ) -> list[OutboxRow]:
+        only_partition(partition)
         # A literal predicate, so SQLite can use the partial index on waiting rows.
         statuses = _WAITING if status is None else _WAITING & {status}
         if not statuses:
@@ -189,8 +197,9 @@ class SqliteStateStore:
         return [_outbox(r) for r in rows]
 
     async def outbox_update(
-        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = ()
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> None:
+        only_partition(partition)
         params = [
             (
                 u.status,

@@ -42,6 +42,12 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+def only_partition(partition: int) -> None:
+    """Embedded mode keeps the whole log in one partition, read by one fold."""
+    if partition != 0:
+        raise ValueError(f"an embedded store has one partition (0), not {partition}")
+
+
 class SqliteFile:
     def __init__(
         self,
