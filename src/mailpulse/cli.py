@@ -97,7 +97,7 @@ def serve(
 
     loaded = _load(project)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    pipeline = Pipeline(loaded, data)
+    pipeline = Pipeline.embedded(loaded, data)
     console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} (data in {data})")
     _run(_serve(create_app(pipeline), host, port))
 
@@ -140,7 +140,7 @@ def demo(
         inbox = CaptureInbox(host="127.0.0.1", port=0)
         await inbox.start()
         courier = CourierProcess(loaded.root, smtp=("127.0.0.1", inbox.port))
-        pipeline = Pipeline(loaded, data, courier=courier)
+        pipeline = Pipeline.embedded(loaded, data, courier=courier)
         web = create_app(pipeline, extra_routers=[inbox_router(inbox)])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -39,7 +39,7 @@ class ServerThread(threading.Thread):
         await inbox.start()
         toml = self.project_dir / "mailpulse.toml"
         toml.write_text(toml.read_text().replace("port = 0", f"port = {inbox.port}"))
-        pipeline = Pipeline(load_project(self.project_dir), self.data_dir)
+        pipeline = Pipeline.embedded(load_project(self.project_dir), self.data_dir)
         config = uvicorn.Config(
             create_app(pipeline), host="127.0.0.1", port=self.port, log_level="warning"
         )

@@ -252,7 +252,7 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def running_server(project_dir: Path, data_dir: Path) -> AsyncIterator[Server]:
-    pipeline = Pipeline(load_project(project_dir), data_dir)
+    pipeline = Pipeline.embedded(load_project(project_dir), data_dir)
     port = free_port()
     config = uvicorn.Config(
         create_app(pipeline), host="127.0.0.1", port=port, log_level="warning", lifespan="on"

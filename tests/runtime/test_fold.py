@@ -255,3 +255,14 @@ async def test_a_merge_moves_journey_history_and_one_run_goes_on(
         [reminder] = await h.sends(1)
         assert (reminder.contact_id, reminder.template) == ("u", "reminder")
         assert await h.bus.next_batch(SENDS, 0, 10, 0.5) == []
+
+
+async def test_events_the_bus_never_brought_are_folded_from_the_log(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with running(tmp_path, clock) as h:
+        # Appended without a hand-over to the bus, as when a publish fails after the commit.
+        await h.log.append([identify(1, "ann"), track(2, "ann", "Product Added")])
+        sent = await h.sends(1)
+    assert [(s.contact_id, s.template) for s in sent] == [("ann", "added")]
+    assert h.fold.checkpoint == 2

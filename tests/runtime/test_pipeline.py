@@ -1,4 +1,5 @@
-"""The pipeline restarts a failed stage instead of leaving the events behind it unprocessed."""
+"""The pipeline restarts a failed stage instead of leaving the events behind it unprocessed,
+and its parts agree on the partitions."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from mailpulse.observe import Metrics
 from mailpulse.project import load_project
-from mailpulse.runtime import pipeline as pipeline_module
-from mailpulse.runtime.pipeline import Pipeline
+from mailpulse.runtime import supervise as supervise_module
+from mailpulse.runtime.supervise import supervise
 from tests.e2e.conftest import write_project
 
 
-async def test_a_failed_stage_is_restarted_and_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pipeline_module, "RESTART_AFTER", 0.01)
-    pipeline = Pipeline(load_project(write_project(tmp_path / "p", 2525)), tmp_path / "data")
+async def test_a_failed_stage_is_restarted_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervise_module, "RESTART_AFTER", 0.01)
+    metrics = Metrics()
     runs: list[int] = []
     done = asyncio.Event()
 
@@ -28,13 +28,13 @@ async def test_a_failed_stage_is_restarted_and_counted(
         done.set()
         await asyncio.Event().wait()
 
-    task = asyncio.create_task(pipeline._supervise("flaky", flaky))
+    task = asyncio.create_task(supervise("flaky", flaky, metrics))
     await asyncio.wait_for(done.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(runs) == 3
-    assert pipeline.metrics.errors.labels("flaky")._value.get() == 2
+    assert metrics.errors.labels("flaky")._value.get() == 2
 
 
 def test_the_relay_gets_the_projects_tls_and_auth(tmp_path: Path) -> None:
@@ -53,3 +53,17 @@ def test_the_relay_gets_the_projects_tls_and_auth(tmp_path: Path) -> None:
     assert (s.username, s.password, s.timeout) == ("mailer", "s3cret", 5.0)
     local = relay_for(load_project(root), smtp=("127.0.0.1", 9925))._settings
     assert (local.port, local.starttls, local.username) == (9925, False, None)
+
+
+def test_log_and_bus_must_agree_on_partitions(tmp_path: Path) -> None:
+    from mailpulse.bus import InProcessBus
+    from mailpulse.runtime.pipeline import Pipeline
+    from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
+
+    with pytest.raises(ValueError, match="log has 1 partitions and the bus 4"):
+        Pipeline(
+            load_project(write_project(tmp_path / "p", 2525)),
+            log=SqliteEventLog(tmp_path / "log.db"),
+            state=SqliteStateStore(tmp_path / "state.db"),
+            bus=InProcessBus(partitions=4),
+        )

@@ -167,6 +167,11 @@ class FoldWorker:
             now = self._clock()
             wait = 1.0 if self._next_wake is None else min(1.0, max(0.0, self._next_wake - now))
             items = await self._bus.next_batch(EVENTS, self._partition, _BATCH, wait)
+            if not items and await self._log.head(self._partition) > self.checkpoint:
+                # Durable, but the bus never brought them (a publish that failed after the
+                # commit, or a broker that lost them): the log is the authority.
+                while await self._fold_from_log():
+                    pass
             for ev in items:
                 if ev.offset > self.checkpoint and not self._log.lost(ev.offset, self._partition):
                     heapq.heappush(self._pending, (ev.offset, ev))

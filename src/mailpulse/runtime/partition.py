@@ -1,0 +1,83 @@
+"""One partition's work, done by its single writer: the fold, the sender and the shipper.
+
+Embedded mode runs partition 0 (the only one) inside the server; in scale-out, a worker runs a
+`PartitionRunner` for every partition it owns and stops it when the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from mailpulse.bus import Bus
+from mailpulse.observe import Metrics
+from mailpulse.project import Project
+from mailpulse.runtime.courier import Courier
+from mailpulse.runtime.fold import FoldWorker
+from mailpulse.runtime.sender import RetryPolicy, Sender
+from mailpulse.runtime.shipper import LifecycleShipper
+from mailpulse.runtime.supervise import cancel_all, start_stages
+from mailpulse.store import EventLog, StateStore
+from mailpulse.types import Event
+
+
+class PartitionRunner:
+    def __init__(
+        self,
+        partition: int,
+        *,
+        project: Project,
+        log: EventLog,
+        state: StateStore,
+        bus: Bus,
+        courier: Courier,
+        append: Callable[[Sequence[Event]], Awaitable[list[Event]]],
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.partition = partition
+        self._metrics = metrics
+        self.shipper = LifecycleShipper(state, append, partition)
+        self.sender = Sender(
+            state=state,
+            bus=bus,
+            shipper=self.shipper,
+            courier=courier,
+            retry=RetryPolicy(project.durations.retry_schedule, project.durations.max_age),
+            metrics=metrics,
+            concurrency=project.config.delivery.concurrency,
+            partition=partition,
+            clock=clock,
+        )
+        self.fold = FoldWorker(
+            log=log,
+            state=state,
+            bus=bus,
+            shipper=self.shipper,
+            journeys=project.journeys,
+            metrics=metrics,
+            partition=partition,
+            clock=clock,
+            foresee=self.sender.foresee,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        # Rows queued before a crash (or by the partition's previous owner) are dispatched
+        # once, before the fold can publish anything new.
+        await self.sender.recover()
+        self._tasks = start_stages(
+            [
+                ("fold", self.fold.run),
+                ("lifecycle", self.shipper.run),
+                ("sender", self.sender.run),
+                ("retries", self.sender.run_retries),
+            ],
+            self._metrics,
+            f"mailpulse-p{self.partition}",
+        )
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        await self.sender.drain()
