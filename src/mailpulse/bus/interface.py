@@ -11,6 +11,14 @@ import zlib
 from typing import Any, Protocol
 
 
+class BusUnavailable(Exception):
+    """The bus could not take an item in the time allowed (its server is down or unreachable).
+
+    The item may or may not have been stored. Nothing is lost either way: the bus only carries
+    work already durable in the store, and a consumer catches up from the store.
+    """
+
+
 def partition_of(key: str, partitions: int) -> int:
     # crc32 is stable across processes and machines, unlike hash() on str.
     return zlib.crc32(key.encode()) % partitions
@@ -19,7 +27,9 @@ def partition_of(key: str, partitions: int) -> int:
 class Bus(Protocol):
     partitions: int
 
-    async def publish(self, subject: str, key: str, item: Any) -> None: ...
+    async def publish(self, subject: str, key: str, item: Any) -> None:
+        """Raises `BusUnavailable` when a networked bus cannot store the item in time."""
+        ...
 
     async def next_batch(
         self, subject: str, partition: int, max_items: int, max_wait: float | None
