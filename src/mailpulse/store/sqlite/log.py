@@ -10,17 +10,13 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import msgspec
-
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
+from mailpulse.store.rows import encode, event_at
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
-# JSON, not msgpack: JSON numbers have no size limit and events arrive as JSON.
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Event).decode
 
 
 def _already_seen(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
@@ -31,12 +27,6 @@ def _already_seen(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
         sql = f"SELECT message_id FROM seen_message_ids WHERE message_id IN ({marks})"
         seen.update(row[0] for row in conn.execute(sql, chunk))
     return seen
-
-
-def _with_offset(offset: int, body: bytes) -> Event:
-    event = _decode(body)
-    event.offset = offset
-    return event
 
 
 class SqliteEventLog:
@@ -112,7 +102,7 @@ class SqliteEventLog:
             conn.executemany(
                 Q["insert-event"],
                 [
-                    (ev.offset, ev.message_id, ev.contact_key, ev.type, ev.received_at, _encode(ev))
+                    (ev.offset, ev.message_id, ev.contact_key, ev.type, ev.received_at, encode(ev))
                     for ev in fresh
                 ],
             )
@@ -127,7 +117,7 @@ class SqliteEventLog:
     async def read(self, after: int, limit: int, partition: int = 0) -> list[Event]:
         only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["read-after"], (after, limit)).fetchall())
-        return [_with_offset(off, body) for off, body in rows]
+        return [event_at(body, off) for off, body in rows]
 
     async def head(self, partition: int = 0) -> int:
         only_partition(partition)
@@ -140,7 +130,7 @@ class SqliteEventLog:
             f'ORDER BY "offset" DESC LIMIT ?'
         )
         rows = self._db.read(lambda c: c.execute(sql, (*keys, limit)).fetchall())
-        return [_with_offset(off, body) for off, body in reversed(rows)]
+        return [event_at(body, off) for off, body in reversed(rows)]
 
     async def forget_message_ids(self, before: float) -> int:
         return await self._db.write(

@@ -10,58 +10,26 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
-from mailpulse.store.interface import (
-    FoldCommit,
-    InstanceRecord,
-    OutboxRow,
-    OutboxStatus,
-    OutboxUpdate,
+from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.rows import (
+    decode_contact,
+    decode_event,
+    encode,
+    instance_from_row,
+    outbox_from_row,
+    outbox_update_params,
+    waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition
-from mailpulse.types import Contact, Event, SendIntent
+from mailpulse.types import Contact, Event
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
-_WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
-_encode = msgspec.json.Encoder().encode
-_decode_contact = msgspec.json.Decoder(Contact).decode
-_decode_intent = msgspec.json.Decoder(SendIntent).decode
-_decode_event = msgspec.json.Decoder(Event).decode
-
-
-def _instance(row: tuple[Any, ...]) -> InstanceRecord:
-    iid, cid, jid, status, wake_at, entered_at, body = row
-    return InstanceRecord(
-        instance_id=iid,
-        contact_id=cid,
-        journey_id=jid,
-        status=status,
-        wake_at=wake_at,
-        entered_at=entered_at,
-        body=body,
-    )
-
-
-def _outbox(row: tuple[Any, ...]) -> OutboxRow:
-    intent, status, attempts, next_at, message_id, code, text, updated = row
-    return OutboxRow(
-        intent=_decode_intent(intent),
-        status=status,
-        attempts=attempts,
-        next_attempt_at=next_at,
-        message_id=message_id,
-        last_code=code,
-        last_text=text,
-        updated_at=updated,
-    )
 
 
 def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
-    conn.executemany(Q["upsert-contact"], [(c.id, _encode(c)) for c in change.contacts])
+    conn.executemany(Q["upsert-contact"], [(c.id, encode(c)) for c in change.contacts])
     conn.executemany(Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
     moves = [(dst, src) for src, dst in change.merges.items()]
     conn.executemany(Q["merge-identities"], moves)
@@ -90,12 +58,12 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
                 row.last_text,
                 it.created_at,
                 row.updated_at,
-                _encode(it),
+                encode(it),
             ),
         )
         if cur.rowcount:
             inserted.append(it.key)
-    conn.executemany(Q["keep-lifecycle"], [(ev.message_id, _encode(ev)) for ev in change.lifecycle])
+    conn.executemany(Q["keep-lifecycle"], [(ev.message_id, encode(ev)) for ev in change.lifecycle])
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
 
@@ -122,7 +90,7 @@ class SqliteStateStore:
 
     async def contact(self, contact_id: str) -> Contact | None:
         row = self._db.read(lambda c: c.execute(Q["get-contact"], (contact_id,)).fetchone())
-        return _decode_contact(row[0]) if row else None
+        return decode_contact(row[0]) if row else None
 
     async def resolve(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
@@ -138,14 +106,14 @@ class SqliteStateStore:
 
     async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
         rows = self._db.read(lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall())
-        return [_instance(r) for r in rows]
+        return [instance_from_row(r) for r in rows]
 
     async def due_instances(
         self, until: float, limit: int, partition: int = 0
     ) -> list[InstanceRecord]:
         only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall())
-        return [_instance(r) for r in rows]
+        return [instance_from_row(r) for r in rows]
 
     async def next_wake(self, partition: int = 0) -> float | None:
         only_partition(partition)
@@ -154,7 +122,7 @@ class SqliteStateStore:
     async def unshipped_lifecycle(self, limit: int, partition: int = 0) -> list[Event]:
         only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["unshipped-lifecycle"], (limit,)).fetchall())
-        return [_decode_event(r[0]) for r in rows]
+        return [decode_event(r[0]) for r in rows]
 
     async def forget_lifecycle(self, message_ids: Sequence[str]) -> None:
         await self._db.write(
@@ -172,21 +140,18 @@ class SqliteStateStore:
     ) -> list[OutboxRow]:
         only_partition(partition)
         # A literal predicate, so SQLite can use the partial index on waiting rows.
-        statuses = _WAITING if status is None else _WAITING & {status}
-        if not statuses:
-            raise ValueError(f"rows in status {status!r} are not waiting to be sent")
-        listed = ", ".join(f"'{s}'" for s in sorted(statuses))
+        listed = ", ".join(f"'{s}'" for s in waiting_statuses(status))
         sql = (
             f"{self._outbox_select} WHERE status IN ({listed}) "
             "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
         )
         rows = self._db.read(lambda c: c.execute(sql, (now, limit)).fetchall())
-        return [_outbox(r) for r in rows]
+        return [outbox_from_row(r) for r in rows]
 
     async def outbox_get(self, key: str) -> OutboxRow | None:
         sql = f"{self._outbox_select} WHERE key = ?"
         row = self._db.read(lambda c: c.execute(sql, (key,)).fetchone())
-        return _outbox(row) if row else None
+        return outbox_from_row(row) if row else None
 
     async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
         marks = ",".join("?" * len(contact_ids))
@@ -194,26 +159,14 @@ class SqliteStateStore:
             f"{self._outbox_select} WHERE contact_id IN ({marks}) ORDER BY created_at DESC LIMIT ?"
         )
         rows = self._db.read(lambda c: c.execute(sql, (*contact_ids, limit)).fetchall())
-        return [_outbox(r) for r in rows]
+        return [outbox_from_row(r) for r in rows]
 
     async def outbox_update(
         self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> None:
         only_partition(partition)
-        params = [
-            (
-                u.status,
-                u.attempts,
-                u.next_attempt_at,
-                u.message_id,
-                u.last_code,
-                u.last_text,
-                u.updated_at,
-                u.key,
-            )
-            for u in updates
-        ]
-        events = [(ev.message_id, _encode(ev)) for ev in lifecycle]
+        params = [outbox_update_params(u) for u in updates]
+        events = [(ev.message_id, encode(ev)) for ev in lifecycle]
 
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(Q["update-outbox"], params)

@@ -1,0 +1,82 @@
+"""Rows to values and back, shared by the backends: both store the same columns in the same
+order, so a row reads the same whichever database it came from.
+
+Bodies are msgspec JSON, not msgpack: JSON numbers have no size limit and events arrive as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from mailpulse.store.interface import InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
+from mailpulse.types import Contact, Event, SendIntent
+
+encode = msgspec.json.Encoder().encode
+decode_contact = msgspec.json.Decoder(Contact).decode
+decode_intent = msgspec.json.Decoder(SendIntent).decode
+decode_event = msgspec.json.Decoder(Event).decode
+
+WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
+
+
+def event_at(body: bytes, offset: int, partition: int = 0) -> Event:
+    """The columns are the authority on where an event stands, not its body."""
+    event = decode_event(body)
+    event.partition = partition
+    event.offset = offset
+    return event
+
+
+def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
+    """Columns: instance_id, contact_id, journey_id, status, wake_at, entered_at, body."""
+    iid, cid, jid, status, wake_at, entered_at, body = row
+    return InstanceRecord(
+        instance_id=iid,
+        contact_id=cid,
+        journey_id=jid,
+        status=status,
+        wake_at=wake_at,
+        entered_at=entered_at,
+        body=body,
+    )
+
+
+def outbox_from_row(row: Sequence[Any]) -> OutboxRow:
+    """Columns: intent, status, attempts, next_attempt_at, message_id, last_code, last_text,
+    updated_at."""
+    intent, status, attempts, next_at, message_id, code, text, updated = row
+    return OutboxRow(
+        intent=decode_intent(intent),
+        status=status,
+        attempts=attempts,
+        next_attempt_at=next_at,
+        message_id=message_id,
+        last_code=code,
+        last_text=text,
+        updated_at=updated,
+    )
+
+
+def waiting_statuses(status: str | None) -> list[str]:
+    """The statuses `outbox_due` looks for: both waiting ones, or the one asked for."""
+    statuses = WAITING if status is None else WAITING & {status}
+    if not statuses:
+        raise ValueError(f"rows in status {status!r} are not waiting to be sent")
+    return sorted(statuses)
+
+
+def outbox_update_params(u: OutboxUpdate) -> tuple[Any, ...]:
+    """Parameters of update-outbox in every backend: the new values, then the key."""
+    return (
+        u.status,
+        u.attempts,
+        u.next_attempt_at,
+        u.message_id,
+        u.last_code,
+        u.last_text,
+        u.updated_at,
+        u.key,
+    )
