@@ -62,7 +62,7 @@ async def make_jetstream_bus(nats_server: str) -> AsyncIterator[MakeBus]:
         nonlocal shared_used
         shared_used = shared_used or url == nats_server
         bus = JetStreamBus(url, prefix=prefix, **options)
-        await bus.connect()
+        await bus.open()
         buses.append(bus)
         return bus
 

@@ -191,7 +191,7 @@ async def test_connecting_to_no_server_fails_clearly() -> None:
         f"nats://127.0.0.1:{free_port()}", partitions=1, item_types=TYPES, connect_timeout=0.5
     )
     with pytest.raises(BusUnavailable, match="no NATS server"):
-        await bus.connect()
+        await bus.open()
 
 
 @pytest.mark.parametrize(

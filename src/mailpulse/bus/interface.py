@@ -27,6 +27,8 @@ def partition_of(key: str, partitions: int) -> int:
 class Bus(Protocol):
     partitions: int
 
+    async def open(self) -> None: ...
+
     async def publish(self, subject: str, key: str, item: Any) -> None:
         """Raises `BusUnavailable` when a networked bus cannot store the item in time."""
         ...

@@ -124,7 +124,7 @@ class _Consumer:
 class JetStreamBus:
     """`item_types` maps each subject to the msgspec type its items decode to; `prefix` names
     the stream and starts its subjects; `replicas` is 3 on a real JetStream cluster. The
-    timeouts and `ack_wait` are in seconds. Call `connect()` before anything else.
+    timeouts and `ack_wait` are in seconds. Call `open()` before anything else.
     """
 
     def __init__(
@@ -170,7 +170,7 @@ class JetStreamBus:
     def connected(self) -> bool:
         return self._nc.is_connected
 
-    async def connect(self) -> None:
+    async def open(self) -> None:
         """Connects and creates the stream, or brings an existing one to this configuration."""
         try:
             # Reconnection never gives up, which also makes a first connect retry forever:
@@ -408,7 +408,7 @@ class JetStreamBus:
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
             raise RuntimeError(
-                "the bus is not connected: connect() it first; a closed bus stays closed"
+                "the bus is not connected: open() it first; a closed bus stays closed"
             )
         return self._js
 

@@ -15,6 +15,9 @@ class InProcessBus:
         self.partitions = partitions
         self._queues: dict[tuple[str, int], asyncio.Queue[Any]] = {}
 
+    async def open(self) -> None:
+        pass
+
     def _queue(self, subject: str, partition: int) -> asyncio.Queue[Any]:
         q = self._queues.get((subject, partition))
         if q is None:

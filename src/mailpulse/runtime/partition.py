@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from mailpulse.bus import Bus
+from mailpulse.bus import Bus, InProcessBus
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
@@ -49,6 +49,7 @@ class PartitionRunner:
             concurrency=project.config.delivery.concurrency,
             partition=partition,
             clock=clock,
+            outbox_decides=not isinstance(bus, InProcessBus),
         )
         self.fold = FoldWorker(
             log=log,

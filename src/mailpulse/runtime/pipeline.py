@@ -93,6 +93,7 @@ class Pipeline:
     async def start(self) -> None:
         await self.log.open()
         await self.state.open()
+        await self.bus.open()
         if self.courier is not None:
             await self.courier.start()
         for runner in self.runners:

@@ -26,6 +26,9 @@ from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
 log = logging.getLogger("mailpulse.sender")
 
 
+STALE_QUEUED = 30.0  # seconds: a queued row older than this was lost by the bus
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     schedule: tuple[float, ...]
@@ -48,7 +51,12 @@ class Sender:
         concurrency: int = 32,
         partition: int = 0,
         clock: Callable[[], float] = time.time,
+        outbox_decides: bool = False,
     ) -> None:
+        """`outbox_decides`: the bus may bring an intent twice (a worker died before acking
+        its batch) or never (a publish failed after the commit); the outbox row then decides
+        whether to send, and rows queued for long are picked up from the store."""
+        self._outbox_decides = outbox_decides
         self._state = state
         self._bus = bus
         self._shipper = shipper
@@ -70,17 +78,32 @@ class Sender:
     async def run(self) -> None:
         while True:
             intents = await self._bus.next_batch(SENDS, self._partition, 256, None)
+            if self._outbox_decides:
+                intents = await self._still_queued(intents)
             for intent in intents:
                 await self._dispatch(intent)
 
     async def run_retries(self, interval: float = 1.0) -> None:
-        """Picks up deferred rows whose next attempt has come."""
+        """Picks up deferred rows whose next attempt has come (and, when the outbox decides,
+        rows queued so long ago that the bus must have lost their intent)."""
         while True:
             await asyncio.sleep(interval)
-            for row in await self._state.outbox_due(
-                self._clock(), 500, OutboxStatus.DEFERRED, self._partition
-            ):
+            now = self._clock()
+            rows = await self._state.outbox_due(now, 500, OutboxStatus.DEFERRED, self._partition)
+            if self._outbox_decides:
+                rows += await self._state.outbox_due(
+                    now - STALE_QUEUED, 500, OutboxStatus.QUEUED, self._partition
+                )
+            for row in rows:
                 await self._dispatch(row.intent, attempts=row.attempts)
+
+    async def _still_queued(self, intents: list[SendIntent]) -> list[SendIntent]:
+        kept = []
+        for intent in intents:
+            row = await self._state.outbox_get(intent.key)
+            if row is not None and row.status == OutboxStatus.QUEUED:
+                kept.append(intent)
+        return kept
 
     async def recover(self) -> None:
         """After a restart, queued rows are either untried or were in flight at the crash:
