@@ -84,22 +84,147 @@ def validate(project: Annotated[Path, typer.Argument(help="The project folder.")
     )
 
 
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Scale-out: the PostgreSQL URL (postgresql://...) holding log and state.",
+    ),
+]
+BusUrl = Annotated[
+    str | None,
+    typer.Option("--bus", help="Scale-out: NATS JetStream server URL(s), comma-separated."),
+]
+BusPrefix = Annotated[
+    str,
+    typer.Option(help="Scale-out: name of the JetStream stream, for deployments sharing NATS."),
+]
+Partitions = Annotated[
+    int,
+    typer.Option(help="Scale-out: partitions of the log; every node must be given the same."),
+]
+
+
+def _scale_out(
+    store: str | None, bus: str | None, partitions: int, bus_prefix: str
+) -> tuple[Any, Any, Any]:
+    """The PostgreSQL log and state and the JetStream bus, or a clear refusal."""
+    if store is None or bus is None:
+        err.print(
+            "[bold red]error:[/] scale-out needs both --store postgresql://... and --bus nats://..."
+        )
+        raise typer.Exit(2)
+    from mailpulse.runtime.scale_out import scale_out_parts
+
+    try:
+        return scale_out_parts(store, bus, partitions, bus_prefix=bus_prefix)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     project: ProjectDir = Path("."),
-    data: Annotated[Path, typer.Option(help="Where the log and state live.")] = Path(".mailpulse"),
+    data: Annotated[
+        Path, typer.Option(help="Embedded mode: where the SQLite log and state live.")
+    ] = Path(".mailpulse"),
     host: str = "127.0.0.1",
     port: int = 8000,
+    store: StoreUrl = None,
+    bus: BusUrl = None,
+    partitions: Partitions = 16,
+    bus_prefix: BusPrefix = "mailpulse",
 ) -> None:
-    """Run the pipeline and its HTTP API on a project."""
+    """Run the HTTP API on a project: with the whole pipeline (embedded), or, given --store and
+    --bus, as a scale-out API node whose events `mailpulse worker` processes."""
     from mailpulse.api import create_app
     from mailpulse.runtime.pipeline import Pipeline
 
     loaded = _load(project)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    pipeline = Pipeline.embedded(loaded, data)
-    console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} (data in {data})")
+    if store is None and bus is None:
+        pipeline = Pipeline.embedded(loaded, data)
+        where = f"data in {data}"
+    else:
+        log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix)
+        pipeline = Pipeline(loaded, log=log_, state=state, bus=bus_, run_partitions=False)
+        where = f"API node, {partitions} partitions"
+    console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} ({where})")
     _run(_serve(create_app(pipeline), host, port))
+
+
+@app.command()
+def worker(
+    project: ProjectDir = Path("."),
+    store: StoreUrl = None,
+    bus: BusUrl = None,
+    partitions: Partitions = 16,
+    bus_prefix: BusPrefix = "mailpulse",
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus /metrics on this port (0: none).")
+    ] = 0,
+) -> None:
+    """Scale-out: fold events, run journeys and send, for the partitions this worker owns.
+    Start as many as you like; a worker that dies has its partitions taken over."""
+    from mailpulse.runtime.leases import PartitionLeases
+    from mailpulse.runtime.worker import Worker
+
+    loaded = _load(project)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix)
+    assert store is not None
+    node = Worker(
+        loaded,
+        log=log_,
+        state=state,
+        bus=bus_,
+        leases=PartitionLeases(store, partitions),
+    )
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=node.metrics.registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await node.start()
+        running = asyncio.create_task(node.run())
+        console.print(f"mailpulse worker on {loaded.root} ({partitions} partitions)")
+        await stop.wait()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await node.stop()
+
+    _run(main())
+
+
+@app.command()
+def migrate(
+    store: Annotated[str, typer.Option("--store", help="The PostgreSQL URL (postgresql://...).")],
+) -> None:
+    """Scale-out: bring the PostgreSQL schema up to date (servers and workers also do it at
+    start)."""
+    from mailpulse.runtime.scale_out import is_store_url
+    from mailpulse.store.postgres import migrate as run_migrations
+
+    if not is_store_url(store):
+        err.print(f"[bold red]error:[/] --store {store!r}: a postgresql:// URL is needed")
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        applied = await run_migrations(store)
+        console.print(f"applied {', '.join(applied)}" if applied else "the schema is up to date")
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] cannot reach PostgreSQL: {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _find_demo_project() -> Path:

@@ -1,0 +1,120 @@
+"""`mailpulse worker`: runs the partitions this process owns, and hands them on when it must.
+
+Ownership comes from `PartitionLeases`. A partition is started only once its lock is held, and
+stopped before its lock is let go, so two workers never run one partition. When the lease
+session is lost (PostgreSQL restarted, the network cut), every partition stops at once: other
+workers may already hold them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from mailpulse.bus import Bus
+from mailpulse.observe import Metrics
+from mailpulse.project import Project
+from mailpulse.runtime.courier import Courier
+from mailpulse.runtime.courier_process import CourierProcess
+from mailpulse.runtime.ingest import Ingest
+from mailpulse.runtime.leases import PartitionLeases
+from mailpulse.runtime.partition import PartitionRunner
+from mailpulse.store import EventLog, StateStore
+
+log = logging.getLogger("mailpulse.worker")
+
+BALANCE_EVERY = 1.0  # seconds between ownership rounds: how soon a dead worker's work moves
+
+
+class Worker:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        log: EventLog,
+        state: StateStore,
+        bus: Bus,
+        leases: PartitionLeases,
+        courier: Courier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.project = project
+        self.metrics = Metrics()
+        self.log = log
+        self.state = state
+        self.bus = bus
+        self.leases = leases
+        self.courier = courier or CourierProcess(project.root)
+        self._clock = clock
+        self._ingest = Ingest(log, bus, self.metrics)
+        self.runners: dict[int, PartitionRunner] = {}
+
+    async def start(self) -> None:
+        await self.log.open()
+        await self.state.open()
+        await self.bus.open()
+        await self.courier.start()
+
+    async def stop(self) -> None:
+        await self._stop_all()
+        await self.leases.close()
+        await self.courier.close()
+        await self.bus.close()
+        await self.state.close()
+        await self.log.close()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.balance()
+            except Exception:
+                log.exception("lost the partition leases; stopping every partition")
+                await self._stop_all()
+                await self.leases.close()
+            await asyncio.sleep(BALANCE_EVERY)
+
+    async def balance(self) -> None:
+        """One ownership round: give up the surplus, take free partitions up to the share."""
+        leases = self.leases
+        if not leases.alive:
+            await self._stop_all()
+            await leases.open()
+        elif not await leases.still_held():
+            raise ConnectionError("advisory locks vanished from the lease session")
+        share = await leases.fair_share()
+        for partition in sorted(leases.owned, reverse=True)[: max(0, len(leases.owned) - share)]:
+            await self._stop(partition)
+            await leases.release(partition)
+            log.info("handed partition %s on", partition)
+        for partition in sorted(await leases.acquire(share)):
+            runner = PartitionRunner(
+                partition,
+                project=self.project,
+                log=self.log,
+                state=self.state,
+                bus=self.bus,
+                courier=self.courier,
+                append=self._ingest.append,
+                metrics=self.metrics,
+                clock=self._clock,
+            )
+            try:
+                await runner.start()
+            except Exception:
+                log.exception("partition %s did not start; it is let go for now", partition)
+                await runner.stop()
+                await leases.release(partition)
+                continue
+            self.runners[partition] = runner
+            log.info("took partition %s", partition)
+
+    async def _stop(self, partition: int) -> None:
+        runner = self.runners.pop(partition, None)
+        if runner is not None:
+            await runner.stop()
+
+    async def _stop_all(self) -> None:
+        for partition in list(self.runners):
+            await self._stop(partition)
