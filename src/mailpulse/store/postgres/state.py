@@ -1,0 +1,202 @@
+"""Derived state in PostgreSQL (scale-out): profiles, identities, journey instances, outbox.
+
+The tables of the SQLite store, plus the partition that owns each journey instance, outbox
+row and unshipped lifecycle event: the worker folding a partition fires its timers, sends its
+mail and ships its lifecycle events, and reads only its own rows. Commits are durable
+(synchronous_commit on): unlike a local file, the server can crash apart from the process, and
+a lost 'sent' would send a message twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.postgres.pool import close_pool, describe, open_pool
+from mailpulse.store.rows import (
+    decode_contact,
+    decode_event,
+    encode,
+    instance_from_row,
+    outbox_from_row,
+    outbox_update_params,
+    waiting_statuses,
+)
+from mailpulse.store.sql import load_queries
+from mailpulse.types import Contact, Event
+
+Q = load_queries("mailpulse.store.postgres", "state.sql")
+
+
+async def _many(conn: asyncpg.Connection, query: str, rows: Iterable[Sequence[Any]]) -> None:
+    """executemany, skipping the round trip when there is nothing to write."""
+    rows = list(rows)
+    if rows:
+        await conn.executemany(query, rows)
+
+
+async def _insert_outbox(
+    conn: asyncpg.Connection, rows: Sequence[OutboxRow], partition: int
+) -> list[str]:
+    if not rows:
+        return []
+    intents = [row.intent for row in rows]
+    inserted = await conn.fetch(
+        Q["insert-outbox"],
+        [it.key for it in intents],
+        [partition] * len(rows),
+        [it.contact_id for it in intents],
+        [row.status for row in rows],
+        [row.attempts for row in rows],
+        [row.next_attempt_at for row in rows],
+        [row.message_id for row in rows],
+        [row.last_code for row in rows],
+        [row.last_text for row in rows],
+        [it.created_at for it in intents],
+        [row.updated_at for row in rows],
+        [encode(it) for it in intents],
+    )
+    return [r[0] for r in inserted]
+
+
+async def _keep_lifecycle(
+    conn: asyncpg.Connection, events: Sequence[Event], partition: int
+) -> None:
+    await _many(
+        conn, Q["keep-lifecycle"], [(ev.message_id, partition, encode(ev)) for ev in events]
+    )
+
+
+async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
+    partition = change.partition
+    await _many(conn, Q["upsert-contact"], [(c.id, encode(c)) for c in change.contacts])
+    await _many(conn, Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
+    moves = [(dst, src) for src, dst in change.merges.items()]
+    await _many(conn, Q["merge-identities"], moves)
+    await _many(conn, Q["merge-instances"], [(dst, src, partition) for dst, src in moves])
+    await _many(conn, Q["upsert-identity"], list(change.identities.items()))
+    await _many(
+        conn,
+        Q["upsert-instance"],
+        [
+            (
+                i.instance_id,
+                partition,
+                i.contact_id,
+                i.journey_id,
+                i.status,
+                i.wake_at,
+                i.entered_at,
+                i.body,
+            )
+            for i in change.instances
+        ],
+    )
+    inserted = await _insert_outbox(conn, change.intents, partition)
+    await _keep_lifecycle(conn, change.lifecycle, partition)
+    await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
+    return inserted
+
+
+class PostgresStateStore:
+    def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 10.0) -> None:
+        self._dsn = dsn
+        self._where = describe(dsn)
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await open_pool(
+            self._dsn, name="mailpulse-state", max_size=self._pool_size, max_wait=self._timeout
+        )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await close_pool(pool, self._timeout)
+
+    @property
+    def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"the state in {self._where} is not open")
+        return self._pool
+
+    async def checkpoint(self, partition: int = 0) -> int:
+        offset = await self._db.fetchval(Q["get-checkpoint"], partition)
+        return 0 if offset is None else int(offset)
+
+    async def commit(self, change: FoldCommit) -> list[str]:
+        async with self._db.acquire() as conn, conn.transaction():
+            return await _apply(conn, change)
+
+    async def contact(self, contact_id: str) -> Contact | None:
+        body = await self._db.fetchval(Q["get-contact"], contact_id)
+        return None if body is None else decode_contact(body)
+
+    async def resolve(self, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        return {key: cid for key, cid in await self._db.fetch(Q["resolve"], list(keys))}
+
+    async def identities_of(self, contact_id: str) -> list[str]:
+        return [r[0] for r in await self._db.fetch(Q["identities-of"], contact_id)]
+
+    async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
+        rows = await self._db.fetch(Q["instances-for"], contact_id)
+        return [instance_from_row(r) for r in rows]
+
+    async def due_instances(
+        self, until: float, limit: int, partition: int = 0
+    ) -> list[InstanceRecord]:
+        rows = await self._db.fetch(Q["due-instances"], partition, until, limit)
+        return [instance_from_row(r) for r in rows]
+
+    async def next_wake(self, partition: int = 0) -> float | None:
+        wake: float | None = await self._db.fetchval(Q["next-wake"], partition)
+        return wake
+
+    async def unshipped_lifecycle(self, limit: int, partition: int = 0) -> list[Event]:
+        rows = await self._db.fetch(Q["unshipped-lifecycle"], partition, limit)
+        return [decode_event(r[0]) for r in rows]
+
+    async def forget_lifecycle(self, message_ids: Sequence[str]) -> None:
+        if message_ids:
+            await self._db.execute(Q["forget-lifecycle"], list(message_ids))
+
+    async def save_journey_versions(self, versions: Sequence[tuple[str, str, bytes]]) -> None:
+        async with self._db.acquire() as conn:
+            await _many(conn, Q["save-journey-version"], versions)
+
+    async def journey_versions(self) -> list[tuple[str, str, bytes]]:
+        rows = await self._db.fetch(Q["journey-versions"])
+        return [(jid, version, body) for jid, version, body in rows]
+
+    async def outbox_due(
+        self, now: float, limit: int, status: str | None = None, partition: int = 0
+    ) -> list[OutboxRow]:
+        statuses = waiting_statuses(status)
+        rows = await self._db.fetch(Q["outbox-due"], partition, statuses, now, limit)
+        return [outbox_from_row(r) for r in rows]
+
+    async def outbox_get(self, key: str) -> OutboxRow | None:
+        row = await self._db.fetchrow(Q["outbox-get"], key)
+        return None if row is None else outbox_from_row(row)
+
+    async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
+        rows = await self._db.fetch(Q["outbox-for-contact"], list(contact_ids), limit)
+        return [outbox_from_row(r) for r in rows]
+
+    async def outbox_update(
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+    ) -> None:
+        params = [outbox_update_params(u) for u in updates]
+        async with self._db.acquire() as conn, conn.transaction():
+            await _many(conn, Q["update-outbox"], params)
+            await _keep_lifecycle(conn, lifecycle, partition)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        return {status: n for status, n in await self._db.fetch(Q["outbox-counts"])}

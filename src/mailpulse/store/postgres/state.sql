@@ -1,0 +1,108 @@
+-- name: get-checkpoint
+SELECT "offset" FROM checkpoints WHERE partition = $1
+
+-- name: set-checkpoint
+INSERT INTO checkpoints (partition, "offset") VALUES ($1, $2)
+ON CONFLICT (partition) DO UPDATE SET "offset" = excluded."offset"
+
+-- name: upsert-contact
+INSERT INTO contacts (id, body) VALUES ($1, $2)
+ON CONFLICT (id) DO UPDATE SET body = excluded.body
+
+-- name: delete-contact
+DELETE FROM contacts WHERE id = $1
+
+-- name: get-contact
+SELECT body FROM contacts WHERE id = $1
+
+-- name: upsert-identity
+INSERT INTO identities (key, contact_id) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET contact_id = excluded.contact_id
+
+-- name: merge-identities
+UPDATE identities SET contact_id = $1 WHERE contact_id = $2
+
+-- name: merge-instances
+-- The merging fold folds the survivor from now on, so it fires the moved instances' timers.
+UPDATE journey_instances SET contact_id = $1, partition = $3 WHERE contact_id = $2
+
+-- name: resolve
+SELECT key, contact_id FROM identities WHERE key = ANY($1::text[])
+
+-- name: identities-of
+SELECT key FROM identities WHERE contact_id = $1 ORDER BY key
+
+-- name: upsert-instance
+INSERT INTO journey_instances
+    (instance_id, partition, contact_id, journey_id, status, wake_at, entered_at, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (instance_id) DO UPDATE SET
+    partition = excluded.partition, contact_id = excluded.contact_id, status = excluded.status,
+    wake_at = excluded.wake_at, body = excluded.body
+
+-- name: instances-for
+SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
+FROM journey_instances WHERE contact_id = $1 ORDER BY entered_at, instance_id
+
+-- name: due-instances
+SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
+FROM journey_instances
+WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL AND wake_at <= $2
+ORDER BY wake_at LIMIT $3
+
+-- name: next-wake
+SELECT min(wake_at) FROM journey_instances
+WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL
+
+-- name: insert-outbox
+-- Returns the keys that are new: a re-fold inserts nothing twice.
+INSERT INTO outbox
+    (key, partition, contact_id, status, attempts, next_attempt_at, message_id, last_code,
+     last_text, created_at, updated_at, intent)
+SELECT * FROM unnest(
+    $1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::float8[], $7::text[],
+    $8::int[], $9::text[], $10::float8[], $11::float8[], $12::bytea[]
+)
+ON CONFLICT (key) DO NOTHING
+RETURNING key
+
+-- name: outbox-due
+-- The literal IN matches the partial index on waiting rows; $2 narrows it to one status.
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox
+WHERE partition = $1 AND status IN ('queued', 'deferred') AND status = ANY($2::text[])
+    AND next_attempt_at <= $3
+ORDER BY next_attempt_at LIMIT $4
+
+-- name: outbox-get
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox WHERE key = $1
+
+-- name: outbox-for-contact
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox WHERE contact_id = ANY($1::text[]) ORDER BY created_at DESC LIMIT $2
+
+-- name: update-outbox
+UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, message_id = $4,
+    last_code = $5, last_text = $6, updated_at = $7
+WHERE key = $8
+
+-- name: outbox-counts
+SELECT status, count(*) FROM outbox GROUP BY status
+
+-- name: save-journey-version
+INSERT INTO journey_versions (journey_id, version, body) VALUES ($1, $2, $3)
+ON CONFLICT (journey_id, version) DO NOTHING
+
+-- name: journey-versions
+SELECT journey_id, version, body FROM journey_versions
+
+-- name: keep-lifecycle
+INSERT INTO unshipped_lifecycle (message_id, partition, body) VALUES ($1, $2, $3)
+ON CONFLICT (message_id) DO NOTHING
+
+-- name: unshipped-lifecycle
+SELECT body FROM unshipped_lifecycle WHERE partition = $1 ORDER BY seq LIMIT $2
+
+-- name: forget-lifecycle
+DELETE FROM unshipped_lifecycle WHERE message_id = ANY($1::text[])
