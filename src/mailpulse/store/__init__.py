@@ -1,4 +1,5 @@
-"""Event log and derived state behind one seam, with a SQLite implementation."""
+"""Event log and derived state behind one seam: SQLite (embedded, `store.sqlite`) and PostgreSQL
+(scale-out, `store.postgres`) implement it."""
 
 from mailpulse.store.interface import (
     EventLog,
