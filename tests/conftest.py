@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from tests.nats_server import NatsServer
+
 T = TypeVar("T")
 
 SERVER_ENV = "MAILPULSE_TEST_POSTGRES"
@@ -134,3 +136,35 @@ def postgres_dsn(postgres_server: str) -> Iterator[str]:
         yield database_dsn(postgres_server, name)
     finally:
         run_in_own_loop(_drop_database(postgres_server, name))
+
+
+# -- NATS JetStream -------------------------------------------------------------------------
+# `nats_server` is shared by the session: the server named by `MAILPULSE_TEST_NATS` (a nats://
+# URL) when set, else a `nats-server` of our own (see nats_server.py), stopped and deleted at
+# the end. Tests that stop and restart a server get one of their own from `own_nats_server`.
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[str]:
+    """The URL of a NATS server with JetStream, for the whole session."""
+    external = os.environ.get("MAILPULSE_TEST_NATS")
+    if external:
+        yield external
+        return
+    server = NatsServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def own_nats_server() -> Iterator[NatsServer]:
+    """A server for this test alone, to stop and restart."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()

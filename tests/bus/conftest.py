@@ -1,16 +1,12 @@
-"""A real NATS server with JetStream for the bus tests.
+"""JetStream buses for the bus tests, on the NATS servers of tests/conftest.py.
 
-`nats_server` is shared by the session: the server named by `MAILPULSE_TEST_NATS` (a nats://
-URL) when set, else a `nats-server` of our own (see nats_server.py), stopped and deleted at
-the end. Tests that stop and restart a server get one of their own from `own_nats_server`.
 `make_jetstream_bus` gives each test its own stream prefix and deletes its stream afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats
@@ -19,35 +15,7 @@ import pytest
 
 from mailpulse.bus.jetstream import JetStreamBus
 
-from .nats_server import NatsServer
-
 MakeBus = Callable[..., Awaitable[JetStreamBus]]
-
-
-@pytest.fixture(scope="session")
-def nats_server() -> Iterator[str]:
-    """The URL of a NATS server with JetStream, for the whole session."""
-    external = os.environ.get("MAILPULSE_TEST_NATS")
-    if external:
-        yield external
-        return
-    server = NatsServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.remove()
-
-
-@pytest.fixture
-def own_nats_server() -> Iterator[NatsServer]:
-    """A server for this test alone, to stop and restart."""
-    server = NatsServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture

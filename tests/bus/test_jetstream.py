@@ -15,9 +15,9 @@ import pytest
 from mailpulse.bus import BusUnavailable
 from mailpulse.bus.jetstream import JetStreamBus
 from mailpulse.types import Event, MessageClass, SendIntent
+from tests.nats_server import NatsServer, free_port, stream_messages
 
 from .conftest import MakeBus
-from .nats_server import NatsServer, free_port, stream_messages
 
 TYPES = {"events": Event, "sends": SendIntent}
 

@@ -82,18 +82,19 @@ class Cluster:
         finally:
             await conn.close()
 
-    def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            if proc is not None and proc.poll() is None:
+    async def stop(self) -> None:
+        """SIGTERM, and wait without blocking the loop: the SMTP sink of the test lives on
+        it, and the workers' couriers say QUIT to it on their way out."""
+        procs = [p for p in (*self.workers, self.api) if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers, self.api]:
-            if proc is None:
-                continue
+        for proc in procs:
             try:
-                proc.wait(15)
+                await asyncio.to_thread(proc.wait, 20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+                await asyncio.to_thread(proc.wait)
 
 
 async def test_a_killed_worker_loses_nothing_and_keeps_order(
@@ -135,7 +136,7 @@ async def test_a_killed_worker_loses_nothing_and_keeps_order(
         await sink.wait_until(lambda: acknowledged <= {r.rcpt for r in sink.received}, within=90)
         await asyncio.sleep(1.0)  # let any late double show itself
     finally:
-        cluster.stop()
+        await cluster.stop()
 
     await asyncio.to_thread(assert_no_process_for, project_dir)
     per_message = Counter(r.message["Message-ID"] for r in sink.received)
