@@ -12,11 +12,13 @@ import contextlib
 import re
 import socket
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +27,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailpulse.api import create_app
 from mailpulse.delivery import dns_txt_record, generate_rsa_key
-from mailpulse.project import load_project
+from mailpulse.project import Project, load_project
 from mailpulse.runtime.pipeline import Pipeline
 
 WRITE_KEY = "test-write-key"
@@ -226,6 +228,38 @@ def project_dir(tmp_path: Path, sink: Sink) -> Path:
 
 
 @dataclass
+class Deployment:
+    """Where a test's mailpulse keeps its data, kept across restarts within the test:
+    embedded (SQLite files in a folder) or scale-out (a PostgreSQL database and a JetStream
+    stream), so that every e2e test runs against both."""
+
+    mode: str
+    data_dir: Path
+    store: str = ""
+    bus: str = ""
+    bus_prefix: str = ""
+    partitions: int = 4
+
+    def parts(self) -> tuple[Any, Any, Any]:
+        from mailpulse.runtime.scale_out import scale_out_parts
+
+        return scale_out_parts(self.store, self.bus, self.partitions, bus_prefix=self.bus_prefix)
+
+
+@pytest.fixture(params=["embedded", "scale-out"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Deployment:
+    if request.param == "embedded":
+        return Deployment("embedded", tmp_path / "data")
+    return Deployment(
+        "scale-out",
+        tmp_path / "data",
+        store=request.getfixturevalue("postgres_dsn"),
+        bus=request.getfixturevalue("nats_server"),
+        bus_prefix=f"t{uuid.uuid4().hex[:12]}",
+    )
+
+
+@dataclass
 class Server:
     base: str
     pipeline: Pipeline
@@ -251,32 +285,67 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def running_server(project_dir: Path, data_dir: Path) -> AsyncIterator[Server]:
-    pipeline = Pipeline.embedded(load_project(project_dir), data_dir)
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(pipeline), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+async def _worker(project: Project, deployment: Deployment) -> AsyncIterator[None]:
+    """A scale-out worker on the test's loop, owning every partition."""
+    from mailpulse.runtime.leases import PartitionLeases
+    from mailpulse.runtime.worker import Worker
+
+    log, state, bus = deployment.parts()
+    worker = Worker(
+        project,
+        log=log,
+        state=state,
+        bus=bus,
+        leases=PartitionLeases(deployment.store, deployment.partitions),
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
+    await worker.start()
+    await worker.balance()
+    running = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_server(project_dir: Path, deployment: Deployment) -> AsyncIterator[Server]:
+    project = load_project(project_dir)
+    async with contextlib.AsyncExitStack() as stack:
+        if deployment.mode == "embedded":
+            pipeline = Pipeline.embedded(project, deployment.data_dir)
+        else:
+            log, state, bus = deployment.parts()
+            pipeline = Pipeline(project, log=log, state=state, bus=bus, run_partitions=False)
+            await stack.enter_async_context(_worker(project, deployment))
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(pipeline), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    await task
+                await asyncio.sleep(0.01)
+        base = f"http://127.0.0.1:{port}"
+        async with (
+            httpx.AsyncClient(base_url=base, auth=(WRITE_KEY, "")) as client,
+            httpx.AsyncClient(
+                base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+            ) as admin,
+        ):
+            try:
+                yield Server(base, pipeline, client, admin)
+            finally:
+                server.should_exit = True
                 await task
-            await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    async with (
-        httpx.AsyncClient(base_url=base, auth=(WRITE_KEY, "")) as client,
-        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin,
-    ):
-        try:
-            yield Server(base, pipeline, client, admin)
-        finally:
-            server.should_exit = True
-            await task
 
 
 @pytest.fixture
-async def server(project_dir: Path, tmp_path: Path) -> AsyncIterator[Server]:
-    async with running_server(project_dir, tmp_path / "data") as s:
+async def server(project_dir: Path, deployment: Deployment) -> AsyncIterator[Server]:
+    async with running_server(project_dir, deployment) as s:
         yield s

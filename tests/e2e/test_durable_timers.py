@@ -6,14 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Sink, running_server
+from tests.e2e.conftest import Deployment, Sink, running_server
 
 
 async def test_restart_during_wait_still_sends_on_time(
-    project_dir: Path, tmp_path: Path, sink: Sink
+    project_dir: Path, deployment: Deployment, sink: Sink
 ) -> None:
-    data = tmp_path / "data"
-    async with running_server(project_dir, data) as server:
+    async with running_server(project_dir, deployment) as server:
         await server.send("identify", {"userId": "w", "traits": {"email": "w@example.com"}})
         entered = time.time()
         r = await server.send(
@@ -24,7 +23,7 @@ async def test_restart_during_wait_still_sends_on_time(
     # The server is down for part of the 2 s wait.
     await asyncio.sleep(0.5)
     assert sink.received == []
-    async with running_server(project_dir, data):
+    async with running_server(project_dir, deployment):
         [got] = await sink.wait_for("w@example.com", within=15)
         arrived = time.time()
     assert got.message["Subject"] == "You left Lamp in your cart"
@@ -32,15 +31,14 @@ async def test_restart_during_wait_still_sends_on_time(
 
 
 async def test_restart_keeps_profiles_and_does_not_resend(
-    project_dir: Path, tmp_path: Path, sink: Sink
+    project_dir: Path, deployment: Deployment, sink: Sink
 ) -> None:
-    data = tmp_path / "data"
-    async with running_server(project_dir, data) as server:
+    async with running_server(project_dir, deployment) as server:
         await server.send("identify", {"userId": "r", "traits": {"email": "r@example.com"}})
         await server.send("track", {"userId": "r", "event": "Signed Up"})
         await sink.wait_for("r@example.com")
         await server.wait_event("r", "Email Sent")
-    async with running_server(project_dir, data) as server:
+    async with running_server(project_dir, deployment) as server:
         contact = (await server.admin.get("/admin/contacts/r")).json()
         assert contact["email"] == "r@example.com"
         # Welcome is `once`: a second Signed Up after the restart sends nothing more.
