@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
-from mailpulse.bus import Bus
+from mailpulse.bus import Bus, BusUnavailable
 from mailpulse.journeys import JourneyDefinition, JourneyInstance, SendEffect, on_event, on_timer
 from mailpulse.observe import Metrics
 from mailpulse.policy import check_send
@@ -280,9 +280,14 @@ class FoldWorker:
             wake = inst.wake_at if inst.status == "active" else None
             if wake is not None and (self._next_wake is None or wake < self._next_wake):
                 self._next_wake = wake
-        for row in batch.intents:
-            if row.status == OutboxStatus.QUEUED and row.intent.key in inserted:
-                await self._bus.publish(SENDS, row.intent.contact_id, row.intent)
+        try:
+            for row in batch.intents:
+                if row.status == OutboxStatus.QUEUED and row.intent.key in inserted:
+                    await self._bus.publish(SENDS, row.intent.contact_id, row.intent)
+        except BusUnavailable:
+            # The rows are committed as queued: the sender picks them up from the store.
+            self._metrics.errors.labels("publish").inc()
+            log.warning("the bus is unavailable; queued sends wait in the outbox")
 
     def _fold_event(self, ev: Event, batch: _Batch) -> None:
         cid = self._resolve(ev, batch)

@@ -26,7 +26,7 @@ from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
 log = logging.getLogger("mailpulse.sender")
 
 
-STALE_QUEUED = 30.0  # seconds: a queued row older than this was lost by the bus
+STALE_QUEUED = 10.0  # seconds: a queued row older than this was lost by the bus
 
 
 @dataclass(frozen=True)
