@@ -99,6 +99,10 @@ BusPrefix = Annotated[
     str,
     typer.Option(help="Scale-out: name of the JetStream stream, for deployments sharing NATS."),
 ]
+BusReplicas = Annotated[
+    int,
+    typer.Option(help="Scale-out: copies JetStream keeps of every item (3 on a 3-node cluster)."),
+]
 Partitions = Annotated[
     int,
     typer.Option(help="Scale-out: partitions of the log; every node must be given the same."),
@@ -106,7 +110,7 @@ Partitions = Annotated[
 
 
 def _scale_out(
-    store: str | None, bus: str | None, partitions: int, bus_prefix: str
+    store: str | None, bus: str | None, partitions: int, bus_prefix: str, bus_replicas: int
 ) -> tuple[Any, Any, Any]:
     """The PostgreSQL log and state and the JetStream bus, or a clear refusal."""
     if store is None or bus is None:
@@ -117,7 +121,9 @@ def _scale_out(
     from mailpulse.runtime.scale_out import scale_out_parts
 
     try:
-        return scale_out_parts(store, bus, partitions, bus_prefix=bus_prefix)
+        return scale_out_parts(
+            store, bus, partitions, bus_prefix=bus_prefix, bus_replicas=bus_replicas
+        )
     except ValueError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -135,6 +141,7 @@ def serve(
     bus: BusUrl = None,
     partitions: Partitions = 16,
     bus_prefix: BusPrefix = "mailpulse",
+    bus_replicas: BusReplicas = 1,
 ) -> None:
     """Run the HTTP API on a project: with the whole pipeline (embedded), or, given --store and
     --bus, as a scale-out API node whose events `mailpulse worker` processes."""
@@ -147,7 +154,7 @@ def serve(
         pipeline = Pipeline.embedded(loaded, data)
         where = f"data in {data}"
     else:
-        log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix)
+        log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix, bus_replicas)
         pipeline = Pipeline(loaded, log=log_, state=state, bus=bus_, run_partitions=False)
         where = f"API node, {partitions} partitions"
     console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} ({where})")
@@ -161,6 +168,7 @@ def worker(
     bus: BusUrl = None,
     partitions: Partitions = 16,
     bus_prefix: BusPrefix = "mailpulse",
+    bus_replicas: BusReplicas = 1,
     metrics_port: Annotated[
         int, typer.Option(help="Serve Prometheus /metrics on this port (0: none).")
     ] = 0,
@@ -172,7 +180,7 @@ def worker(
 
     loaded = _load(project)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix)
+    log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix, bus_replicas)
     assert store is not None
     node = Worker(
         loaded,

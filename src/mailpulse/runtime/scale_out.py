@@ -3,10 +3,9 @@ JetStream for the bus, both with the same number of partitions."""
 
 from __future__ import annotations
 
-from mailpulse.store.postgres import PostgresEventLog, PostgresStateStore
-
 from mailpulse.bus.jetstream import JetStreamBus
 from mailpulse.runtime.fold import EVENTS, SENDS
+from mailpulse.store.postgres import PostgresEventLog, PostgresStateStore
 from mailpulse.types import Event, SendIntent
 
 DEFAULT_PARTITIONS = 16
@@ -17,7 +16,7 @@ def is_store_url(value: str) -> bool:
 
 
 def scale_out_parts(
-    store: str, bus: str, partitions: int, *, bus_prefix: str = "mailpulse"
+    store: str, bus: str, partitions: int, *, bus_prefix: str = "mailpulse", bus_replicas: int = 1
 ) -> tuple[PostgresEventLog, PostgresStateStore, JetStreamBus]:
     if not is_store_url(store):
         raise ValueError(f"--store {store!r}: a postgresql:// URL is needed in scale-out mode")
@@ -31,5 +30,6 @@ def scale_out_parts(
             partitions=partitions,
             item_types={EVENTS: Event, SENDS: SendIntent},
             prefix=bus_prefix,
+            replicas=bus_replicas,
         ),
     )
