@@ -9,9 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import nats
-import nats.js.errors
 import pytest
+from bench.servers import delete_stream
 
 from mailpulse.bus.jetstream import JetStreamBus
 
@@ -39,10 +38,4 @@ async def make_jetstream_bus(nats_server: str) -> AsyncIterator[MakeBus]:
         await bus.close()
     if shared_used:
         # A server of a test's own goes with its store; the shared one lives on.
-        nc = await nats.connect(nats_server, connect_timeout=2, allow_reconnect=False)
-        try:
-            await nc.jetstream().delete_stream(prefix)
-        except nats.js.errors.NotFoundError:
-            pass
-        finally:
-            await nc.close()
+        await delete_stream(nats_server, prefix)

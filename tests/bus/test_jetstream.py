@@ -11,11 +11,13 @@ from typing import Any
 
 import nats
 import pytest
+from bench.common import free_port
+from bench.servers import NatsServer
 
 from mailpulse.bus import BusUnavailable
 from mailpulse.bus.jetstream import JetStreamBus
 from mailpulse.types import Event, MessageClass, SendIntent
-from tests.nats_server import NatsServer, free_port, stream_messages
+from tests.nats_server import stream_messages
 
 from .conftest import MakeBus
 

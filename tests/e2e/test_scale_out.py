@@ -18,10 +18,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import httpx
+from bench.servers import wait_partitions_owned
 
-from mailpulse.runtime.leases import APPLICATION_NAME
 from tests.e2e.conftest import WRITE_KEY, Sink, free_port
 from tests.e2e.test_crash import assert_no_process_for, wait_healthy
 
@@ -62,25 +61,7 @@ class Cluster:
         self.api = mailpulse("serve", *self.common, "--port", str(self.port))
         await wait_healthy(self.base, self.api)
         self.workers = [mailpulse("worker", *self.common) for _ in range(workers)]
-        await self.wait_owned(PARTITIONS, workers)
-
-    async def wait_owned(self, partitions: int, workers: int, within: float = 30) -> None:
-        """Until `workers` worker sessions hold `partitions` partition locks between them."""
-        conn = await asyncpg.connect(self.store)
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    held, holders = await conn.fetchrow(
-                        "SELECT count(*), count(DISTINCT l.pid) FROM pg_locks l "
-                        "JOIN pg_stat_activity a ON a.pid = l.pid "
-                        "WHERE l.locktype = 'advisory' AND a.application_name = $1",
-                        APPLICATION_NAME,
-                    )
-                    if held == partitions and holders == workers:
-                        return
-                    await asyncio.sleep(0.1)
-        finally:
-            await conn.close()
+        await wait_partitions_owned(self.store, PARTITIONS, workers)
 
     async def stop(self) -> None:
         """SIGTERM, and wait without blocking the loop: the SMTP sink of the test lives on
@@ -132,7 +113,7 @@ async def test_a_killed_worker_loses_nothing_and_keeps_order(
         assert len(acknowledged) == USERS, "the API node is not the one killed: all accepted"
         assert sent_before_kill < USERS, "the kill must land mid-run"
         # The dead worker's partitions go to the two others.
-        await cluster.wait_owned(PARTITIONS, 2)
+        await wait_partitions_owned(cluster.store, PARTITIONS, 2)
         await sink.wait_until(lambda: acknowledged <= {r.rcpt for r in sink.received}, within=90)
         await asyncio.sleep(1.0)  # let any late double show itself
     finally:
