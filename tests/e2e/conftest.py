@@ -13,6 +13,7 @@ import re
 import socket
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -212,6 +213,12 @@ class Sink:
     async def wait_for(self, rcpt: str, count: int = 1, within: float = 10.0) -> list[Received]:
         await self.wait_until(lambda: len(self.to(rcpt)) >= count, within)
         return self.to(rcpt)
+
+    def distinct_and_doubles(self) -> tuple[int, int]:
+        """Distinct messages received, and second arrivals of one Message-ID (re-sends after
+        a crash carry the first attempt's id, so that receivers can drop them)."""
+        per_message = Counter(r.message["Message-ID"] for r in self.received)
+        return len(per_message), sum(n - 1 for n in per_message.values())
 
 
 @pytest.fixture

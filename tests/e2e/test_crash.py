@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -117,11 +116,10 @@ async def test_kill_9_under_load_loses_nothing(project_dir: Path, tmp_path: Path
     # Nothing outlives the test: the courier of a killed server leaves with it.
     await asyncio.to_thread(assert_no_process_for, project_dir)
 
-    per_message = Counter(r.message["Message-ID"] for r in sink.received)
-    doubles = sum(n - 1 for n in per_message.values())
+    distinct, doubles = sink.distinct_and_doubles()
     print(
         f"\ncrash test: {len(acknowledged)} acknowledged sign-ups, {sent_before_kill} emails "
-        f"before kill -9, {len(per_message)} distinct emails, {doubles} doubles"
+        f"before kill -9, {distinct} distinct emails, {doubles} doubles"
     )
     missing = acknowledged - {r.rcpt for r in sink.received}
     assert not missing
