@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,82 @@ def test_missing_dkim_key_says_how_to_make_one(project: Path) -> None:
     (project / "dkim" / "key.pem").unlink()
     with pytest.raises(ProjectError, match="mailpulse dkim keygen"):
         load_project(project)
+
+
+def add_shaping(project: Path, text: str) -> None:
+    """Shaping rules after the [delivery] table, which write_project puts last."""
+    toml = project / "mailpulse.toml"
+    toml.write_text(toml.read_text() + textwrap.dedent(text))
+
+
+def test_shaping_rules_load(project: Path) -> None:
+    add_shaping(
+        project,
+        """
+        [[delivery.shaping]]
+        domain = "Gmail.com"
+        rate = "6000/m"
+
+        [[delivery.shaping]]
+        domain = "*"
+        rate = "50000/h"
+        """,
+    )
+    shaping = load_project(project).shaping
+    gmail = shaping.destination("ann@googlemail.gmail.com")
+    other = shaping.destination("ann@shop.test")
+    assert gmail is not None and (gmail.key, gmail.rule.rate) == ("gmail.com", 100.0)
+    assert other is not None and other.key == "shop.test"
+    assert other.rule.rate == pytest.approx(50000 / 3600)
+
+
+def test_shaping_rules_may_be_written_inline(project: Path) -> None:
+    edit(
+        project,
+        'max_age = "1h"',
+        'max_age = "1h"\nshaping = [{domain = "gmail.com", rate = "100/s"}]',
+    )
+    gmail = load_project(project).shaping.destination("ann@gmail.com")
+    assert gmail is not None and gmail.rule.rate == 100.0
+
+
+def test_without_shaping_rules_nothing_is_limited(project: Path) -> None:
+    assert not load_project(project).shaping
+
+
+TWO_RULES = """
+[[delivery.shaping]]
+domain = "gmail.com"
+rate = "100/s"
+
+[[delivery.shaping]]
+domain = "yahoo.com"
+rate = "20/s"
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "message"),
+    [
+        ('rate = "20/s"', 'rate = "fast"', '"fast"', "not a rate"),
+        ('rate = "20/s"', 'rate = "0/s"', '"0/s"', "more than 0"),
+        ('rate = "20/s"', "rate = 20", "rate = 20", "Expected `str`, got `int`"),
+        ('rate = "20/s"', 'ratee = "20/s"', "ratee", "did you mean 'rate'"),
+        ('rate = "100/s"', "", "[[delivery.shaping]]", "[[delivery.shaping]] needs 'rate'"),
+        ('domain = "yahoo.com"', 'domain = "yahoo com"', "yahoo com", "not a domain name"),
+        ('domain = "yahoo.com"', 'domain = "*.yahoo.com"', "*.yahoo.com", "covers its subdomains"),
+        ('domain = "yahoo.com"', 'domain = "GMAIL.com"', "GMAIL", "has a rule already (line"),
+    ],
+)
+def test_shaping_errors_name_the_line(
+    project: Path, old: str, new: str, needle: str, message: str
+) -> None:
+    add_shaping(project, TWO_RULES)
+    edit(project, old, new)
+    with pytest.raises(ProjectError) as err:
+        load_project(project)
+    assert err.value.line == line_of(project, needle)
+    assert message in err.value.message
 
 
 def test_not_a_project(tmp_path: Path) -> None:

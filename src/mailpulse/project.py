@@ -15,10 +15,11 @@ from typing import Any
 import msgspec
 
 from mailpulse.delivery import DkimSigner
+from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
 from mailpulse.errors import ProjectError
 from mailpulse.journeys import JourneyDefinition, load_journeys
 from mailpulse.render import TemplateLibrary
-from mailpulse.units import parse_duration
+from mailpulse.units import parse_duration, parse_rate
 
 CONFIG_FILE = "mailpulse.toml"
 
@@ -56,12 +57,18 @@ class SmtpSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout: str = "30s"
 
 
+class ShapingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    domain: str  # a recipient domain (its subdomains too), or "*" for each other domain
+    rate: str  # "100/s", "6000/m", "50000/h"
+
+
 class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_schedule: list[str] = msgspec.field(
         default_factory=lambda: ["5m", "15m", "30m", "1h", "2h", "4h", "8h"]
     )
     max_age: str = "4d"
     concurrency: int = 32
+    shaping: list[ShapingSection] = msgspec.field(default_factory=list)
 
 
 class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,6 +91,7 @@ _KNOWN_KEYS = {
     "dkim": DkimSection,
     "smtp": SmtpSection,
     "delivery": DeliverySection,
+    "delivery.shaping": ShapingSection,
     "ingest": IngestSection,
 }
 
@@ -96,51 +104,93 @@ class Durations:
     smtp_timeout: float
 
 
-def _line_of(text: str, section: str, key: str | None) -> int | None:
-    """The line where `key` is set inside `[section]` (or the section header itself)."""
-    current = ""
-    header = re.compile(r"^\s*\[\s*([\w.-]+)\s*\]")
+_HEADER = re.compile(r"^\s*\[\[?\s*([\w.-]+)\s*\]\]?")
+
+
+def _line_of(text: str, section: str, key: str | None, index: int | None = None) -> int | None:
+    """The line where `key` is set inside `[section]` (or the section header itself); for an
+    array of tables, inside the `index`-th `[[section]]`. A table written inline
+    (`shaping = [{...}]`) is found by its key in the parent section."""
+    current, seen = "", -1
     for n, line in enumerate(text.splitlines(), start=1):
-        m = header.match(line)
+        m = _HEADER.match(line)
         if m:
             current = m.group(1)
-            if key is None and current == section:
+            seen += current == section
+            if key is None and current == section and index in (None, seen):
                 return n
             continue
-        if key is not None and current == section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+        if (
+            key is not None
+            and current == section
+            and index in (None, seen)
+            and re.match(rf"^\s*{re.escape(key)}\s*=", line)
+        ):
             return n
-    return None
+    parent, dot, name = section.rpartition(".")
+    return _line_of(text, parent, name) if dot else None
+
+
+def _table_name(section: str, index: int | None) -> str:
+    return f"[[{section}]]" if index is not None else f"[{section}]"
 
 
 def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectError:
     message = str(exc)
-    m = re.search(r"at `\$((?:\.[\w]+)*)(?:\[\d+\])?`", message)
-    parts = m.group(1).lstrip(".").split(".") if m and m.group(1) else []
+    m = re.search(r"at `\$([^`]*)`", message)
+    where_in = m.group(1).lstrip(".") if m else ""
+    steps = re.findall(r"\.?(\w+)|\[(\d+)\]", where_in)  # (name, "") or ("", index)
+    names = [name for name, _ in steps if name]
+    # The deepest table the path goes through (`delivery.shaping`), then the key inside it;
+    # an index right after the table's name says which of an array of tables.
+    depth = max(d for d in range(len(names) + 1) if ".".join(names[:d]) in _KNOWN_KEYS)
+    section = ".".join(names[:depth])
+    after = [n for n, (name, _) in enumerate(steps) if name][depth - 1] + 1 if depth else 0
+    index = int(steps[after][1]) if after < len(steps) and steps[after][1] else None
     unknown = re.match(r"Object contains unknown field `(\w+)`", message)
     missing = re.match(r"Object missing required field `(\w+)`", message)
-    section = parts[0] if parts else ""
     if unknown:
         key = unknown.group(1)
-        options = sorted(
-            f.encode_name for f in msgspec.structs.fields(_KNOWN_KEYS.get(section, ProjectConfig))
-        )
+        options = sorted(f.encode_name for f in msgspec.structs.fields(_KNOWN_KEYS[section]))
         close = difflib.get_close_matches(key, options, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(options)})"
-        where = f"[{section}] " if section else ""
-        line = _line_of(text, section, key) if section else _line_of(text, key, None)
+        where = f"{_table_name(section, index)} " if section else ""
+        line = _line_of(text, section, key, index) if section else _line_of(text, key, None)
         return ProjectError(path, f"unknown key {where}{key!r}{hint}", line)
     if missing:
         key = missing.group(1)
-        where = f"[{section}]" if section else "the top level"
-        return ProjectError(
-            path, f"{where} needs {key!r}", _line_of(text, section, None) if section else None
-        )
-    key = parts[1] if len(parts) > 1 else None
+        where = _table_name(section, index) if section else "the top level"
+        line = _line_of(text, section, None, index) if section else None
+        return ProjectError(path, f"{where} needs {key!r}", line)
+    key = names[depth] if len(names) > depth else None
     detail = message.split(" - at ")[0]
-    return ProjectError(path, f"{'.'.join(parts)}: {detail}", _line_of(text, section, key))
+    return ProjectError(path, f"{where_in}: {detail}", _line_of(text, section, key, index))
 
 
-def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
+def _shaping(config: ProjectConfig, path: Path, text: str) -> Shaping:
+    def error(index: int, key: str, why: object) -> ProjectError:
+        line = _line_of(text, "delivery.shaping", key, index)
+        return ProjectError(path, f"[[delivery.shaping]] {key}: {why}", line)
+
+    rules: list[ShapingRule] = []
+    for index, section in enumerate(config.delivery.shaping):
+        try:
+            domain = rule_domain(section.domain)
+        except ValueError as exc:
+            raise error(index, "domain", exc) from exc
+        try:
+            rate = parse_rate(section.rate)
+        except ValueError as exc:
+            raise error(index, "rate", exc) from exc
+        first = next((n for n, rule in enumerate(rules) if rule.domain == domain), None)
+        if first is not None:
+            line = _line_of(text, "delivery.shaping", "domain", first)
+            raise error(index, "domain", f"{domain!r} has a rule already (line {line}); keep one")
+        rules.append(ShapingRule(domain, rate))
+    return Shaping(rules)
+
+
+def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations, Shaping]:
     path = project_dir / CONFIG_FILE
     if not path.is_file():
         raise ProjectError(path, f"no {CONFIG_FILE} here: is {project_dir} a mailpulse project?")
@@ -177,7 +227,7 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
                 path, f"[{section}] {key}: {exc}", _line_of(text, section, key)
             ) from exc
 
-    return config, Durations(
+    durations = Durations(
         retry_schedule=tuple(
             duration(v, "delivery", "retry_schedule") for v in config.delivery.retry_schedule
         ),
@@ -185,6 +235,7 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations]:
         dedup_window=duration(config.ingest.dedup_window, "ingest", "dedup_window"),
         smtp_timeout=duration(config.smtp.timeout, "smtp", "timeout"),
     )
+    return config, durations, _shaping(config, path, text)
 
 
 @dataclass(frozen=True)
@@ -194,6 +245,7 @@ class Project:
     root: Path
     config: ProjectConfig
     durations: Durations
+    shaping: Shaping
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
     dkim_private_key: bytes | None
@@ -230,7 +282,7 @@ def _load_dkim_key(project_dir: Path, config: ProjectConfig, text: str) -> bytes
 def load_project(project_dir: Path) -> Project:
     """Load and check a whole project; the first problem raises ProjectError."""
     project_dir = project_dir.resolve()
-    config, durations = load_config(project_dir)
+    config, durations, shaping = load_config(project_dir)
     text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
     _check_sender(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
@@ -240,6 +292,7 @@ def load_project(project_dir: Path) -> Project:
         root=project_dir,
         config=config,
         durations=durations,
+        shaping=shaping,
         templates=templates,
         journeys={j.id: j for j in journeys},
         dkim_private_key=_load_dkim_key(project_dir, config, text),

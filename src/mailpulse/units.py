@@ -1,6 +1,7 @@
 """Values people write in project files, parsed once into types.
 
-Durations are written like `90s`, `15m`, `1h`, `7d`, `2w` or combined (`1h30m`).
+Durations are written like `90s`, `15m`, `1h`, `7d`, `2w` or combined (`1h30m`); rates like
+`100/s`, `6000/m`, `50000/h` or `200000/d`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import re
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_RATE = re.compile(r"(\d+(?:\.\d+)?)/(s|m|h|d)")
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -44,3 +46,14 @@ def format_duration(seconds: float) -> str:
             out.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(out) or "0s"
+
+
+def parse_rate(text: str) -> float:
+    """Messages per second in a rate like `100/s`, `6000/m` or `50000/h`. Raises ValueError."""
+    m = _RATE.fullmatch(text.strip().lower().replace(" ", ""))
+    if m is None:
+        raise ValueError(f"not a rate: {text!r} (write e.g. '100/s', '6000/m', '50000/h')")
+    rate = float(m.group(1)) / _UNIT_SECONDS[m.group(2)]
+    if rate <= 0:
+        raise ValueError(f"a rate must be more than 0: {text!r}")
+    return rate

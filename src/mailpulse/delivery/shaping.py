@@ -1,0 +1,218 @@
+"""Traffic shaping: each destination gets at most its configured rate, however many processes send.
+
+A `ShapingRule` limits a recipient domain and its subdomains to a rate; the rule for `*`
+limits every other recipient domain, each on its own. The most specific rule wins, and a
+domain no rule covers is never delayed.
+
+The rate is kept with GCRA (the generic cell rate algorithm) in its scheduling form: every
+destination has a timeline whose end, the "theoretical arrival time" (TAT), is the earliest
+moment the next message may go. Taking k turns moves the end to `max(end, now) + k / rate`,
+and the turns are spaced `1 / rate` apart from where the reservation starts. A `Timeline`
+keeps those ends: in memory when one process sends (`LocalTimeline`), in the shared store in
+scale-out, so that N workers together keep one rate instead of N times it.
+
+`RateLimiter` turns reservations into waits. Sends to one destination that wait together in
+one process share one reservation, so a busy destination costs one round trip to a shared
+timeline per batch, not per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from mailpulse.delivery.address import ascii_domain
+
+ANY_DOMAIN = "*"
+
+# How far ahead one process reserves a destination's turns. Turns reserved are spent even if
+# their sends never happen (the process stops or dies), and other processes queue behind
+# them, so a process with a backlog takes about this much of the timeline at a time.
+RESERVE_AHEAD = 0.5  # seconds
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def rule_domain(text: str) -> str:
+    """A rule's domain in the form recipient domains are compared in (lower case, IDNA);
+    `*` stays `*`. Raises ValueError for anything that is not a domain name."""
+    name = text.strip().lower().rstrip(".")
+    if name == ANY_DOMAIN:
+        return name
+    if name.startswith("*."):
+        raise ValueError(
+            f"{text!r}: a rule for {name[2:]!r} covers its subdomains already; write that"
+        )
+    name = ascii_domain(name)
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"not a domain name: {text!r} (write e.g. 'gmail.com', or '*')")
+    return name
+
+
+@dataclass(frozen=True)
+class ShapingRule:
+    """At most `rate` messages per second to `domain` and its subdomains (`*`: to each other
+    domain)."""
+
+    domain: str
+    rate: float
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one send goes, as shaping sees it: the timeline it takes turns on (`key`) and the
+    rule that sets the pace."""
+
+    key: str
+    rule: ShapingRule
+
+
+class Shaping:
+    """The rules of a project, looked up by recipient address."""
+
+    def __init__(self, rules: Iterable[ShapingRule] = ()) -> None:
+        self._by_domain: dict[str, ShapingRule] = {}
+        self._default: ShapingRule | None = None
+        for rule in rules:
+            if rule.domain in self._by_domain or (
+                rule.domain == ANY_DOMAIN and self._default is not None
+            ):
+                raise ValueError(f"two shaping rules for {rule.domain!r}")
+            if rule.domain == ANY_DOMAIN:
+                self._default = rule
+            else:
+                self._by_domain[rule.domain] = rule
+
+    def __bool__(self) -> bool:
+        return bool(self._by_domain) or self._default is not None
+
+    def destination(self, address: str) -> Destination | None:
+        """The destination of a recipient address, or None when no rule limits it."""
+        if not self:
+            return None
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        with contextlib.suppress(ValueError):  # undeliverable; the default rule still applies
+            domain = ascii_domain(domain)
+        suffix = domain
+        while True:
+            rule = self._by_domain.get(suffix)
+            if rule is not None:
+                return Destination(rule.domain, rule)
+            _, dot, suffix = suffix.partition(".")
+            if not dot:
+                break
+        return None if self._default is None else Destination(domain, self._default)
+
+
+@runtime_checkable
+class Timeline(Protocol):
+    async def reserve_turns(self, key: str, seconds: float) -> tuple[float, float]:
+        """Take `seconds` of destination `key`'s timeline, from its end or from now when the
+        end lies in the past. Returns `(start, now)` on the timeline's own clock: the turns
+        taken run from `start` to `start + seconds`."""
+        ...
+
+
+class LocalTimeline:
+    """Timeline ends in this process's memory, on its monotonic clock: one process sends."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ends: dict[str, float] = {}
+        self._forget_at = 1024
+
+    async def reserve_turns(self, key: str, seconds: float) -> tuple[float, float]:
+        now = self._clock()
+        start = max(self._ends.get(key, now), now)
+        self._ends[key] = start + seconds
+        if len(self._ends) > self._forget_at:
+            # An end in the past means the same as no end: forget those, so that a default
+            # rule over many domains does not keep every domain ever sent to.
+            self._ends = {k: end for k, end in self._ends.items() if end > now}
+            self._forget_at = max(1024, 2 * len(self._ends))
+        return start, now
+
+
+class RateLimiter:
+    """Waits sends out until their destination's turn, reserving turns on a `Timeline`."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+        self._waiting: dict[str, list[tuple[int, asyncio.Future[float]]]] = {}
+        self._reserving: dict[str, asyncio.Task[None]] = {}
+
+    async def wait_turn(self, destination: Destination, count: int = 1) -> float:
+        """Return once `count` messages may go to `destination`; answers the seconds waited.
+        A failure of the timeline (a shared store out of reach) raises here."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        turn: asyncio.Future[float] = loop.create_future()
+        self._waiting.setdefault(destination.key, []).append((count, turn))
+        if destination.key not in self._reserving:
+            self._reserving[destination.key] = asyncio.create_task(
+                self._reserve(destination), name=f"mailpulse-shaping-{destination.key}"
+            )
+        at = await turn
+        if at > loop.time():
+            await asyncio.sleep(at - loop.time())
+        return loop.time() - asked
+
+    def _take(self, key: str, up_to: int) -> list[tuple[int, asyncio.Future[float]]]:
+        """The next waiters of `key`, in arrival order, `up_to` messages (at least one waiter)."""
+        waiting = [w for w in self._waiting.pop(key, []) if not w[1].done()]
+        taken, total = 0, 0
+        while taken < len(waiting) and (taken == 0 or total + waiting[taken][0] <= up_to):
+            total += waiting[taken][0]
+            taken += 1
+        if taken < len(waiting):
+            self._waiting[key] = waiting[taken:]
+        return waiting[:taken]
+
+    async def _reserve(self, destination: Destination) -> None:
+        """Reserves turns for whoever waits on `destination`, batch after batch, until nobody
+        does; it never runs more than about RESERVE_AHEAD ahead of the clock."""
+        loop = asyncio.get_running_loop()
+        key, rate = destination.key, destination.rule.rate
+        batch: list[tuple[int, asyncio.Future[float]]] = []
+        try:
+            while batch := self._take(key, max(1, math.ceil(rate * RESERVE_AHEAD))):
+                messages = sum(count for count, _ in batch)
+                start, now = await self._timeline.reserve_turns(key, messages / rate)
+                # The timeline's clock may be another machine's: only differences from its
+                # `now` mean something here.
+                offset = loop.time() - now
+                sent = 0
+                for count, turn in batch:
+                    sent += count
+                    if not turn.done():
+                        # a waiter with several messages goes at the turn of its last one
+                        turn.set_result(offset + start + (sent - 1) / rate)
+                end = offset + start + messages / rate
+                if key in self._waiting and end - RESERVE_AHEAD > loop.time():
+                    await asyncio.sleep(end - RESERVE_AHEAD - loop.time())
+        except Exception as exc:
+            self._fail(key, batch, exc)
+        except asyncio.CancelledError:
+            self._fail(key, batch, None)
+            raise
+        finally:
+            del self._reserving[key]
+
+    def _fail(
+        self, key: str, batch: list[tuple[int, asyncio.Future[float]]], exc: Exception | None
+    ) -> None:
+        """Nobody gets a turn that was not reserved: every waiter of `key` raises `exc` (or is
+        cancelled with the reservation) instead of sending."""
+        for _, turn in batch + self._waiting.pop(key, []):
+            if turn.done():
+                continue
+            if exc is None:
+                turn.cancel()
+            else:
+                turn.set_exception(exc)

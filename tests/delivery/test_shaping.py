@@ -1,0 +1,218 @@
+"""Shaping: which rule limits a recipient, and the in-process limiter keeping its rate."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailpulse.delivery.shaping import (
+    RESERVE_AHEAD,
+    Destination,
+    LocalTimeline,
+    RateLimiter,
+    Shaping,
+    ShapingRule,
+    rule_domain,
+)
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "domain"),
+    [
+        ("gmail.com", "gmail.com"),
+        (" Gmail.COM. ", "gmail.com"),
+        ("*", "*"),
+        ("bücher.de", "xn--bcher-kva.de"),
+        ("mx-1.example.org", "mx-1.example.org"),
+    ],
+)
+def test_rule_domains_are_compared_in_one_form(written: str, domain: str) -> None:
+    assert rule_domain(written) == domain
+
+
+@pytest.mark.parametrize("bad", ["", "*.gmail.com", "exa mple.com", "-x.com", "a..b", "a_b.com"])
+def test_a_rule_domain_must_be_a_domain_name(bad: str) -> None:
+    with pytest.raises(ValueError):
+        rule_domain(bad)
+
+
+RULES = Shaping(
+    [
+        ShapingRule("example.com", 10.0),
+        ShapingRule("mail.example.com", 20.0),
+        ShapingRule("xn--bcher-kva.de", 3.0),
+        ShapingRule("*", 5.0),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "key", "rate"),
+    [
+        ("ann@example.com", "example.com", 10.0),
+        ("ann@EU.Example.com", "example.com", 10.0),
+        ("ann@mail.example.com", "mail.example.com", 20.0),
+        ("ann@eu.mail.example.com", "mail.example.com", 20.0),
+        ("ann@bücher.de", "xn--bcher-kva.de", 3.0),
+        ("ann@xn--bcher-kva.de", "xn--bcher-kva.de", 3.0),
+        # a suffix counts only at a dot: notexample.com is not example.com
+        ("ann@notexample.com", "notexample.com", 5.0),
+        ("ann@other.org", "other.org", 5.0),
+        ("ann@sub.other.org", "sub.other.org", 5.0),
+    ],
+)
+def test_the_most_specific_rule_wins(address: str, key: str, rate: float) -> None:
+    destination = RULES.destination(address)
+    assert destination is not None
+    assert (destination.key, destination.rule.rate) == (key, rate)
+
+
+def test_without_a_default_rule_other_domains_are_not_limited() -> None:
+    shaping = Shaping([ShapingRule("example.com", 10.0)])
+    assert shaping.destination("ann@other.org") is None
+    assert Shaping().destination("ann@example.com") is None
+    assert not Shaping()
+
+
+@pytest.mark.parametrize("domain", ["example.com", "*"])
+def test_one_rule_per_domain(domain: str) -> None:
+    with pytest.raises(ValueError, match="two shaping rules"):
+        Shaping([ShapingRule(domain, 1.0), ShapingRule(domain, 2.0)])
+
+
+_LABELS = st.sampled_from(["a", "b", "c"])
+_DOMAINS = st.lists(_LABELS, min_size=1, max_size=4).map(".".join)
+
+
+@given(
+    st.lists(_DOMAINS, max_size=5, unique=True),
+    st.booleans(),
+    _DOMAINS,
+)
+def test_matching_agrees_with_its_definition(
+    domains: list[str], with_default: bool, recipient: str
+) -> None:
+    """The rule for the longest of the rule domains that the recipient's domain equals or
+    ends in after a dot; else the default rule, for the recipient's own domain."""
+    rules = [ShapingRule(d, float(n + 1)) for n, d in enumerate(domains)]
+    if with_default:
+        rules.append(ShapingRule("*", 100.0))
+    covering = [d for d in domains if recipient == d or recipient.endswith("." + d)]
+    expected: tuple[str, float] | None = None
+    if covering:
+        best = max(covering, key=len)
+        expected = (best, float(domains.index(best) + 1))
+    elif with_default:
+        expected = (recipient, 100.0)
+
+    found = Shaping(rules).destination(f"x@{recipient}")
+    assert (None if found is None else (found.key, found.rule.rate)) == expected
+
+
+# -- the limiter over an in-process timeline --------------------------------------------------
+
+
+def destination(rate: float, key: str = "example.com") -> Destination:
+    return Destination(key, ShapingRule(key, rate))
+
+
+def measured_rate(times: list[float]) -> float:
+    """Turns per second between the first and the last."""
+    return (len(times) - 1) / (max(times) - min(times))
+
+
+async def turn_times(limiter: RateLimiter, dest: Destination, count: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+
+    async def one() -> float:
+        await limiter.wait_turn(dest)
+        return loop.time()
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_concurrent_sends_keep_the_rate() -> None:
+    times = await turn_times(RateLimiter(LocalTimeline()), destination(100.0), 60)
+    rate = measured_rate(times)
+    print(f"\nin-process limiter, 60 concurrent sends at 100/s: {rate:.1f}/s")
+    assert rate == pytest.approx(100.0, rel=0.25)
+
+
+async def test_sends_one_after_another_keep_the_rate() -> None:
+    limiter = RateLimiter(LocalTimeline())
+    loop = asyncio.get_running_loop()
+    times = []
+    for _ in range(30):
+        await limiter.wait_turn(destination(100.0))
+        times.append(loop.time())
+    assert measured_rate(times) == pytest.approx(100.0, rel=0.25)
+
+
+async def test_an_idle_destination_sends_at_once_and_others_do_not_wait() -> None:
+    limiter = RateLimiter(LocalTimeline())
+    backlog = [asyncio.create_task(limiter.wait_turn(destination(10.0))) for _ in range(40)]
+    try:
+        # 40 sends at 10/s to example.com take 4 s; another destination is not behind them
+        waited = await limiter.wait_turn(destination(10.0, "other.org"))
+        assert waited < 1.0
+    finally:
+        for task in backlog:
+            task.cancel()
+        await asyncio.gather(*backlog, return_exceptions=True)
+
+
+async def test_several_messages_take_several_turns() -> None:
+    limiter = RateLimiter(LocalTimeline())
+    dest = destination(100.0)
+    # Ten at once go at the turn of the last of them, and the next one after that.
+    assert await limiter.wait_turn(dest, count=10) >= 0.08
+    assert await limiter.wait_turn(dest) >= 0.009
+
+
+class CountingTimeline(LocalTimeline):
+    """The in-process timeline, counting its reservations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reservations = 0
+
+    async def reserve_turns(self, key: str, seconds: float) -> tuple[float, float]:
+        self.reservations += 1
+        return await super().reserve_turns(key, seconds)
+
+
+async def test_sends_that_wait_together_share_a_reservation() -> None:
+    timeline = CountingTimeline()
+    await turn_times(RateLimiter(timeline), destination(1000.0), 100)
+    assert timeline.reservations <= 2
+
+
+async def test_a_backlog_reserves_only_a_little_ahead() -> None:
+    """Turns reserved for sends that are then called off are lost to everyone; a process with
+    a backlog holds at most about RESERVE_AHEAD of them."""
+    limiter = RateLimiter(LocalTimeline())
+    dest = destination(10.0)
+    backlog = [asyncio.create_task(limiter.wait_turn(dest)) for _ in range(30)]
+    await asyncio.sleep(0.05)
+    for task in backlog:
+        task.cancel()
+    await asyncio.gather(*backlog, return_exceptions=True)
+    # 30 sends at 10/s would hold the timeline for 3 s
+    assert await limiter.wait_turn(dest) < RESERVE_AHEAD + 0.5
+
+
+async def test_the_timeline_forgets_only_ends_that_have_passed() -> None:
+    clock = itertools.count()
+    timeline = LocalTimeline(clock=lambda: float(next(clock)))
+    await timeline.reserve_turns("busy.example", 10_000.0)
+    for n in range(5000):
+        await timeline.reserve_turns(f"d{n}.example", 0.5)
+    assert len(timeline._ends) <= 1024
+    start, now = await timeline.reserve_turns("busy.example", 1.0)
+    assert start == 10_000.0 > now
