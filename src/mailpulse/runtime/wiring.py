@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from mailpulse.delivery import DkimSigner, SmtpRelay
+from mailpulse.delivery.shaping import LocalTimeline, RateLimiter, Timeline
 from mailpulse.project import Project
 from mailpulse.runtime.courier import LocalCourier, MessageFactory, SenderIdentity
+from mailpulse.store import StateStore
 
 
 def relay_for(project: Project, smtp: tuple[str, int] | None = None) -> SmtpRelay:
@@ -52,3 +54,9 @@ def message_factory(project: Project) -> MessageFactory:
 
 def local_courier(project: Project, smtp: tuple[str, int] | None = None) -> LocalCourier:
     return LocalCourier(message_factory(project), relay_for(project, smtp))
+
+
+def rate_limiter_for(state: StateStore) -> RateLimiter:
+    """Shaping turns are kept where every process that sends sees them: in a store that can
+    keep them (PostgreSQL, shared by all workers), else in this process, the only one."""
+    return RateLimiter(state if isinstance(state, Timeline) else LocalTimeline())

@@ -200,3 +200,8 @@ class PostgresStateStore:
 
     async def outbox_counts(self) -> dict[str, int]:
         return {status: n for status, n in await self._db.fetch(Q["outbox-counts"])}
+
+    async def reserve_turns(self, key: str, seconds: float) -> tuple[float, float]:
+        """Shaping shared by every worker (a `Timeline`, see mailpulse.delivery.shaping)."""
+        start, now = await self._db.fetchrow(Q["reserve-turns"], key, seconds)
+        return start, now

@@ -106,3 +106,14 @@ SELECT body FROM unshipped_lifecycle WHERE partition = $1 ORDER BY seq LIMIT $2
 
 -- name: forget-lifecycle
 DELETE FROM unshipped_lifecycle WHERE message_id = ANY($1::text[])
+
+-- name: reserve-turns
+-- $2 seconds of destination $1's timeline, from its end or from now, whichever is later;
+-- returns where they start and the clock they were taken at. One clock for every worker: the
+-- database's. clock_timestamp(), not now(): SET is evaluated after the row lock is taken, so
+-- time spent waiting for another worker's reservation does not date this one back.
+INSERT INTO shaping_timelines AS t (destination, tat)
+VALUES ($1, extract(epoch FROM clock_timestamp())::float8 + $2::float8)
+ON CONFLICT (destination) DO UPDATE
+    SET tat = GREATEST(t.tat, extract(epoch FROM clock_timestamp())::float8) + $2::float8
+RETURNING t.tat - $2::float8, extract(epoch FROM clock_timestamp())::float8
