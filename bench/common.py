@@ -19,16 +19,20 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 
+from mailpulse.bus import partition_of
 from mailpulse.delivery import generate_rsa_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 WRITE_KEY = "bench-key"
+ADMIN_KEY = "bench-admin"
 
 # About 2 KB of HTML once rendered: a typical transactional receipt.
 RECEIPT = """\
@@ -78,7 +82,7 @@ def write_bench_project(root: Path, smtp_port: int, *, journeys: bool = True) ->
             name = "Bench"
             postal_address = "1 Bench Road"
             write_keys = ["{WRITE_KEY}"]
-            admin_key = "bench-admin"
+            admin_key = "{ADMIN_KEY}"
 
             [sender]
             from = "Bench <shop@bench.example.com>"
@@ -100,6 +104,24 @@ def write_bench_project(root: Path, smtp_port: int, *, journeys: bool = True) ->
     return root
 
 
+def order_completed(email: str, n: int) -> bytes:
+    """A `track` body for the bench project's journey: one receipt to `email`."""
+    return orjson.dumps(
+        {
+            "userId": email,
+            "event": "Order Completed",
+            "properties": {
+                "order_id": f"A-{n}",
+                "total": 59.9,
+                "products": [
+                    {"name": "Trail socks", "quantity": 2, "price": 12.5},
+                    {"name": "Water bottle", "quantity": 1, "price": 34.9},
+                ],
+            },
+        }
+    )
+
+
 def build_tsink(workdir: Path) -> Path:
     binary = workdir / "tsink"
     subprocess.run(["cc", "-O2", "-o", str(binary), str(SHARED_BENCH / "tsink.c")], check=True)
@@ -112,7 +134,10 @@ class TSink:
     def __init__(self, binary: Path, workdir: Path) -> None:
         self.port = free_port()
         self.out = workdir / "tsink.out"
-        self.proc = subprocess.Popen([str(binary), str(self.port), str(self.out)])
+        # Its "ready" line would land before a benchmark's JSON line on stdout.
+        self.proc = subprocess.Popen(
+            [str(binary), str(self.port), str(self.out)], stdout=subprocess.DEVNULL
+        )
         wait_port(self.port)
 
     def count(self) -> int:
@@ -145,27 +170,36 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where the nodes of one scale-out deployment meet: a PostgreSQL database and a JetStream
+    stream."""
+
+    store: str
+    bus: str
+    partitions: int
+    bus_prefix: str
+
+    def options(self) -> list[str]:
+        return [
+            "--store",
+            self.store,
+            "--bus",
+            self.bus,
+            "--partitions",
+            str(self.partitions),
+            "--bus-prefix",
+            self.bus_prefix,
+        ]
+
+
 @contextlib.contextmanager
-def mailpulse_server(project: Path, data: Path) -> Iterator[str]:
-    port = free_port()
+def _mailpulse(*args: str) -> Iterator[None]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailpulse.cli",
-            "serve",
-            "--project",
-            str(project),
-            "--data",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "mailpulse.cli", *args], stdout=subprocess.DEVNULL
     )
     try:
-        wait_port(port)
-        yield f"127.0.0.1:{port}"
+        yield
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -173,6 +207,23 @@ def mailpulse_server(project: Path, data: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def mailpulse_server(project: Path, data: Path | ScaleOut) -> Iterator[str]:
+    """`mailpulse serve`: the whole pipeline on SQLite files in `data`, or a scale-out API
+    node."""
+    port = free_port()
+    where = data.options() if isinstance(data, ScaleOut) else ["--data", str(data)]
+    with _mailpulse("serve", "--project", str(project), *where, "--port", str(port)):
+        wait_port(port)
+        yield f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def mailpulse_worker(project: Path, scale_out: ScaleOut) -> Iterator[None]:
+    with _mailpulse("worker", "--project", str(project), *scale_out.options()):
+        yield
 
 
 @contextlib.contextmanager
@@ -249,8 +300,6 @@ class RawHttp:
 
 async def identify_contacts(hostport: str, emails: list[str]) -> None:
     """Create contacts fast through /v1/batch, outside the measured window."""
-    import orjson
-
     async with httpx.AsyncClient(base_url=f"http://{hostport}", auth=(WRITE_KEY, "")) as c:
         for start in range(0, len(emails), 1000):
             batch = [
@@ -259,6 +308,26 @@ async def identify_contacts(hostport: str, emails: list[str]) -> None:
             ]
             r = await c.post("/v1/batch", content=orjson.dumps({"batch": batch}))
             r.raise_for_status()
+
+
+async def wait_identified(
+    hostport: str, emails: list[str], partitions: int = 1, within: float = 60
+) -> None:
+    """Until the fold has taken in every contact of `emails`, in the order identified.
+
+    Each partition folds its events in log order, so the last contact of each partition
+    standing in the admin API means all of that partition's are in.
+    """
+    last = {partition_of(e, partitions): e for e in emails}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with (
+        httpx.AsyncClient(base_url=f"http://{hostport}", headers=headers) as c,
+        asyncio.timeout(within),
+    ):
+        for email in last.values():
+            # The fold runs in another process: it can only be polled.
+            while (await c.get(f"/admin/contacts/{email}")).status_code != 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -275,3 +344,70 @@ def median(values: list[float]) -> float:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+# What a process is, by its command line, for CPU accounting: the first needle found names it.
+PROCESS_KINDS = (
+    ("mailpulse.runtime.courier_process", "courier"),
+    ("mailpulse.cli serve", "serve"),
+    ("mailpulse.cli worker", "worker"),
+    ("bench.bare_relay", "bare relay"),
+    ("nats-server", "nats"),
+    ("tsink", "sink"),
+)
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds of it and its reaped children, command line)."""
+    found: dict[int, tuple[int, float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it ended meanwhile
+        # The command name (field 2) may hold spaces and parentheses: count after its last ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        found[int(entry.name)] = (int(fields[1]), ticks / _TICKS_PER_S, cmdline)
+    return found
+
+
+def cpu_seconds(roots: Mapping[int, str]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far per kind of process, in the process trees of
+    `roots` (pid -> kind) only: a process counts for the nearest of itself and its ancestors
+    that is a root or whose command line names a kind in PROCESS_KINDS. A child that ended
+    counts for its parent once reaped. Subtract two calls to get a window."""
+    procs = _processes()
+    kinds: dict[int, str | None] = {}
+
+    def kind_of(pid: int) -> str | None:
+        if pid not in kinds:
+            if pid in roots:
+                kinds[pid] = roots[pid]
+            elif pid not in procs:
+                kinds[pid] = None
+            else:
+                ppid, _, cmdline = procs[pid]
+                parent = kind_of(ppid)
+                named = (kind for needle, kind in PROCESS_KINDS if needle in cmdline)
+                kinds[pid] = None if parent is None else next(named, parent)
+        return kinds[pid]
+
+    totals: dict[str, float] = {}
+    for pid, (_, seconds, _) in procs.items():
+        kind = kind_of(pid)
+        if kind is not None:
+            totals[kind] = totals.get(kind, 0.0) + seconds
+    return totals
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds all cores have spent busy so far, whoever's process ran."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(f) for f in Path("/proc/stat").read_text().split(maxsplit=8)[1:8]
+    )
+    return (user + nice + system + irq + softirq) / _TICKS_PER_S

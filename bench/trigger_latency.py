@@ -17,7 +17,6 @@ import asyncio
 import json
 import time
 
-import orjson
 import uvloop
 
 from bench.common import (
@@ -28,6 +27,7 @@ from bench.common import (
     identify_contacts,
     mailpulse_server,
     median,
+    order_completed,
     percentile,
     workdir,
     write_bench_project,
@@ -36,23 +36,6 @@ from bench.common import (
 FIXED_RATES = (100, 1000)
 PROBE_RATES = (1200, 1400, 1600, 2000, 2500, 3000)
 BUDGET_P50_MS, BUDGET_P99_MS = 5.0, 25.0
-
-
-def order(email: str, n: int) -> bytes:
-    return orjson.dumps(
-        {
-            "userId": email,
-            "event": "Order Completed",
-            "properties": {
-                "order_id": f"A-{n}",
-                "total": 59.9,
-                "products": [
-                    {"name": "Trail socks", "quantity": 2, "price": 12.5},
-                    {"name": "Water bottle", "quantity": 1, "price": 34.9},
-                ],
-            },
-        }
-    )
 
 
 async def drive(http: RawHttp, rate: int, emails: list[str], sent: dict[str, float]) -> int:
@@ -67,7 +50,7 @@ async def drive(http: RawHttp, rate: int, emails: list[str], sent: dict[str, flo
         if delay > 0:
             await asyncio.sleep(delay)
         sent[email] = wall0 + (time.perf_counter() - start)
-        if await http.post("/v1/track", order(email, i)) != 200:
+        if await http.post("/v1/track", order_completed(email, i)) != 200:
             failures += 1
 
     await asyncio.gather(*(one(i, e) for i, e in enumerate(emails)))
