@@ -12,6 +12,7 @@ import contextlib
 import re
 import socket
 import textwrap
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -153,6 +154,7 @@ class Received:
     mail_from: str
     rcpt: str
     data: bytes
+    at: float = field(default_factory=time.monotonic)  # when its DATA was accepted
 
     @property
     def message(self) -> EmailMessage:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -56,10 +57,14 @@ class Cluster:
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    async def start(self, workers: int) -> None:
+    async def start(self, workers: int, *, metrics_ports: Sequence[int] = ()) -> None:
+        """`metrics_ports`: one per worker, where it serves its /metrics (0: nowhere)."""
         self.api = mailpulse("serve", *self.common, "--port", str(self.port))
         await wait_healthy(self.base, self.api)
-        self.workers = [mailpulse("worker", *self.common) for _ in range(workers)]
+        ports = metrics_ports or [0] * workers
+        self.workers = [
+            mailpulse("worker", *self.common, "--metrics-port", str(port)) for port in ports
+        ]
         await wait_partitions_owned(self.store, PARTITIONS, workers)
 
     async def stop(self) -> None:

@@ -84,6 +84,13 @@ class Metrics:
         self.smtp_in_flight = Gauge(
             "mailpulse_smtp_in_flight", "SMTP transactions under way.", registry=r
         )
+        self.shaping_wait = Histogram(
+            "mailpulse_shaping_wait_seconds",
+            "Time a send waited for its destination's turn, by shaping rule (its domain, or *).",
+            ["rule"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stage_ingest = self.stage.labels("ingest")
         self.stage_fold = self.stage.labels("fold")
         self.stage_render = self.stage.labels("render")

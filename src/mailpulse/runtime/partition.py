@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from mailpulse.bus import Bus, InProcessBus
+from mailpulse.delivery.shaping import RateLimiter
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
@@ -32,6 +33,7 @@ class PartitionRunner:
         state: StateStore,
         bus: Bus,
         courier: Courier,
+        limiter: RateLimiter,
         append: Callable[[Sequence[Event]], Awaitable[list[Event]]],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
@@ -46,6 +48,8 @@ class PartitionRunner:
             courier=courier,
             retry=RetryPolicy(project.durations.retry_schedule, project.durations.max_age),
             metrics=metrics,
+            shaping=project.shaping,
+            limiter=limiter,
             concurrency=project.config.delivery.concurrency,
             partition=partition,
             clock=clock,

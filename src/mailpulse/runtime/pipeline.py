@@ -25,6 +25,7 @@ from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
+from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
@@ -55,6 +56,7 @@ class Pipeline:
             self.courier = courier or CourierProcess(project.root)
         self.runners: list[PartitionRunner] = []
         if self.courier is not None:
+            limiter = rate_limiter_for(state)
             self.runners = [
                 PartitionRunner(
                     p,
@@ -63,6 +65,7 @@ class Pipeline:
                     state=state,
                     bus=bus,
                     courier=self.courier,
+                    limiter=limiter,
                     append=self.append,
                     metrics=self.metrics,
                     clock=clock,

@@ -3,6 +3,10 @@
 The courier renders, signs and runs the SMTP transaction; its answer (never an exception for a
 4xx/5xx) decides the outbox row's next state: sent, bounced, deferred with a retry time, expired
 or failed. Every transition is recorded with its lifecycle event in one state transaction.
+
+A send to a destination that a shaping rule limits first waits for its turn. While it waits it
+holds no delivery slot (sends elsewhere go on), only a place among at most MAX_WAITING waiting
+sends; beyond those the sender takes nothing more from the bus, which keeps the rest.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from mailpulse.bus import Bus
+from mailpulse.delivery.shaping import Destination, RateLimiter, Shaping
 from mailpulse.observe import Metrics
 from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
@@ -27,6 +32,7 @@ log = logging.getLogger("mailpulse.sender")
 
 
 STALE_QUEUED = 10.0  # seconds: a queued row older than this was lost by the bus
+MAX_WAITING = 1024  # sends waiting for their destination's turn, per sender
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Sender:
         courier: Courier,
         retry: RetryPolicy,
         metrics: Metrics,
+        shaping: Shaping,
+        limiter: RateLimiter,
         concurrency: int = 32,
         partition: int = 0,
         clock: Callable[[], float] = time.time,
@@ -64,6 +72,10 @@ class Sender:
         self._retry = retry
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
+        self._shaping = shaping
+        self._limiter = limiter
+        self._waiting = asyncio.Semaphore(MAX_WAITING)
+        self._turn_waits: dict[str, asyncio.Task[None]] = {}  # intent key -> its task
         self._partition = partition
         self._clock = clock
         self._in_hand: set[str] = set()
@@ -71,8 +83,11 @@ class Sender:
 
     def foresee(self, intent: SendIntent) -> None:
         """An intent the fold is about to queue, told before its event is durable: the
-        courier prepares it, unless a backlog means its submit would not come at once."""
-        if not self._slots.locked():
+        courier prepares it, unless a backlog means its submit would not come at once.
+        Nor is a send to a limited destination prepared: whether its turn is now is known
+        only when it comes (in scale-out, from the shared store), and a transaction opened
+        early would hold a connection that sends elsewhere need while it waits."""
+        if not self._slots.locked() and self._shaping.destination(intent.email) is None:
             self._courier.prepare(intent)
 
     async def run(self) -> None:
@@ -117,15 +132,51 @@ class Sender:
         if intent.key in self._in_hand:
             return
         self._in_hand.add(intent.key)
-        await self._slots.acquire()
-        pending = self._courier.submit(intent)
-        task = asyncio.create_task(self._deliver(intent, attempts, pending))
+        destination = self._shaping.destination(intent.email)
+        if destination is None:
+            await self._slots.acquire()
+            self._start(self._deliver(intent, attempts, self._courier.submit(intent)))
+            return
+        await self._waiting.acquire()
+        self._turn_waits[intent.key] = self._start(
+            self._deliver_in_turn(intent, attempts, destination)
+        )
+
+    def _start(self, delivery: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(delivery)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def drain(self) -> None:
+        """Finish the sends under way. Sends still waiting for their turn are called off:
+        nothing of them went out, and their rows stay queued for the next start or owner."""
+        for task in self._turn_waits.values():
+            task.cancel()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _deliver_in_turn(
+        self, intent: SendIntent, attempts: int, destination: Destination
+    ) -> None:
+        try:
+            waited = await self._limiter.wait_turn(destination)
+            await self._slots.acquire()
+        except Exception:
+            self._in_hand.discard(intent.key)
+            self._metrics.errors.labels("shaping").inc()
+            log.exception(
+                "no turn for %s to %s; its row stays as it was", intent.key, destination.key
+            )
+            return
+        except asyncio.CancelledError:
+            self._in_hand.discard(intent.key)
+            raise
+        finally:
+            del self._turn_waits[intent.key]
+            self._waiting.release()
+        self._metrics.shaping_wait.labels(destination.rule.domain).observe(waited)
+        await self._deliver(intent, attempts, self._courier.submit(intent))
 
     async def _deliver(
         self, intent: SendIntent, attempts: int, pending: Awaitable[Delivered]

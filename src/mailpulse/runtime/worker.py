@@ -21,6 +21,7 @@ from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionRunner
+from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 
 log = logging.getLogger("mailpulse.worker")
@@ -47,6 +48,8 @@ class Worker:
         self.bus = bus
         self.leases = leases
         self.courier = courier or CourierProcess(project.root)
+        # One limiter for every partition this worker runs; with the others' through the store.
+        self.limiter = rate_limiter_for(state)
         self._clock = clock
         self._ingest = Ingest(log, bus, self.metrics)
         self.runners: dict[int, PartitionRunner] = {}
@@ -96,6 +99,7 @@ class Worker:
                 state=self.state,
                 bus=self.bus,
                 courier=self.courier,
+                limiter=self.limiter,
                 append=self._ingest.append,
                 metrics=self.metrics,
                 clock=self._clock,
