@@ -18,9 +18,9 @@ seconds each kind of process used in the window are measured too (from /proc), b
 the rest of the machine used in it.
 
 Prints one JSON line: per configuration the medians over runs, every run's [events/s,
-messages/s], the window (first POST to the last 250), the cores kept busy in it and the CPU
-seconds per kind of process; the ratios of scale-out to embedded and of embedded to the
-reference; and what limits scaling here.
+messages/s], the window (first POST to the last 250), the cores kept busy in it, the CPU
+seconds per kind of process and per message; the ratios of scale-out to embedded and of
+embedded to the reference; and what limits scaling here.
 
 usage: python -m bench.scale_out [--runs 3] [--events 3000] [--connections 32] [--partitions 8]
 """
@@ -243,6 +243,12 @@ class Summary:
         the window was CPU-bound."""
         return sum(self.cpu.values()) / self.window
 
+    @property
+    def cpu_ms_per_message(self) -> float:
+        """What one message cost the deployment's processes, the load generator included."""
+        ours = sum(seconds for kind, seconds in self.cpu.items() if kind != OTHERS)
+        return 1000 * ours / self.delivered if self.delivered else float("nan")
+
     def vs(self, other: Summary, against: str) -> dict[str, float]:
         return {
             f"events_vs_{against}": round(self.events_per_s / other.events_per_s, 2),
@@ -257,6 +263,7 @@ class Summary:
             "delivered": self.delivered,
             "window_s": round(self.window, 2),
             "cores_busy": round(self.cores_busy, 2),
+            "cpu_ms_per_message": round(self.cpu_ms_per_message, 2),
             "cpu_s": {kind: round(seconds, 2) for kind, seconds in self.cpu.items()},
         }
 
@@ -264,12 +271,16 @@ class Summary:
 def limits(summaries: dict[str, Summary], cores: int) -> str:
     busy = ", ".join(f"{c} {summaries[c].cores_busy:.1f}" for c in (EMBEDDED, *WORKERS))
     widest = max(WORKERS, key=WORKERS.__getitem__)
-    spent = sorted(summaries[widest].cpu.items(), key=lambda kv: -kv[1])[:5]
+    scaled, embedded = summaries[widest], summaries[EMBEDDED]
+    spent = sorted(scaled.cpu.items(), key=lambda kv: -kv[1])[:5]
     return (
         f"CPU: the API node, PostgreSQL, NATS, every worker and its courier, the sink and the "
         f"load generator share {cores} cores, so another worker adds processes but no cores. "
         f"Cores busy on average in the window, counting every process on the machine: {busy}. "
-        f"CPU seconds with {widest}, in a {summaries[widest].window:.1f} s window: "
+        f"A message costs {scaled.cpu_ms_per_message:.1f} ms of CPU with {widest} against "
+        f"{embedded.cpu_ms_per_message:.1f} ms embedded, which caps {cores} cores near "
+        f"{cores * 1000 / scaled.cpu_ms_per_message:.0f} messages/s. CPU seconds with "
+        f"{widest}, in a {scaled.window:.1f} s window: "
         + ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in spent)
     )
 
