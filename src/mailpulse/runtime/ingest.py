@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from mailpulse.bus import Bus, InProcessBus
@@ -15,11 +17,16 @@ from mailpulse.types import Event
 log = logging.getLogger("mailpulse.ingest")
 
 
+_PUBLISH_CHUNK = 256  # publishes in flight at once: their PubAcks come back pipelined
+
+
 class Ingest:
     """With the in-process bus, the fold gets events as soon as they are written and works
     on them while their fsync runs (it commits nothing before they are durable). Over a
-    network bus they are published after the commit; if that publish fails, the event is
-    still durable and accepted: the fold finds it by reading the log (see `FoldWorker.run`)."""
+    network bus they are published after the commit, in order, by a task of their own: the
+    client's answer waits for the log only, never for the bus. If a publish fails, the events
+    are still durable and accepted: the fold finds them by reading the log (`FoldWorker.run`).
+    """
 
     def __init__(self, log: EventLog, bus: Bus, metrics: Metrics) -> None:
         if log.partitions != bus.partitions:
@@ -31,13 +38,17 @@ class Ingest:
         self._bus = bus
         self._metrics = metrics
         self._early = isinstance(bus, InProcessBus)
+        self._outgoing: deque[Event] = deque()
+        self._publishing: asyncio.Task[None] | None = None
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
         t0 = time.perf_counter()
         fresh = await self._log.append(events, on_written=self._hand_over if self._early else None)
         self._metrics.stage_ingest.observe(time.perf_counter() - t0)
-        if not self._early:
-            await self._publish(fresh)
+        if not self._early and fresh:
+            self._outgoing.extend(fresh)
+            if self._publishing is None:
+                self._publishing = asyncio.create_task(self._publish())
         if len(fresh) < len(events):
             self._metrics.events_duplicate.inc(len(events) - len(fresh))
         by_type: dict[str, int] = {}
@@ -52,10 +63,28 @@ class Ingest:
         for ev in written:
             self._bus.publish_nowait(EVENTS, ev.contact_key, ev)
 
-    async def _publish(self, fresh: list[Event]) -> None:
+    async def _publish(self) -> None:
         try:
-            for ev in fresh:
-                await self._bus.publish(EVENTS, ev.contact_key, ev)
-        except Exception:
-            self._metrics.errors.labels("publish").inc()
-            log.warning("events are durable but not on the bus; the fold reads them from the log")
+            while self._outgoing:
+                chunk = [
+                    self._outgoing.popleft()
+                    for _ in range(min(_PUBLISH_CHUNK, len(self._outgoing)))
+                ]
+                try:
+                    await asyncio.gather(
+                        *(self._bus.publish(EVENTS, ev.contact_key, ev) for ev in chunk)
+                    )
+                except Exception:
+                    # Whatever waits behind would only wait out the same outage.
+                    self._outgoing.clear()
+                    self._metrics.errors.labels("publish").inc()
+                    log.warning(
+                        "events are durable but not on the bus; the fold reads them from the log"
+                    )
+        finally:
+            self._publishing = None
+
+    async def drain(self) -> None:
+        """Wait for the events taken in so far to be on the bus (or given up on)."""
+        if self._publishing is not None:
+            await self._publishing

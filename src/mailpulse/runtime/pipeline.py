@@ -112,6 +112,7 @@ class Pipeline:
             await runner.stop()
         if self.courier is not None:
             await self.courier.close()
+        await self._ingest.drain()
         await self.bus.close()
         await self.state.close()
         await self.log.close()

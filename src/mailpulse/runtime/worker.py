@@ -64,6 +64,7 @@ class Worker:
         await self._stop_all()
         await self.leases.close()
         await self.courier.close()
+        await self._ingest.drain()
         await self.bus.close()
         await self.state.close()
         await self.log.close()
