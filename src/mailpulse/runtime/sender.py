@@ -271,5 +271,18 @@ class Sender:
             updated_at=now,
         )
         # One transaction for the row and its event: the shipper takes the event to the log.
-        await self._state.outbox_update([update], lifecycle=[event], partition=self._partition)
+        # The outcome is known now; were it lost to a store outage, the row would stay queued
+        # and the message go out again. So it is written until the store takes it.
+        pause = 0.1
+        while True:
+            try:
+                await self._state.outbox_update(
+                    [update], lifecycle=[event], partition=self._partition
+                )
+                break
+            except Exception:
+                self._metrics.errors.labels("record").inc()
+                log.warning("cannot record %s for %s yet; retrying", status, intent.key)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
         self._shipper.ship([event])
