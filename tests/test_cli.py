@@ -111,3 +111,31 @@ def test_demo_runs_the_shop_and_mail_arrives(tmp_path: Path) -> None:
     assert "/inbox" in result.stdout
     m = re.search(r"(\d+) shop actions sent, (\d+) emails captured", result.stdout)
     assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, result.stdout
+
+
+def test_migrate_brings_the_schema_up_to_date_once(postgres_dsn: str) -> None:
+    first = runner.invoke(app, ["migrate", "--store", postgres_dsn])
+    assert first.exit_code == 0, first.output
+    assert re.search(r"applied 0001\S*, 0002\S*, 0003", first.output), first.output
+    again = runner.invoke(app, ["migrate", "--store", postgres_dsn])
+    assert again.exit_code == 0, again.output
+    assert "the schema is up to date" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["migrate", "--store", "sqlite:///tmp/x.db"], "a postgresql:// URL is needed"),
+        (["worker", "--store", "postgresql://db/x"], "needs both --store"),
+        (["worker", "--store", "mysql://db/x", "--bus", "nats://n:4222"], "postgresql:// URL"),
+        (["serve", "--store", "postgresql://db/x", "--bus", "http://n"], "nats:// URL"),
+    ],
+)
+def test_scale_out_flags_are_checked_before_anything_starts(
+    project: Path, args: list[str], reason: str
+) -> None:
+    if args[0] != "migrate":
+        args = [*args, "--project", str(project)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert reason in result.output
