@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.delivery.shaping import RateLimiter
@@ -86,3 +87,32 @@ class PartitionRunner:
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         await self.sender.drain()
+
+
+@dataclass(frozen=True)
+class PartitionParts:
+    """What all the partitions one process runs share; `runner` makes one partition's."""
+
+    project: Project
+    log: EventLog
+    state: StateStore
+    bus: Bus
+    courier: Courier
+    limiter: RateLimiter
+    append: Callable[[Sequence[Event]], Awaitable[list[Event]]]
+    metrics: Metrics
+    clock: Callable[[], float] = time.time
+
+    def runner(self, partition: int) -> PartitionRunner:
+        return PartitionRunner(
+            partition,
+            project=self.project,
+            log=self.log,
+            state=self.state,
+            bus=self.bus,
+            courier=self.courier,
+            limiter=self.limiter,
+            append=self.append,
+            metrics=self.metrics,
+            clock=self.clock,
+        )

@@ -23,7 +23,7 @@ from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
-from mailpulse.runtime.partition import PartitionRunner
+from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
 from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
@@ -56,22 +56,18 @@ class Pipeline:
             self.courier = courier or CourierProcess(project.root)
         self.runners: list[PartitionRunner] = []
         if self.courier is not None:
-            limiter = rate_limiter_for(state)
-            self.runners = [
-                PartitionRunner(
-                    p,
-                    project=project,
-                    log=log,
-                    state=state,
-                    bus=bus,
-                    courier=self.courier,
-                    limiter=limiter,
-                    append=self.append,
-                    metrics=self.metrics,
-                    clock=clock,
-                )
-                for p in range(log.partitions)
-            ]
+            parts = PartitionParts(
+                project,
+                log,
+                state,
+                bus,
+                self.courier,
+                rate_limiter_for(state),
+                self.append,
+                self.metrics,
+                clock,
+            )
+            self.runners = [parts.runner(p) for p in range(log.partitions)]
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

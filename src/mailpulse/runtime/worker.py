@@ -20,7 +20,7 @@ from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
-from mailpulse.runtime.partition import PartitionRunner
+from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 
@@ -48,10 +48,19 @@ class Worker:
         self.bus = bus
         self.leases = leases
         self.courier = courier or CourierProcess(project.root)
-        # One limiter for every partition this worker runs; with the others' through the store.
-        self.limiter = rate_limiter_for(state)
-        self._clock = clock
         self._ingest = Ingest(log, bus, self.metrics)
+        self._parts = PartitionParts(
+            project,
+            log,
+            state,
+            bus,
+            self.courier,
+            # One limiter for every partition this worker runs; with the others' via the store.
+            rate_limiter_for(state),
+            self._ingest.append,
+            self.metrics,
+            clock,
+        )
         self.runners: dict[int, PartitionRunner] = {}
 
     async def start(self) -> None:
@@ -93,18 +102,7 @@ class Worker:
             await leases.release(partition)
             log.info("handed partition %s on", partition)
         for partition in sorted(await leases.acquire(share)):
-            runner = PartitionRunner(
-                partition,
-                project=self.project,
-                log=self.log,
-                state=self.state,
-                bus=self.bus,
-                courier=self.courier,
-                limiter=self.limiter,
-                append=self._ingest.append,
-                metrics=self.metrics,
-                clock=self._clock,
-            )
+            runner = self._parts.runner(partition)
             try:
                 await runner.start()
             except Exception:
