@@ -34,79 +34,77 @@ async def sign_up(server: Server, n: int) -> httpx.Response:
     return await server.send("track", {"userId": user, "event": "Signed Up"})
 
 
-def scale_out_on(postgres: Postgres, nats: NatsServer, data: Path) -> Deployment:
-    return Deployment(
-        "scale-out",
-        data,
-        store=database_dsn(postgres.dsn, "outages"),
-        bus=nats.url,
-        bus_prefix=f"t{uuid.uuid4().hex[:12]}",
-    )
-
-
 class SignUps:
-    def __init__(self) -> None:
+    def __init__(self, server: Server) -> None:
+        self.server = server
         self.acknowledged: set[str] = set()
         self.refused: list[httpx.Response] = []
 
-    async def run(self, numbers: range, server: Server) -> None:
+    async def run(self, numbers: range) -> None:
         for n in numbers:
-            r = await sign_up(server, n)
+            r = await sign_up(self.server, n)
             if r.status_code == 200:
                 self.acknowledged.add(f"out-{n}@example.com")
             else:
                 self.refused.append(r)
 
 
-async def test_a_bus_restart_pauses_sending_and_loses_nothing(
+@pytest.fixture
+async def running(
     project_dir: Path,
     tmp_path: Path,
     sink: Sink,
     own_postgres: Postgres,
     own_nats_server: NatsServer,
-) -> None:
+) -> AsyncIterator[SignUps]:
+    """A scale-out API node and worker on servers of the test's own, with five sign-ups
+    already delivered."""
     await create_database(own_postgres.dsn, "outages")
-    deployment = scale_out_on(own_postgres, own_nats_server, tmp_path / "data")
-    sign_ups = SignUps()
+    deployment = Deployment(
+        "scale-out",
+        tmp_path / "data",
+        store=database_dsn(own_postgres.dsn, "outages"),
+        bus=own_nats_server.url,
+        bus_prefix=f"t{uuid.uuid4().hex[:12]}",
+    )
     async with running_server(project_dir, deployment) as server:
-        await sign_ups.run(range(0, 5), server)
+        sign_ups = SignUps(server)
+        await sign_ups.run(range(0, 5))
         await sink.wait_until(lambda: len(sink.received) == 5, within=15)
-        # The bus goes away: events are still durable, so still accepted.
-        own_nats_server.stop()
-        await sign_ups.run(range(5, 10), server)
-        assert len(sign_ups.acknowledged) == 10 and not sign_ups.refused
-        own_nats_server.start()
-        await sign_ups.run(range(10, 15), server)
-        await sink.wait_until(lambda: len(sink.received) == 15, within=40)
-        await asyncio.sleep(1.0)  # let any late double show itself
+        yield sign_ups
+
+
+async def test_a_bus_restart_pauses_sending_and_loses_nothing(
+    running: SignUps, sink: Sink, own_nats_server: NatsServer
+) -> None:
+    sign_ups = running
+    # The bus goes away: events are still durable, so still accepted.
+    own_nats_server.stop()
+    await sign_ups.run(range(5, 10))
+    assert len(sign_ups.acknowledged) == 10 and not sign_ups.refused
+    own_nats_server.start()
+    await sign_ups.run(range(10, 15))
+    await sink.wait_until(lambda: len(sink.received) == 15, within=40)
+    await asyncio.sleep(1.0)  # let any late double show itself
     assert {r.rcpt for r in sink.received} == sign_ups.acknowledged
     assert sink.distinct_and_doubles() == (15, 0)
 
 
 async def test_while_the_database_is_down_ingestion_answers_503_and_then_resumes(
-    project_dir: Path,
-    tmp_path: Path,
-    sink: Sink,
-    own_postgres: Postgres,
-    own_nats_server: NatsServer,
+    running: SignUps, sink: Sink, own_postgres: Postgres
 ) -> None:
-    await create_database(own_postgres.dsn, "outages")
-    deployment = scale_out_on(own_postgres, own_nats_server, tmp_path / "data")
-    sign_ups = SignUps()
-    async with running_server(project_dir, deployment) as server:
-        await sign_ups.run(range(0, 5), server)
-        await sink.wait_until(lambda: len(sink.received) == 5, within=15)
-        # Nothing can be stored, so nothing is acknowledged.
-        own_postgres.stop()
-        await sign_ups.run(range(5, 8), server)
-        assert len(sign_ups.acknowledged) == 5
-        assert sign_ups.refused and all(r.status_code == 503 for r in sign_ups.refused)
-        assert "the event log is unavailable" in sign_ups.refused[0].json()["error"]
-        own_postgres.start()
-        async with asyncio.timeout(30):
-            # Polling is the point: the pool reconnects on the next request after the restart.
-            while (await sign_up(server, 8)).status_code != 200:  # noqa: ASYNC110
-                await asyncio.sleep(0.5)
+    sign_ups = running
+    # Nothing can be stored, so nothing is acknowledged.
+    own_postgres.stop()
+    await sign_ups.run(range(5, 8))
+    assert len(sign_ups.acknowledged) == 5
+    assert sign_ups.refused and all(r.status_code == 503 for r in sign_ups.refused)
+    assert "the event log is unavailable" in sign_ups.refused[0].json()["error"]
+    own_postgres.start()
+    async with asyncio.timeout(30):
+        # Polling is the point: the pool reconnects on the next request after the restart.
+        while (await sign_up(sign_ups.server, 8)).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
     # Of what was acknowledged before the outage, nothing was lost or doubled.
     assert sign_ups.acknowledged <= {r.rcpt for r in sink.received}
     assert sink.distinct_and_doubles()[1] == 0
