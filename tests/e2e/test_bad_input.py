@@ -32,6 +32,7 @@ async def _head(server: Server) -> int:
             "batch[1]",
         ),
         ("batch", b'{"batch": []}', 400, "empty"),
+        ("track", b'{"userId": "u\\u0000x", "event": "Signed Up"}', 400, "NUL character"),
     ],
 )
 async def test_invalid_events_are_refused_and_store_nothing(

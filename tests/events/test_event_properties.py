@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailpulse.events import EventError, decode_body, json_schema, parse_batch, parse_call
+from mailpulse.events.schema import NO_NUL
 
 CALL_TYPES = ["track", "identify", "page", "screen", "group", "alias"]
 SEGMENT_FIELDS = [
@@ -27,7 +28,7 @@ SEGMENT_FIELDS = [
 ]  # fmt: skip
 KNOWN_KEYWORDS = {
     "type", "properties", "required", "anyOf", "enum", "items", "minItems", "minLength",
-    "maxLength", "format", "default", "title", "description",
+    "maxLength", "format", "default", "title", "description", "pattern",
 }  # fmt: skip
 STRING_SIZE = 12
 ITEMS = 4
@@ -92,7 +93,13 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         if schema.get("format") == "date-time":
             return rfc3339
         least = schema.get("minLength", 0)
-        return st.text(min_size=least, max_size=min(schema["maxLength"], least + STRING_SIZE))
+        # The one pattern the schema uses keeps NUL characters out of ids and names.
+        assert schema.get("pattern", NO_NUL) == NO_NUL, schema["pattern"]
+        return st.text(
+            st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            min_size=least,
+            max_size=min(schema["maxLength"], least + STRING_SIZE),
+        )
     if kind == "integer":
         return st.integers(-(2**63), 2**64 - 1)
     if kind == "number":

@@ -20,6 +20,7 @@ from mailpulse.events.schema import (
     CALLS,
     MAX_EVENT_BYTES,
     MAX_REQUEST_BYTES,
+    NO_NUL,
     Alias,
     Batch,
     BatchItem,
@@ -163,6 +164,7 @@ _UNKNOWN_TAG = re.compile(r"Invalid value (?P<value>.*)")
 _CLEARER = {
     "Expected `str` of length >= 1": "must not be empty",
     "Expected `array` of length >= 1": "must not be empty",
+    f"Expected `str` matching regex {NO_NUL!r}": "must not contain a NUL character",
     "Invalid RFC3339 encoded datetime": (
         "must be an ISO-8601 date-time such as 2015-02-23T22:28:55.111Z"
     ),

@@ -21,8 +21,12 @@ MAX_REQUEST_BYTES = 512000
 
 _LENGTH_HINT = {"maxLength": MAX_EVENT_BYTES}
 
-NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, extra_json_schema=_LENGTH_HINT)]
-Text = Annotated[str, msgspec.Meta(extra_json_schema=_LENGTH_HINT)]
+# No NUL character: ids and names become text columns, and PostgreSQL text cannot hold one.
+NO_NUL = "^[^\x00]*$"
+NonEmptyText = Annotated[
+    str, msgspec.Meta(min_length=1, pattern=NO_NUL, extra_json_schema=_LENGTH_HINT)
+]
+Text = Annotated[str, msgspec.Meta(pattern=NO_NUL, extra_json_schema=_LENGTH_HINT)]
 # Segment ids are strings; some SDKs send numbers, which are kept as text.
 Identifier = Text | int | float
 RequiredIdentifier = NonEmptyText | int | float
@@ -141,7 +145,7 @@ CALLS: dict[str, type[Call]] = {
 
 _NON_EMPTY_IDENTIFIER = {
     "anyOf": [
-        {"type": "string", "minLength": 1, "maxLength": MAX_EVENT_BYTES},
+        {"type": "string", "minLength": 1, "maxLength": MAX_EVENT_BYTES, "pattern": NO_NUL},
         {"type": "integer"},
         {"type": "number"},
     ]
