@@ -163,3 +163,23 @@ async def test_waiting_rows_by_status(open_state: StateFactory) -> None:
     assert [r.intent.key for r in await state.outbox_due(20.0, 10, "queued")] == ["q1"]
     with pytest.raises(ValueError, match="not waiting"):
         await state.outbox_due(20.0, 10, "sent")
+
+
+async def test_outbox_queued_names_only_rows_still_queued(open_state: StateFactory) -> None:
+    state = await open_state()
+    await state.commit(FoldCommit(checkpoint=1, intents=[intent("k1"), intent("k2")]))
+    sent = OutboxUpdate(
+        key="k2",
+        status=OutboxStatus.SENT,
+        attempts=1,
+        next_attempt_at=11.0,
+        message_id="<m2@example.com>",
+        last_code=250,
+        last_text="ok",
+        updated_at=11.0,
+    )
+    await state.outbox_update([sent])
+    assert await state.outbox_queued(["k1", "k2", "nope"]) == {"k1"}
+    assert await state.outbox_queued([]) == set()
+    many = [f"x{n}" for n in range(1200)] + ["k1"]  # more than one query's worth of keys
+    assert await state.outbox_queued(many) == {"k1"}

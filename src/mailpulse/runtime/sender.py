@@ -113,12 +113,9 @@ class Sender:
                 await self._dispatch(row.intent, attempts=row.attempts)
 
     async def _still_queued(self, intents: list[SendIntent]) -> list[SendIntent]:
-        kept = []
-        for intent in intents:
-            row = await self._state.outbox_get(intent.key)
-            if row is not None and row.status == OutboxStatus.QUEUED:
-                kept.append(intent)
-        return kept
+        """One look-up for the batch, not one per intent."""
+        queued = await self._state.outbox_queued([intent.key for intent in intents])
+        return [intent for intent in intents if intent.key in queued]
 
     async def recover(self) -> None:
         """After a restart, queued rows are either untried or were in flight at the crash:

@@ -186,6 +186,9 @@ class PostgresStateStore:
         row = await self._db.fetchrow(Q["outbox-get"], key)
         return None if row is None else outbox_from_row(row)
 
+    async def outbox_queued(self, keys: Sequence[str]) -> set[str]:
+        return {r[0] for r in await self._db.fetch(Q["outbox-queued"], list(keys))}
+
     async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
         rows = await self._db.fetch(Q["outbox-for-contact"], list(contact_ids), limit)
         return [outbox_from_row(r) for r in rows]

@@ -74,6 +74,9 @@ WHERE partition = $1 AND status IN ('queued', 'deferred') AND status = ANY($2::t
     AND next_attempt_at <= $3
 ORDER BY next_attempt_at LIMIT $4
 
+-- name: outbox-queued
+SELECT key FROM outbox WHERE status = 'queued' AND key = ANY($1::text[])
+
 -- name: outbox-get
 SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
 FROM outbox WHERE key = $1

@@ -13,20 +13,10 @@ from pathlib import Path
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
 from mailpulse.store.rows import encode, event_at
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile, only_partition
+from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
-
-
-def _already_seen(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-    seen: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT message_id FROM seen_message_ids WHERE message_id IN ({marks})"
-        seen.update(row[0] for row in conn.execute(sql, chunk))
-    return seen
 
 
 class SqliteEventLog:
@@ -85,7 +75,11 @@ class SqliteEventLog:
     ) -> list[Event]:
         def write(conn: sqlite3.Connection) -> list[Event]:
             # Set-wise, not row by row: one look-up for the batch's ids, then two bulk inserts.
-            seen = _already_seen(conn, [ev.message_id for ev in events])
+            seen = select_in(
+                conn,
+                "SELECT message_id FROM seen_message_ids WHERE message_id",
+                [ev.message_id for ev in events],
+            )
             fresh: list[Event] = []
             for ev in events:
                 if ev.message_id not in seen:

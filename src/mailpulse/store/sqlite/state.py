@@ -22,7 +22,7 @@ from mailpulse.store.rows import (
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile, only_partition
+from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
 from mailpulse.types import Contact, Event
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
@@ -152,6 +152,10 @@ class SqliteStateStore:
         sql = f"{self._outbox_select} WHERE key = ?"
         row = self._db.read(lambda c: c.execute(sql, (key,)).fetchone())
         return outbox_from_row(row) if row else None
+
+    async def outbox_queued(self, keys: Sequence[str]) -> set[str]:
+        select = "SELECT key FROM outbox WHERE status = 'queued' AND key"
+        return self._db.read(lambda c: select_in(c, select, keys))
 
     async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
         marks = ",".join("?" * len(contact_ids))
