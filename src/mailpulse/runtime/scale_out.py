@@ -8,8 +8,6 @@ from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.store.postgres import PostgresEventLog, PostgresStateStore
 from mailpulse.types import Event, SendIntent
 
-DEFAULT_PARTITIONS = 16
-
 
 def is_store_url(value: str) -> bool:
     return value.startswith(("postgres://", "postgresql://"))
