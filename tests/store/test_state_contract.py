@@ -25,6 +25,29 @@ def intent(key: str, contact: str = "u1") -> OutboxRow:
     )
 
 
+def update(
+    key: str,
+    status: str,
+    *,
+    code: int,
+    next_at: float,
+    message_id: str = "",
+    text: str = "",
+    updated_at: float = 11.0,
+) -> OutboxUpdate:
+    """A first attempt's outcome."""
+    return OutboxUpdate(
+        key=key,
+        status=status,
+        attempts=1,
+        next_attempt_at=next_at,
+        message_id=message_id,
+        last_code=code,
+        last_text=text,
+        updated_at=updated_at,
+    )
+
+
 def instance(iid: str, wake_at: float | None, status: str = "active") -> InstanceRecord:
     return InstanceRecord(
         instance_id=iid,
@@ -87,26 +110,15 @@ async def test_outbox_moves_through_its_states(open_state: StateFactory) -> None
     assert [r.intent.key for r in await state.outbox_due(10.0, 10)] == ["k1", "k2"]
     await state.outbox_update(
         [
-            OutboxUpdate(
-                key="k1",
-                status=OutboxStatus.DEFERRED,
-                attempts=1,
-                next_attempt_at=100.0,
+            update(
+                "k1",
+                OutboxStatus.DEFERRED,
+                code=451,
+                next_at=100.0,
                 message_id="<m@x>",
-                last_code=451,
-                last_text="later",
-                updated_at=11.0,
+                text="later",
             ),
-            OutboxUpdate(
-                key="k2",
-                status=OutboxStatus.SENT,
-                attempts=1,
-                next_attempt_at=11.0,
-                message_id="<n@x>",
-                last_code=250,
-                last_text="ok",
-                updated_at=11.0,
-            ),
+            update("k2", OutboxStatus.SENT, code=250, next_at=11.0, message_id="<n@x>", text="ok"),
         ]
     )
     assert await state.outbox_due(50.0, 10) == []
@@ -146,18 +158,7 @@ async def test_waiting_rows_by_status(open_state: StateFactory) -> None:
     state = await open_state()
     await state.commit(FoldCommit(checkpoint=1, intents=[intent("q1"), intent("d1")]))
     await state.outbox_update(
-        [
-            OutboxUpdate(
-                key="d1",
-                status=OutboxStatus.DEFERRED,
-                attempts=1,
-                next_attempt_at=5.0,
-                message_id="",
-                last_code=451,
-                last_text="",
-                updated_at=5.0,
-            )
-        ]
+        [update("d1", OutboxStatus.DEFERRED, code=451, next_at=5.0, updated_at=5.0)]
     )
     assert [r.intent.key for r in await state.outbox_due(20.0, 10, "deferred")] == ["d1"]
     assert [r.intent.key for r in await state.outbox_due(20.0, 10, "queued")] == ["q1"]
@@ -168,17 +169,9 @@ async def test_waiting_rows_by_status(open_state: StateFactory) -> None:
 async def test_outbox_queued_names_only_rows_still_queued(open_state: StateFactory) -> None:
     state = await open_state()
     await state.commit(FoldCommit(checkpoint=1, intents=[intent("k1"), intent("k2")]))
-    sent = OutboxUpdate(
-        key="k2",
-        status=OutboxStatus.SENT,
-        attempts=1,
-        next_attempt_at=11.0,
-        message_id="<m2@example.com>",
-        last_code=250,
-        last_text="ok",
-        updated_at=11.0,
+    await state.outbox_update(
+        [update("k2", OutboxStatus.SENT, code=250, next_at=11.0, message_id="<m2@x>", text="ok")]
     )
-    await state.outbox_update([sent])
     assert await state.outbox_queued(["k1", "k2", "nope"]) == {"k1"}
     assert await state.outbox_queued([]) == set()
     many = [f"x{n}" for n in range(1200)] + ["k1"]  # more than one query's worth of keys
