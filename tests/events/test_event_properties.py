@@ -93,10 +93,11 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         if schema.get("format") == "date-time":
             return rfc3339
         least = schema.get("minLength", 0)
-        # The one pattern the schema uses keeps NUL characters out of ids and names.
+        # The one pattern the schema uses keeps NUL characters out of ids.
         assert schema.get("pattern", NO_NUL) == NO_NUL, schema["pattern"]
+        excluded = "\x00" if "pattern" in schema else ""
         return st.text(
-            st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            st.characters(exclude_categories=("Cs",), exclude_characters=excluded),
             min_size=least,
             max_size=min(schema["maxLength"], least + STRING_SIZE),
         )

@@ -21,15 +21,18 @@ MAX_REQUEST_BYTES = 512000
 
 _LENGTH_HINT = {"maxLength": MAX_EVENT_BYTES}
 
-# No NUL character: ids and names become text columns, and PostgreSQL text cannot hold one.
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, extra_json_schema=_LENGTH_HINT)]
+Text = Annotated[str, msgspec.Meta(extra_json_schema=_LENGTH_HINT)]
+# Ids become text columns of the log, and PostgreSQL text cannot hold a NUL character. Only
+# ids are checked: everything else travels in the event's JSON body, where a NUL is escaped.
 NO_NUL = "^[^\x00]*$"
-NonEmptyText = Annotated[
+IdText = Annotated[str, msgspec.Meta(pattern=NO_NUL, extra_json_schema=_LENGTH_HINT)]
+NonEmptyIdText = Annotated[
     str, msgspec.Meta(min_length=1, pattern=NO_NUL, extra_json_schema=_LENGTH_HINT)
 ]
-Text = Annotated[str, msgspec.Meta(pattern=NO_NUL, extra_json_schema=_LENGTH_HINT)]
 # Segment ids are strings; some SDKs send numbers, which are kept as text.
-Identifier = Text | int | float
-RequiredIdentifier = NonEmptyText | int | float
+Identifier = IdText | int | float
+RequiredIdentifier = NonEmptyIdText | int | float
 # Naive date-times are read as UTC; the schema still asks for RFC 3339 with an offset.
 Timestamp = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 JsonObject = dict[str, Any]
@@ -41,7 +44,7 @@ class Call(msgspec.Struct, kw_only=True):
 
     userId: Identifier | None = None
     anonymousId: Identifier | None = None
-    messageId: Text | None = None
+    messageId: IdText | None = None
     timestamp: Timestamp | None = None
     sentAt: Timestamp | None = None
     context: JsonObject = msgspec.field(default_factory=dict)
