@@ -20,6 +20,9 @@ class EventType(StrEnum):
     SCREEN = "screen"
     GROUP = "group"
     ALIAS = "alias"
+    # Internal: how the folds of two partitions merge contacts (see mailpulse.runtime.fold).
+    MERGE_REQUEST = "merge_request"
+    MERGE_REPLY = "merge_reply"
 
 
 class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -46,12 +49,18 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     received_at: float = 0.0
     partition: int = 0
     offset: int = 0
+    # Sent on by the fold of another partition to the one that owns its contact, which is
+    # `contact_key`: that fold applies it without resolving its ids again.
+    forwarded: bool = False
 
 
-class Contact(msgspec.Struct, kw_only=True):
+class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.
 
     `email` is the normalized address, or None with `email_error` saying why it is unusable.
+    `awaiting` names the merges asked of other partitions and not yet answered; the contact's
+    events wait in `held` until they are, so that each sees the profile it would have seen
+    had everything run in one place.
     """
 
     id: str
@@ -61,6 +70,8 @@ class Contact(msgspec.Struct, kw_only=True):
     first_seen: float = 0.0
     last_seen: float = 0.0
     known: bool = False  # identified by a userId, not only an anonymousId
+    awaiting: list[str] = msgspec.field(default_factory=list)
+    held: list[Event] = msgspec.field(default_factory=list)
 
 
 class MessageClass(StrEnum):

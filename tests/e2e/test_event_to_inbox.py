@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -71,14 +70,12 @@ async def test_repeated_message_id_has_no_second_effect(server: Server, sink: Si
     assert len(tracks) == 1
 
 
-# Scale-out: the two identities may fall in different partitions, whose folds run
-# independently, so the merge may run before the older identity's events are folded. A known
-# limit (docs/scale-out.md); until it is lifted these run embedded only.
-@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 async def test_anonymous_history_moves_to_the_identified_contact(
     server: Server, sink: Sink
 ) -> None:
-    anon = str(uuid.uuid4())
+    # Scale-out runs 4 partitions: the device falls in another one than the user, so the
+    # merge crosses partitions.
+    anon = "device-4"
     r = await server.send(
         "track",
         {"anonymousId": anon, "event": "Product Viewed", "properties": {"name": "Boots"}},
@@ -88,16 +85,18 @@ async def test_anonymous_history_moves_to_the_identified_contact(
         "identify",
         {"userId": "u-4", "anonymousId": anon, "traits": {"email": "four@example.com"}},
     )
+    # Still anonymous on that device: the event is the identified contact's all the same.
+    await server.send("track", {"anonymousId": anon, "event": "Signed Up"})
+    await sink.wait_for("four@example.com")
     await server.wait_event("u-4", "Product Viewed")
     contact = (await server.admin.get(f"/admin/contacts/{anon}")).json()
     assert contact["id"] == "u-4"
     assert sorted(contact["identities"]) == sorted([anon, "u-4"])
+    history = [e["event"] or e["type"] for e in await server.events("u-4")]
+    assert history.count("Product Viewed") == 1 and history.count("Signed Up") == 1
+    assert history.count("identify") == 1
 
 
-# Scale-out: the two identities may fall in different partitions, whose folds run
-# independently, so the merge may run before the older identity's events are folded. A known
-# limit (docs/scale-out.md); until it is lifted these run embedded only.
-@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 async def test_alias_merges_profiles(server: Server, sink: Sink) -> None:
     await server.send("identify", {"userId": "old-id", "traits": {"first_name": "Ana"}})
     await server.send("alias", {"previousId": "old-id", "userId": "new-id"})

@@ -374,3 +374,21 @@ async def test_a_merge_moves_instances_to_the_survivor_and_the_merging_fold(
     assert await state.identities_of("u1") == ["anon", "u1"]
     assert await state.due_instances(10.0, 10, partition=0) == []
     assert [i.instance_id for i in await state.due_instances(10.0, 10, partition=1)] == ["i-anon"]
+
+
+async def test_a_handover_moves_a_contacts_timers_to_the_partition_it_goes_to(
+    state: PostgresStateStore,
+) -> None:
+    await state.commit(FoldCommit(checkpoint=1, partition=0, instances=[instance("i-anon", 5.0)]))
+    # Written in the same commit as the handover: the batch's last change to the instance.
+    await state.commit(
+        FoldCommit(
+            checkpoint=2,
+            partition=0,
+            instances=[instance("i-anon", 6.0)],
+            handovers={"u1": 1},
+        )
+    )
+    assert await state.due_instances(10.0, 10, partition=0) == []
+    [moved] = await state.due_instances(10.0, 10, partition=1)
+    assert (moved.instance_id, moved.contact_id, moved.wake_at) == ("i-anon", "u1", 6.0)

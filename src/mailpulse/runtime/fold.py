@@ -14,12 +14,12 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
-from mailpulse.bus import Bus, BusUnavailable
+from mailpulse.bus import Bus, BusUnavailable, partition_of
 from mailpulse.journeys import JourneyDefinition, JourneyInstance, SendEffect, on_event, on_timer
 from mailpulse.observe import Metrics
 from mailpulse.policy import check_send
@@ -62,6 +62,56 @@ def _record(instance: JourneyInstance) -> InstanceRecord:
     )
 
 
+def merged_identity(ev: Event) -> tuple[str, bool] | None:
+    """The other identity an identify or alias names, and whether only an anonymous profile
+    may be merged through it (a device shared by two signed-in people must not merge them)."""
+    if ev.forwarded:
+        return None  # its merge was asked for where it first arrived
+    if ev.type == EventType.ALIAS and ev.user_id is not None and ev.previous_id:
+        return ev.previous_id, False
+    if ev.user_id is not None and ev.anonymous_id is not None:
+        return ev.anonymous_id, True
+    return None
+
+
+def merge_request_id(ev: Event, key: str) -> str:
+    return f"{ev.message_id}>merge:{key}"
+
+
+def merge_request(request: str, key: str, *, target: str, only_anonymous: bool) -> Event:
+    now = time.time()
+    return Event(
+        type=EventType.MERGE_REQUEST,
+        message_id=request,
+        contact_key=key,
+        properties={"request": request, "target": target, "only_anonymous": only_anonymous},
+        timestamp=now,
+        received_at=now,
+    )
+
+
+def merge_requests(events: Sequence[Event], partitions: int) -> list[Event]:
+    """For each identify or alias whose other identity lives in another partition: the
+    request to merge it, to be appended with the event itself, so that the other partition
+    has it in its log before anything sent later under that identity."""
+    requests = []
+    for ev in events:
+        merged = merged_identity(ev)
+        if merged is None:
+            continue
+        key, only_anonymous = merged
+        if partition_of(key, partitions) != partition_of(ev.contact_key, partitions):
+            requests.append(
+                merge_request(
+                    merge_request_id(ev, key),
+                    key,
+                    target=ev.contact_key,
+                    only_anonymous=only_anonymous,
+                )
+            )
+    return requests
+
+
 def contact_view(contact: Contact) -> dict[str, object]:
     """What templates see as `contact`: the traits plus id and address."""
     return {**contact.traits, "id": contact.id, "email": contact.email}
@@ -99,6 +149,7 @@ class _Batch:
         self.deleted: set[str] = set()
         self.identities: dict[str, str] = {}
         self.merges: dict[str, str] = {}
+        self.handovers: dict[str, int] = {}
         self.instances: dict[str, JourneyInstance] = {}
         self.intents: list[OutboxRow] = []
         self.lifecycle: list[Event] = []
@@ -268,11 +319,15 @@ class FoldWorker:
             deleted_contacts=list(batch.deleted),
             identities=batch.identities,
             merges=batch.merges,
+            handovers=batch.handovers,
             instances=[_record(i) for i in batch.instances.values()],
             intents=batch.intents,
             lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
+        for source in batch.handovers:
+            self._contacts.pop(source, None)
+            self._positions.pop(source, None)
         if batch.lifecycle:
             self._shipper.ship(batch.lifecycle)
         self.checkpoint = checkpoint
@@ -290,8 +345,21 @@ class FoldWorker:
             log.warning("the bus is unavailable; queued sends wait in the outbox")
 
     def _fold_event(self, ev: Event, batch: _Batch) -> None:
+        if ev.type == EventType.MERGE_REQUEST:
+            self._on_merge_request(ev, batch)
+            return
         cid = self._resolve(ev, batch)
+        if cid is None:
+            return  # sent on to the partition that owns its contact
         contact = self._contacts[cid]
+        if ev.type == EventType.MERGE_REPLY:
+            self._on_merge_reply(ev, cid, batch)
+            return
+        if contact.awaiting:
+            contact.held.append(ev)
+            batch.contacts.add(cid)
+            return
+        self._merge_identities(ev, cid, batch)
         if ev.user_id is not None or ev.anonymous_id is not None:
             # The contact's own doing; our lifecycle events say nothing about the profile.
             apply_event(contact, ev)
@@ -327,21 +395,47 @@ class FoldWorker:
             self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
 
     # -- identity ------------------------------------------------------------------------
+    #
+    # Each contact belongs to one partition, the one its id (the first key it was known by)
+    # falls in; only that partition's fold changes it. An event that lands in another
+    # partition (its key was merged into a contact elsewhere) is forwarded, through the log,
+    # to the owner. A merge whose other side lives elsewhere is asked of that side's fold,
+    # which hands its contact over once it has folded everything before the request; the
+    # survivor's later events wait for the answer. With one partition (embedded), all of
+    # this is local.
 
     async def _prefetch(self, events: Iterable[Event]) -> None:
         """Load into the caches every contact this batch touches: one store call per miss."""
+        await self._load_keys(events)
+        # An answered merge brings in the other side's contact as it was handed over, and
+        # the events its survivor held back are folded after it.
+        sources: set[str] = set()
+        held: list[Event] = []
+        for ev in events:
+            if ev.type != EventType.MERGE_REPLY:
+                continue
+            source = ev.properties.get("source")
+            if source:
+                sources.add(source)
+            survivor = self._contacts.get(self._follow(self._ident.get(ev.contact_key, "")))
+            if survivor is not None:
+                held.extend(survivor.held)
+        for source in sources:
+            self._contacts.pop(source, None)
+            self._positions.pop(source, None)
+        await self._load_contacts(sources)
+        if held:
+            await self._load_keys(held)
+
+    async def _load_keys(self, events: Iterable[Event]) -> None:
         keys: set[str] = set()
         for ev in events:
-            for k in (ev.user_id, ev.anonymous_id, ev.previous_id, ev.contact_key):
-                if k is not None and k not in self._ident:
-                    keys.add(k)
-        if keys:
-            self._ident.update(await self._state.resolve(sorted(keys)))
-        wanted = {self._follow(self._ident[k]) for k in keys if k in self._ident}
-        for ev in events:
-            if ev.user_id is None and ev.anonymous_id is None:
-                wanted.add(self._follow(ev.contact_key))
-        await self._load_contacts(wanted)
+            keys.update(k for k in (ev.user_id, ev.anonymous_id, ev.previous_id) if k)
+            keys.add(ev.contact_key)
+        missing = sorted(k for k in keys if k not in self._ident)
+        if missing:
+            self._ident.update(await self._state.resolve(missing))
+        await self._load_contacts({self._follow(self._ident[k]) for k in keys if k in self._ident})
 
     async def _load_contacts(self, ids: Iterable[str]) -> None:
         for cid in ids:
@@ -375,6 +469,10 @@ class FoldWorker:
             self._ident[key] = cid
             batch.identities[key] = cid
 
+    def _here(self, key: str) -> bool:
+        """Whether this partition owns `key` (a contact id, or an identity's mapping)."""
+        return partition_of(key, self._log.partitions) == self._partition
+
     def _claim(self, key: str, batch: _Batch) -> str:
         cid = self._lookup(key)
         if cid is None or cid not in self._contacts:
@@ -385,35 +483,119 @@ class FoldWorker:
             self._map(key, cid, batch)
         return cid
 
-    def _resolve(self, ev: Event, batch: _Batch) -> str:
-        """The canonical contact of an event, merging profiles as identify/alias reveal them."""
-        if ev.user_id is None and ev.anonymous_id is None:
-            return self._claim(ev.contact_key, batch)  # our own lifecycle events
-        if ev.type == EventType.ALIAS and ev.user_id is not None and ev.previous_id:
-            target = self._claim(ev.user_id, batch)
-            self._absorb(ev.previous_id, target, batch, only_anonymous=False)
-            return target
-        if ev.user_id is not None:
-            cid = self._claim(ev.user_id, batch)
-            if ev.anonymous_id is not None:
-                self._absorb(ev.anonymous_id, cid, batch, only_anonymous=True)
-            return cid
-        assert ev.anonymous_id is not None
-        return self._claim(ev.anonymous_id, batch)
+    def _resolve(self, ev: Event, batch: _Batch) -> str | None:
+        """The canonical contact of an event, when this partition owns it; else the event is
+        forwarded to the partition that does, and None returned."""
+        cid = self._lookup(ev.contact_key)
+        if cid is not None and not self._here(cid):
+            forwarded = msgspec.structs.replace(
+                ev,
+                contact_key=cid,
+                message_id=f"{ev.message_id}>{cid}",
+                forwarded=True,
+                partition=0,
+                offset=0,
+            )
+            batch.lifecycle.append(forwarded)
+            return None
+        return self._claim(ev.contact_key, batch)
 
-    def _absorb(self, key: str, target: str, batch: _Batch, *, only_anonymous: bool) -> None:
+    def _merge_identities(self, ev: Event, cid: str, batch: _Batch) -> None:
+        """What identify and alias reveal: another identity of the same person."""
+        merged = merged_identity(ev)
+        if merged is None:
+            return
+        key, only_anonymous = merged
+        if not self._here(key):
+            # Ingestion asked the key's partition along with this event (`merge_requests`);
+            # the contact's next events wait for the answer.
+            self._contacts[cid].awaiting.append(merge_request_id(ev, key))
+            batch.contacts.add(cid)
+            return
         source = self._lookup(key)
         if source is None:
+            self._map(key, cid, batch)
+        elif source != cid and self._here(source):
+            src = self._contacts.get(source)
+            # One device shared by two signed-in people must not merge them.
+            if not (src is not None and only_anonymous and src.known):
+                self._merge(source, cid, batch)
+                self._map(key, cid, batch)
+        elif source != cid:
+            # The key was merged before, into a contact of another partition: ask its owner.
+            request = merge_request_id(ev, source)
+            self._contacts[cid].awaiting.append(request)
+            batch.contacts.add(cid)
+            batch.lifecycle.append(
+                merge_request(request, source, target=cid, only_anonymous=only_anonymous)
+            )
+
+    def _on_merge_request(self, ev: Event, batch: _Batch) -> None:
+        """Asked by the fold that owns `target`: hand over the contact known as `key`."""
+        key, props = ev.contact_key, ev.properties
+        target, request = props["target"], props["request"]
+        source = self._lookup(key)
+        if source is not None and source != target and not self._here(source):
+            # The key was merged before, into a contact of a third partition: ask its owner.
+            batch.lifecycle.append(
+                msgspec.structs.replace(
+                    ev, message_id=f"{ev.message_id}>{source}", contact_key=source, offset=0
+                )
+            )
+            return
+        handed_over: str | None = None
+        if source is None:
             self._map(key, target, batch)
-            return
-        if source == target:
-            return
+        elif source != target:
+            src = self._contacts.get(source)
+            if not (src is not None and props["only_anonymous"] and src.known):
+                # Even to this partition's own fold: the answer, folded in its turn, merges.
+                self._hand_over(source, target, batch)
+                handed_over = source
+                self._map(key, target, batch)
+        now = self._clock()
+        batch.lifecycle.append(
+            Event(
+                type=EventType.MERGE_REPLY,
+                message_id=f"{request}:answer",
+                contact_key=target,
+                properties={"request": request, "source": handed_over},
+                timestamp=now,
+                received_at=now,
+            )
+        )
+
+    def _hand_over(self, source: str, target: str, batch: _Batch) -> None:
+        """From now on `source` is the target partition's to merge; this fold forwards
+        anything that still arrives for it. Its cached state stays until the commit writes
+        it, and is dropped after."""
+        self._redirect[source] = target
+        batch.handovers[source] = partition_of(target, self._log.partitions)
+
+    def _on_merge_reply(self, ev: Event, cid: str, batch: _Batch) -> None:
+        contact = self._contacts[cid]
+        request = ev.properties["request"]
+        if request in contact.awaiting:
+            contact.awaiting.remove(request)
+        source = ev.properties.get("source")
+        if source and source != cid and source in self._contacts:
+            self._merge(source, cid, batch)
+        batch.contacts.add(cid)
+        if not contact.awaiting and contact.held:
+            held, contact.held = contact.held, []
+            for waiting in held:
+                self._fold_event(waiting, batch)
+
+    def _merge(self, source: str, target: str, batch: _Batch) -> None:
+        """Fold the contact `source` into `target`; both are in the caches or the store."""
         src = self._contacts.get(source)
-        # One device shared by two signed-in people must not merge them.
-        if src is not None and only_anonymous and src.known:
-            return
         if src is not None:
-            merge_contacts(self._contacts[target], src)
+            survivor = self._contacts[target]
+            merge_contacts(survivor, src)
+            # Whatever the merged contact was waiting for, the survivor now waits for; its
+            # held events came before the merge, so before those the survivor holds.
+            survivor.awaiting.extend(src.awaiting)
+            survivor.held[:0] = src.held
             self._move_instances(source, target, batch)
             del self._contacts[source]
         self._redirect[source] = target
@@ -421,7 +603,6 @@ class FoldWorker:
         batch.deleted.add(source)
         batch.contacts.discard(source)
         batch.contacts.add(target)
-        self._map(key, target, batch)
 
     def _move_instances(self, source: str, target: str, batch: _Batch) -> None:
         """The store moves the history with the merge; here the running instances follow,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.observe import Metrics
-from mailpulse.runtime.fold import EVENTS
+from mailpulse.runtime.fold import EVENTS, merge_requests
 from mailpulse.store import EventLog
 from mailpulse.types import Event
 
@@ -43,6 +43,8 @@ class Ingest:
 
     async def append(self, events: Sequence[Event]) -> list[Event]:
         t0 = time.perf_counter()
+        if self._log.partitions > 1:
+            events = [*events, *merge_requests(events, self._log.partitions)]
         fresh = await self._log.append(events, on_written=self._hand_over if self._early else None)
         self._metrics.stage_ingest.observe(time.perf_counter() - t0)
         if not self._early and fresh:

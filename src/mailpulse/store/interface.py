@@ -73,6 +73,9 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     identities: dict[str, str] = msgspec.field(default_factory=dict)
     # merged contact -> survivor: its identities and journey history move to the survivor
     merges: dict[str, str] = msgspec.field(default_factory=dict)
+    # contact -> partition: a contact this fold handed to the fold of another partition (to
+    # merge into a contact there); its journey instances, timers included, go with it.
+    handovers: dict[str, int] = msgspec.field(default_factory=dict)
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)

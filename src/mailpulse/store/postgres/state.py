@@ -95,6 +95,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
             for i in change.instances
         ],
     )
+    await _many(conn, Q["hand-over-instances"], list(change.handovers.items()))
     inserted = await _insert_outbox(conn, change.intents, partition)
     await _keep_lifecycle(conn, change.lifecycle, partition)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)

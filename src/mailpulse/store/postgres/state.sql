@@ -26,6 +26,9 @@ UPDATE identities SET contact_id = $1 WHERE contact_id = $2
 -- The merging fold folds the survivor from now on, so it fires the moved instances' timers.
 UPDATE journey_instances SET contact_id = $1, partition = $3 WHERE contact_id = $2
 
+-- name: hand-over-instances
+UPDATE journey_instances SET partition = $2 WHERE contact_id = $1
+
 -- name: resolve
 SELECT key, contact_id FROM identities WHERE key = ANY($1::text[])
 

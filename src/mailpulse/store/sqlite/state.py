@@ -86,6 +86,8 @@ class SqliteStateStore:
 
     async def commit(self, change: FoldCommit) -> list[str]:
         only_partition(change.partition)
+        for partition in change.handovers.values():
+            only_partition(partition)
         return await self._db.write(lambda c: _apply(c, change))
 
     async def contact(self, contact_id: str) -> Contact | None:
