@@ -281,5 +281,6 @@ class Sender:
                 self._metrics.errors.labels("record").inc()
                 log.warning("cannot record %s for %s yet; retrying", status, intent.key)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+                # Short: a partition's next owner waits for this (see runtime.leases).
+                pause = min(pause * 2, 0.5)
         self._shipper.ship([event])

@@ -101,13 +101,17 @@ class Worker:
             await self._stop(partition)
             await leases.release(partition)
             log.info("handed partition %s on", partition)
-        for partition in sorted(await leases.acquire(share)):
+        await leases.acquire(share)
+        for partition in sorted(leases.owned - self.runners.keys()):
+            if not await leases.may_start(partition):
+                continue  # its previous owner may still be recording sends; next round
             runner = self._parts.runner(partition)
             try:
                 await runner.start()
             except Exception:
                 log.exception("partition %s did not start; it is let go for now", partition)
                 await runner.stop()
+                await leases.stopped_cleanly(partition)
                 await leases.release(partition)
                 continue
             self.runners[partition] = runner
@@ -117,6 +121,7 @@ class Worker:
         runner = self.runners.pop(partition, None)
         if runner is not None:
             await runner.stop()
+            await self.leases.stopped_cleanly(partition)
 
     async def _stop_all(self) -> None:
         for partition in list(self.runners):
