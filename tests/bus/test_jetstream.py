@@ -95,6 +95,39 @@ async def test_a_batch_its_consumer_never_finished_goes_to_the_next_owner(
         assert await second.next_batch("events", 0, 10, 4.0) == held
 
 
+async def test_a_released_partition_goes_to_the_next_owner_at_once(
+    make_jetstream_bus: MakeBus,
+) -> None:
+    # ack_wait is long: anything not handed back would keep the next owner waiting.
+    first = await make_jetstream_bus(partitions=1, item_types=TYPES, ack_wait=30.0)
+    for n in range(3):
+        await first.publish("events", "user-1", event(n))
+    assert await first.next_batch("events", 0, 10, 1.0) == [event(n) for n in range(3)]
+    # Asking for more finishes that batch; its owner stops while waiting: the pull stays
+    # open on the server, and takes what is published next.
+    waiting = asyncio.create_task(first.next_batch("events", 0, 10, None))
+    await asyncio.sleep(0.2)
+    waiting.cancel()
+    await first.release(0)
+    await first.publish("events", "user-1", event(3))
+
+    second = await make_jetstream_bus(partitions=1, item_types=TYPES, ack_wait=30.0)
+    assert await collect(second, "events", 1, within=5.0) == [event(3)]
+
+
+async def test_a_released_batch_goes_to_the_next_owner_at_once(
+    make_jetstream_bus: MakeBus,
+) -> None:
+    first = await make_jetstream_bus(partitions=1, item_types=TYPES, ack_wait=30.0)
+    for n in range(3):
+        await first.publish("events", "user-1", event(n))
+    assert await first.next_batch("events", 0, 10, 1.0) == [event(n) for n in range(3)]
+    await first.release(0)  # stopped before it said it had finished the batch
+
+    second = await make_jetstream_bus(partitions=1, item_types=TYPES, ack_wait=30.0)
+    assert await collect(second, "events", 3, within=5.0) == [event(n) for n in range(3)]
+
+
 async def test_a_finished_batch_is_not_delivered_again(
     make_jetstream_bus: MakeBus, nats_server: str
 ) -> None:

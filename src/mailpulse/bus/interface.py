@@ -40,4 +40,9 @@ class Bus(Protocol):
         `max_items` in order, or [] on timeout."""
         ...
 
+    async def release(self, partition: int) -> None:
+        """This process has stopped working on `partition`: what it was handed and did not
+        finish goes to the partition's next owner at once."""
+        ...
+
     async def close(self) -> None: ...

@@ -51,6 +51,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -97,6 +98,11 @@ _NO_MESSAGES = "404"
 _PULL_EXPIRED = "408"
 
 
+async def _unsubscribe(subscription: Subscription) -> None:
+    with contextlib.suppress(nats.errors.Error):
+        await subscription.unsubscribe()
+
+
 class _Unreachable(Exception):
     """Not connected, or JetStream refused the pull: wait for it and try again."""
 
@@ -119,6 +125,15 @@ class _Consumer:
     created: bool = False
     pulls: int = 0
     unacked: list[Msg] = field(default_factory=list)
+    # Released: this process no longer works on the partition; late deliveries go back.
+    released: bool = False
+    subscription: Subscription | None = None
+
+    async def arrive(self, msg: Msg) -> None:
+        if self.released and _status(msg) is None:
+            await msg.nak()
+        else:
+            self.arrivals.put_nowait(msg)
 
 
 class JetStreamBus:
@@ -259,6 +274,28 @@ class JetStreamBus:
             if items or (deadline is not None and loop.time() >= deadline):
                 return items
 
+    async def release(self, partition: int) -> None:
+        """Hands back (-NAK: redeliver now) every item of `partition` this process holds:
+        the last batches, finished or not (the store tells a repeat), and whatever a pull
+        still open delivers until it expires. The next owner gets them at once rather than
+        after `ack_wait`."""
+        for subject in self._decoders:
+            consumer = self._consumers.pop((subject, partition), None)
+            if consumer is None:
+                continue
+            consumer.released = True
+            held = consumer.unacked + self._take_arrivals(consumer, _MAX_ACK_PENDING)
+            consumer.unacked = []
+            with contextlib.suppress(nats.errors.Error):
+                for msg in held:
+                    await msg.nak()
+            if consumer.subscription is not None:
+                # Kept until the open pull has surely expired, to hand back its deliveries.
+                asyncio.get_running_loop().call_later(
+                    _LONG_POLL + _STATUS_GRACE,
+                    lambda sub=consumer.subscription: asyncio.ensure_future(_unsubscribe(sub)),
+                )
+
     async def close(self) -> None:
         """Leaves the last batch of each partition unacked: nothing says the caller finished
         it, so it goes to the next owner after `ack_wait`."""
@@ -294,7 +331,10 @@ class JetStreamBus:
             # with what is there rather than waiting to fill the batch.
             request["expires"] = int(remaining * 1e9)
         await self._request(consumer, json.dumps(request).encode(), reply)
+        # Unacked from its first item: a caller that stops waiting (cancelled) leaves them
+        # for `release` to hand back.
         batch: list[Msg] = []
+        consumer.unacked = batch
         give_up = loop.time() + remaining + _STATUS_GRACE
         while len(batch) < max_items:
             try:
@@ -321,16 +361,16 @@ class JetStreamBus:
     async def _consumer(self, subject: str, partition: int) -> _Consumer:
         consumer = self._consumers.get((subject, partition))
         if consumer is None:
-            arrivals: asyncio.Queue[Msg | None] = asyncio.Queue()
-            inbox = self._nc.new_inbox()
-            # Each pull replies to its own subject under the inbox, so a status that ends
-            # an earlier pull cannot be taken for the end of the current one.
-            await self._nc.subscribe(f"{inbox}.*", cb=arrivals.put)
             consumer = _Consumer(
                 name=f"{self._prefix}-{subject}-{partition}",
                 filter_subject=f"{self._prefix}.{subject}.{partition}",
-                inbox=inbox,
-                arrivals=arrivals,
+                inbox=self._nc.new_inbox(),
+                arrivals=asyncio.Queue(),
+            )
+            # Each pull replies to its own subject under the inbox, so a status that ends
+            # an earlier pull cannot be taken for the end of the current one.
+            consumer.subscription = await self._nc.subscribe(
+                f"{consumer.inbox}.*", cb=consumer.arrive
             )
             self._consumers[(subject, partition)] = consumer
         if not consumer.created:

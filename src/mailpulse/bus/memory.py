@@ -46,5 +46,8 @@ class InProcessBus:
             batch.append(q.get_nowait())
         return batch
 
+    async def release(self, partition: int) -> None:
+        pass  # items wait in the queue for whoever reads the partition next
+
     async def close(self) -> None:
         self._queues.clear()

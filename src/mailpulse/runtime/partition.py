@@ -40,6 +40,7 @@ class PartitionRunner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.partition = partition
+        self._bus = bus
         self._metrics = metrics
         self.shipper = LifecycleShipper(state, append, partition)
         self.sender = Sender(
@@ -87,6 +88,7 @@ class PartitionRunner:
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         await self.sender.drain()
+        await self._bus.release(self.partition)
 
 
 @dataclass(frozen=True)
