@@ -12,7 +12,14 @@ import asyncpg
 import pytest
 
 from mailpulse.bus.interface import partition_of
-from mailpulse.store import FoldCommit, InstanceRecord, LogUnavailable, OutboxStatus, OutboxUpdate
+from mailpulse.store import (
+    FoldCommit,
+    Handover,
+    InstanceRecord,
+    LogUnavailable,
+    OutboxStatus,
+    OutboxUpdate,
+)
 from mailpulse.store.postgres import PostgresEventLog, PostgresStateStore, migrate
 from mailpulse.store.postgres.schema import available
 from mailpulse.types import Event
@@ -386,9 +393,12 @@ async def test_a_handover_moves_a_contacts_timers_to_the_partition_it_goes_to(
             checkpoint=2,
             partition=0,
             instances=[instance("i-anon", 6.0)],
-            handovers={"u1": 1},
+            identities={"u1": "u1", "device": "u1"},
+            handovers=[Handover("u1", "u9", 1)],
         )
     )
     assert await state.due_instances(10.0, 10, partition=0) == []
     [moved] = await state.due_instances(10.0, 10, partition=1)
     assert (moved.instance_id, moved.contact_id, moved.wake_at) == ("i-anon", "u1", 6.0)
+    # Its identities name the survivor at once: the handing fold cannot take it back.
+    assert await state.resolve(["u1", "device"]) == {"u1": "u9", "device": "u9"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailpulse.store import FoldCommit
+from mailpulse.store import FoldCommit, Handover
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.store.sqlite.worker import SqliteFile
 
@@ -70,7 +70,7 @@ async def test_an_embedded_store_has_one_partition(tmp_path: Path) -> None:
             state.checkpoint(partition=1),
             state.outbox_due(0.0, 10, partition=1),
             state.commit(FoldCommit(checkpoint=1, partition=3)),
-            state.commit(FoldCommit(checkpoint=1, handovers={"u1": 2})),
+            state.commit(FoldCommit(checkpoint=1, handovers=[Handover("u1", "u2", 2)])),
         ):
             with pytest.raises(ValueError, match=r"one partition \(0\)"):
                 await call

@@ -27,6 +27,7 @@ from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import (
     FoldCommit,
+    Handover,
     InstanceRecord,
     LogRolledBack,
     OutboxRow,
@@ -149,7 +150,7 @@ class _Batch:
         self.deleted: set[str] = set()
         self.identities: dict[str, str] = {}
         self.merges: dict[str, str] = {}
-        self.handovers: dict[str, int] = {}
+        self.handovers: list[Handover] = []
         self.instances: dict[str, JourneyInstance] = {}
         self.intents: list[OutboxRow] = []
         self.lifecycle: list[Event] = []
@@ -299,7 +300,10 @@ class FoldWorker:
                 del self._contacts[cid]
                 self._positions.pop(cid, None)
         if len(self._ident) > 2 * self._cached_contacts:
+            # The store has every merge's identities re-pointed: no redirect is needed once
+            # they are read from it again.
             self._ident.clear()
+            self._redirect.clear()
 
     async def _forget_speculation(self) -> None:
         """The caches were changed by events that never committed: drop them all and go on
@@ -325,9 +329,9 @@ class FoldWorker:
             lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
-        for source in batch.handovers:
-            self._contacts.pop(source, None)
-            self._positions.pop(source, None)
+        for handover in batch.handovers:
+            self._contacts.pop(handover.source, None)
+            self._positions.pop(handover.source, None)
         if batch.lifecycle:
             self._shipper.ship(batch.lifecycle)
         self.checkpoint = checkpoint
@@ -570,7 +574,7 @@ class FoldWorker:
         anything that still arrives for it. Its cached state stays until the commit writes
         it, and is dropped after."""
         self._redirect[source] = target
-        batch.handovers[source] = partition_of(target, self._log.partitions)
+        batch.handovers.append(Handover(source, target, partition_of(target, self._log.partitions)))
 
     def _on_merge_reply(self, ev: Event, cid: str, batch: _Batch) -> None:
         contact = self._contacts[cid]

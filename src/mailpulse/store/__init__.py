@@ -4,6 +4,7 @@
 from mailpulse.store.interface import (
     EventLog,
     FoldCommit,
+    Handover,
     InstanceRecord,
     LogRolledBack,
     LogUnavailable,
@@ -16,6 +17,7 @@ from mailpulse.store.interface import (
 __all__ = [
     "EventLog",
     "FoldCommit",
+    "Handover",
     "InstanceRecord",
     "LogRolledBack",
     "LogUnavailable",

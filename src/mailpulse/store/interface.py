@@ -58,6 +58,16 @@ class OutboxUpdate(msgspec.Struct, kw_only=True):
     updated_at: float
 
 
+class Handover(msgspec.Struct, frozen=True):
+    """A contact a fold hands to the fold of another partition, to merge into `target` there.
+    Its identities point to `target` at once (so that a restart of the handing fold cannot take
+    it back), and its journey instances, timers included, go to `partition`."""
+
+    source: str
+    target: str
+    partition: int
+
+
 class FoldCommit(msgspec.Struct, kw_only=True):
     """Everything one fold batch changed, written atomically with its checkpoint.
 
@@ -73,9 +83,7 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     identities: dict[str, str] = msgspec.field(default_factory=dict)
     # merged contact -> survivor: its identities and journey history move to the survivor
     merges: dict[str, str] = msgspec.field(default_factory=dict)
-    # contact -> partition: a contact this fold handed to the fold of another partition (to
-    # merge into a contact there); its journey instances, timers included, go with it.
-    handovers: dict[str, int] = msgspec.field(default_factory=dict)
+    handovers: list[Handover] = msgspec.field(default_factory=list)
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)

@@ -95,7 +95,9 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
             for i in change.instances
         ],
     )
-    await _many(conn, Q["hand-over-instances"], list(change.handovers.items()))
+    handovers = change.handovers
+    await _many(conn, Q["merge-identities"], [(h.target, h.source) for h in handovers])
+    await _many(conn, Q["hand-over-instances"], [(h.source, h.partition) for h in handovers])
     inserted = await _insert_outbox(conn, change.intents, partition)
     await _keep_lifecycle(conn, change.lifecycle, partition)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)

@@ -86,8 +86,8 @@ class SqliteStateStore:
 
     async def commit(self, change: FoldCommit) -> list[str]:
         only_partition(change.partition)
-        for partition in change.handovers.values():
-            only_partition(partition)
+        for handover in change.handovers:
+            only_partition(handover.partition)
         return await self._db.write(lambda c: _apply(c, change))
 
     async def contact(self, contact_id: str) -> Contact | None:
