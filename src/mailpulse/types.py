@@ -53,6 +53,12 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     # `contact_key`: that fold applies it without resolving its ids again.
     forwarded: bool = False
 
+    @property
+    def plumbing(self) -> bool:
+        """How folds of different partitions talk (merge requests and answers, forwarded
+        copies): not history, and counted where the original came in."""
+        return self.forwarded or self.type in (EventType.MERGE_REQUEST, EventType.MERGE_REPLY)
+
 
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.

@@ -7,11 +7,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS, ContactOut, EventOut, EventsOut, MessageOut, MessagesOut
 from mailpulse.store import EventLog, StateStore
-from mailpulse.types import EventType
-
-# How partitions merge contacts, and the copies they forward: plumbing, not history (the
-# original of a forwarded event is listed already, under the identity it came with).
-_INTERNAL = {EventType.MERGE_REQUEST, EventType.MERGE_REPLY}
 
 
 def admin_router(log: EventLog, state: StateStore) -> APIRouter:
@@ -75,7 +70,7 @@ def admin_router(log: EventLog, state: StateStore) -> APIRouter:
                     received_at=e.received_at,
                 )
                 for e in events
-                if e.type not in _INTERNAL and not e.forwarded
+                if not e.plumbing
             ],
         )
 

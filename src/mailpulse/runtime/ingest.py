@@ -55,6 +55,8 @@ class Ingest:
             self._metrics.events_duplicate.inc(len(events) - len(fresh))
         by_type: dict[str, int] = {}
         for ev in fresh:
+            if ev.plumbing:
+                continue
             by_type[ev.type] = by_type.get(ev.type, 0) + 1
         for kind, n in by_type.items():
             self._metrics.events.labels(kind).inc(n)
