@@ -245,21 +245,3 @@ async def delete_stream(url: str, stream: str) -> None:
         pass
     finally:
         await nc.close()
-
-
-async def wait_stale_pulls_gone(url: str, stream: str, within: float = 30) -> None:
-    """Until no consumer of `stream` has more than its owner's one pull waiting.
-
-    A worker that hands a partition on leaves its last pull waiting at the server until it
-    expires (up to the bus's long poll); items published meanwhile go to that pull and reach
-    the new owner only after `ack_wait`. A measurement started before then times that wait.
-    """
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
-    try:
-        js = nc.jetstream()
-        async with asyncio.timeout(within):
-            # The server's count of waiting pulls can only be polled.
-            while any(c.num_waiting > 1 for c in await js.consumers_info(stream)):  # noqa: ASYNC110
-                await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
