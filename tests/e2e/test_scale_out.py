@@ -29,12 +29,13 @@ PARTITIONS = 8
 PLANS = ("v1", "v2", "v3")
 
 
-def mailpulse(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailpulse.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def mailpulse(log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A mailpulse process writing to `log`: kept with the test's temporary files, to read
+    after a failure."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailpulse.cli", *args], stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 class Cluster:
@@ -52,6 +53,7 @@ class Cluster:
             f"t{uuid.uuid4().hex[:12]}",
         ]
         self.store = store
+        self.logs = project.parent
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.api: subprocess.Popen[bytes] | None = None
@@ -59,11 +61,14 @@ class Cluster:
 
     async def start(self, workers: int, *, metrics_ports: Sequence[int] = ()) -> None:
         """`metrics_ports`: one per worker, where it serves its /metrics (0: nowhere)."""
-        self.api = mailpulse("serve", *self.common, "--port", str(self.port))
+        self.api = mailpulse(self.logs / "api.log", "serve", *self.common, "--port", str(self.port))
         await wait_healthy(self.base, self.api)
         ports = metrics_ports or [0] * workers
         self.workers = [
-            mailpulse("worker", *self.common, "--metrics-port", str(port)) for port in ports
+            mailpulse(
+                self.logs / f"worker-{n}.log", "worker", *self.common, "--metrics-port", str(port)
+            )
+            for n, port in enumerate(ports)
         ]
         await wait_partitions_owned(self.store, PARTITIONS, workers)
 
