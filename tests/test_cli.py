@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,18 @@ def test_scale_out_flags_are_checked_before_anything_starts(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert reason in result.output
+
+
+@pytest.mark.parametrize("port", ["taken", "70000", "-1"])
+def test_a_bad_metrics_port_is_refused_clearly(project: Path, port: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if port == "taken":
+            port = str(taken.getsockname()[1])
+        args = ["worker", "--project", str(project), "--metrics-port", port]
+        result = runner.invoke(
+            app, [*args, "--store", "postgresql://db/x", "--bus", "nats://n:4222"]
+        )
+    assert result.exit_code == 2
+    assert "--metrics-port" in result.output

@@ -170,7 +170,8 @@ def worker(
     bus_prefix: BusPrefix = "mailpulse",
     bus_replicas: BusReplicas = 1,
     metrics_port: Annotated[
-        int, typer.Option(help="Serve Prometheus /metrics on this port (0: none).")
+        int,
+        typer.Option(min=0, max=65535, help="Serve Prometheus /metrics on this port (0: none)."),
     ] = 0,
 ) -> None:
     """Scale-out: fold events, run journeys and send, for the partitions this worker owns.
@@ -192,7 +193,11 @@ def worker(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=node.metrics.registry)
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=node.metrics.registry)
+        except OSError as exc:
+            err.print(f"[bold red]error:[/] --metrics-port {metrics_port}: {exc.strerror}")
+            raise typer.Exit(2) from exc
 
     async def main() -> None:
         stop = asyncio.Event()
