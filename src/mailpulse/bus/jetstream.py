@@ -338,7 +338,10 @@ class JetStreamBus:
         give_up = loop.time() + remaining + _STATUS_GRACE
         while len(batch) < max_items:
             try:
-                msg = await asyncio.wait_for(consumer.arrivals.get(), give_up - loop.time())
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # lands as an item arrives, and a partition being stopped would run on.
+                async with asyncio.timeout_at(give_up):
+                    msg = await consumer.arrivals.get()
             except TimeoutError:
                 break
             if msg is None:
@@ -443,7 +446,8 @@ class JetStreamBus:
             # The client knows before our callback has run; a publish now would wait in its
             # buffer and go out after the reconnect, long after we gave up on it.
             self._connected.clear()
-        await asyncio.wait_for(self._connected.wait(), within)
+        async with asyncio.timeout(within):  # not wait_for: see _pull
+            await self._connected.wait()
 
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:

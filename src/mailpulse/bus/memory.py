@@ -38,7 +38,13 @@ class InProcessBus:
     ) -> list[Any]:
         q = self._queue(subject, partition)
         try:
-            first = await asyncio.wait_for(q.get(), max_wait) if q.empty() else q.get_nowait()
+            if q.empty():
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # lands as an item arrives, and a stage being stopped would run on.
+                async with asyncio.timeout(max_wait):
+                    first = await q.get()
+            else:
+                first = q.get_nowait()
         except TimeoutError:
             return []
         batch = [first]
