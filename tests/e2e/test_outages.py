@@ -40,11 +40,13 @@ class SignUps:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self.acknowledged: set[str] = set()
+        self.attempted: set[str] = set()
         self.refused: list[httpx.Response] = []
         self._next = 0
 
     async def one(self) -> bool:
         n, self._next = self._next, self._next + 1
+        self.attempted.add(f"out-{n}@example.com")
         try:
             r = await sign_up(self.client, n)
         except httpx.TimeoutException:
@@ -117,11 +119,15 @@ def restart(server: Postgres | NatsServer, down_for: float) -> Callable[[], Awai
 
 
 async def assert_each_delivered_once(sign_ups: SignUps, sink: Sink) -> None:
-    expected = len(sign_ups.acknowledged)
-    await sink.wait_until(lambda: len(sink.received) >= expected, within=60)
+    """Every acknowledged sign-up gets its one email. So may one whose answer was an error
+    although it was stored (the connection broke during its COMMIT): a 503 never claims that
+    nothing was stored, and the client's retry with the same messageId would be dropped."""
+    wanted = sign_ups.acknowledged
+    await sink.wait_until(lambda: wanted <= {r.rcpt for r in sink.received}, within=60)
     await asyncio.sleep(1.0)  # let any late double show itself
-    assert {r.rcpt for r in sink.received} == sign_ups.acknowledged
-    assert sink.distinct_and_doubles() == (expected, 0)
+    received = {r.rcpt for r in sink.received}
+    assert wanted <= received <= sign_ups.attempted
+    assert sink.distinct_and_doubles() == (len(received), 0)
 
 
 def assert_refused_while_down(sign_ups: SignUps) -> None:
