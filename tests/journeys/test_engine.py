@@ -83,7 +83,7 @@ def test_trigger_send_wait_timer_send_complete() -> None:
     instance = first.instance
     assert instance is not None
     assert instance.instance_id == "post_purchase:c1:m1"
-    assert (instance.status, instance.step_index, instance.wake_at) == ("active", 1, 1000 + 7 * DAY)
+    assert (instance.status, instance.position, instance.wake_at) == ("active", [1], 1000 + 7 * DAY)
     assert (instance.version, instance.entered_at) == (post.version, 1000.0)
     assert instance.trigger == {
         "event": "Order Completed",
@@ -104,9 +104,9 @@ def test_trigger_send_wait_timer_send_complete() -> None:
 
     late = on_timer(post, instance, now=1000 + 8 * DAY)
     assert late.instance is not None
-    assert (late.instance.status, late.instance.step_index, late.instance.wake_at) == (
+    assert (late.instance.status, late.instance.position, late.instance.wake_at) == (
         "completed",
-        3,
+        [3],
         None,
     )
     assert late.effects == [
@@ -129,7 +129,7 @@ def test_consecutive_waits_count_from_when_the_timer_fired() -> None:
     second = on_timer(cart, waiting, now=3700.0)
     assert [e.template for e in second.effects] == ["cart_reminder"]
     assert second.instance is not None
-    assert (second.instance.step_index, second.instance.wake_at) == (2, 3700.0 + DAY)
+    assert (second.instance.position, second.instance.wake_at) == ([2], 3700.0 + DAY)
 
 
 def test_exit_goal_during_a_wait_ends_the_instance() -> None:
@@ -237,7 +237,7 @@ def test_instance_beyond_its_steps_completes(step_index: int) -> None:
     post = journey(POST_PURCHASE)
     waiting = enter(post, track("Order Completed", "m1"), now=0.0).instance
     assert waiting is not None
-    broken = msgspec.structs.replace(waiting, step_index=step_index)
+    broken = msgspec.structs.replace(waiting, position=[step_index])
     done = on_timer(post, broken, now=1.0)
     assert done.effects == []
     assert done.instance is not None

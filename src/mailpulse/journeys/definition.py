@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import ClassVar
 
 import msgspec
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -26,7 +27,21 @@ _TOP_KEYS = ("name", "trigger", "entry", "message_class", "exit_on", "steps")
 _RULE_KEYS = ("event", "where")
 _ENTRY_KINDS = ("once", "once_per", "always")
 _MESSAGE_CLASSES = tuple(c.value for c in MessageClass)
-_STEP_KEYS = {"send": ("send", "id", "message_class"), "wait": ("wait", "id")}
+_STEP_KEYS = {
+    "send": ("send", "id", "message_class"),
+    "wait": ("wait", "id"),
+    "wait_for": ("wait_for", "id", "then", "on_timeout"),
+    "split": ("split", "id"),
+}
+_WAIT_FOR_KEYS = ("event", "where", "timeout")
+_ARM_KEYS = ("arm", "weight", "steps")
+_WAIT_FOR_EXAMPLE = (
+    "- wait_for:\n    event: Order Completed\n    timeout: 1d\n  on_timeout:\n    - send: reminder"
+)
+_SPLIT_EXAMPLE = (
+    "- split:\n    - {arm: a, weight: 50, steps: [{send: offer_a}]}\n"
+    "    - {arm: b, weight: 50, steps: [{send: offer_b}]}"
+)
 _ALL_STEP_KEYS = sorted({key for keys in _STEP_KEYS.values() for key in keys})
 _STEPS_EXAMPLE = "steps:\n  - send: welcome"
 _TRIGGER_EXAMPLE = "trigger:\n  event: Signed Up"
@@ -73,7 +88,45 @@ class WaitStep(msgspec.Struct, frozen=True, tag="wait"):
     seconds: float
 
 
-Step = SendStep | WaitStep
+class WaitForStep(msgspec.Struct, frozen=True, tag="wait_for"):
+    """Wait up to `timeout` seconds for an event: `came` runs if it comes, `timed_out` if not;
+    either way the journey then goes on after this step."""
+
+    CAME: ClassVar[int] = 0  # branch numbers, in an instance's position
+    TIMED_OUT: ClassVar[int] = 1
+
+    id: str
+    rule: EventRule
+    timeout: float
+    came: list[Step]
+    timed_out: list[Step]
+
+
+class SplitArm(msgspec.Struct, frozen=True):
+    name: str
+    weight: float
+    steps: list[Step]
+
+
+class SplitStep(msgspec.Struct, frozen=True, tag="split"):
+    """A/B/n: each contact takes one arm, with probability proportional to its weight, and
+    always the same one (the choice hashes `salt` and the contact id)."""
+
+    id: str
+    salt: str
+    arms: list[SplitArm]
+
+    def arm_for(self, contact_id: str) -> int:
+        digest = hashlib.sha256(f"{self.salt}:{contact_id}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64 * sum(a.weight for a in self.arms)
+        for index, arm in enumerate(self.arms):
+            point -= arm.weight
+            if point < 0:
+                return index
+        return len(self.arms) - 1  # rounding at the very top
+
+
+Step = SendStep | WaitStep | WaitForStep | SplitStep
 
 
 class JourneyDefinition(msgspec.Struct, frozen=True):
@@ -146,10 +199,15 @@ class _JourneyParser:
         self._step_parsers: dict[str, Callable[[dict[str, Node], str, str], Step]] = {
             "send": self._send,
             "wait": self._wait,
+            "wait_for": self._wait_for,
+            "split": self._split,
         }
+        self._journey_id = ""
+        self._step_ids: set[str] = set()
 
     def journey(self, root: Node, journey_id: str, version: str) -> JourneyDefinition:
         r = self.reader
+        self._journey_id = journey_id
         entries = r.mapping(root, "a journey", _TOP_KEYS)
         name_node = r.optional(entries, "name")
         trigger_node = r.required(
@@ -179,9 +237,11 @@ class _JourneyParser:
             version=version,
         )
 
-    def _rule(self, node: Node, what: str, example: str) -> tuple[str, tuple[Filter, ...]]:
+    def _rule(
+        self, node: Node, what: str, example: str, keys: Collection[str] = _RULE_KEYS
+    ) -> tuple[str, tuple[Filter, ...]]:
         r = self.reader
-        entries = r.mapping(node, what, _RULE_KEYS, example)
+        entries = r.mapping(node, what, keys, example)
         event = r.text(
             r.required(entries, "event", node, "name the track event, e.g. event: Signed Up"),
             "event",
@@ -253,13 +313,17 @@ class _JourneyParser:
             )
         return value
 
-    def _steps(self, node: Node, message_class: str) -> list[Step]:
+    def _steps(
+        self, node: Node, message_class: str, prefix: str = "s", *, branch: bool = False
+    ) -> list[Step]:
+        """A list of steps; ids are unique across the whole journey (they key its sends), and
+        a step without one is named by its place (`s0`, `s2-timeout-0`). A branch may be
+        empty (a control group, or nothing to do when the event came)."""
         r = self.reader
         items = r.sequence(node, "steps", _STEPS_EXAMPLE)
-        if not items:
+        if not items and not branch:
             r.fail(node, f"a journey needs at least one step, e.g.\n{_STEPS_EXAMPLE}")
         steps: list[Step] = []
-        ids: set[str] = set()
         for index, item in enumerate(items):
             entries = r.mapping(item, "a step", _ALL_STEP_KEYS)
             kinds = [key for key in entries if key in self._step_parsers]
@@ -272,19 +336,72 @@ class _JourneyParser:
             kind = kinds[0]
             r.mapping(item, f"a {kind} step", _STEP_KEYS[kind])
             id_node = r.optional(entries, "id")
-            step_id = r.text(id_node, "id") if id_node else f"s{index}"
+            step_id = r.text(id_node, "id") if id_node else f"{prefix}{index}"
             if not _ID.fullmatch(step_id):
                 r.fail(
                     id_node or item,
                     f"step id {step_id!r} may hold only letters, digits, '_', '-' and '.'",
                 )
-            if step_id in ids:
+            if step_id in self._step_ids:
                 r.fail(
                     id_node or item, f"step id {step_id!r} is used twice: give each step its own id"
                 )
-            ids.add(step_id)
+            self._step_ids.add(step_id)
             steps.append(self._step_parsers[kind](entries, step_id, message_class))
         return steps
+
+    def _wait_for(self, entries: dict[str, Node], step_id: str, message_class: str) -> WaitForStep:
+        r = self.reader
+        node = entries["wait_for"]
+        spec = r.mapping(node, "wait_for", _WAIT_FOR_KEYS, _WAIT_FOR_EXAMPLE)
+        timeout_node = r.required(
+            spec, "timeout", node, "say how long to wait for the event, e.g. timeout: 1d"
+        )
+        timeout = self._duration(timeout_node, r.value(timeout_node))
+        if timeout <= 0:
+            r.fail(timeout_node, "the timeout must be longer than 0s")
+        event, where = self._rule(node, "wait_for", _WAIT_FOR_EXAMPLE, _WAIT_FOR_KEYS)
+        then_node, timeout_branch = r.optional(entries, "then"), r.optional(entries, "on_timeout")
+        return WaitForStep(
+            id=step_id,
+            rule=EventRule(event, where),
+            timeout=timeout,
+            came=self._branch(then_node, message_class, f"{step_id}-then-"),
+            timed_out=self._branch(timeout_branch, message_class, f"{step_id}-timeout-"),
+        )
+
+    def _branch(self, node: Node | None, message_class: str, prefix: str) -> list[Step]:
+        return self._steps(node, message_class, prefix, branch=True) if node else []
+
+    def _split(self, entries: dict[str, Node], step_id: str, message_class: str) -> SplitStep:
+        r = self.reader
+        node = entries["split"]
+        items = r.sequence(node, "split", _SPLIT_EXAMPLE)
+        if len(items) < 2:
+            r.fail(node, f"a split needs at least two arms, e.g.\n{_SPLIT_EXAMPLE}")
+        arms: list[SplitArm] = []
+        for index, item in enumerate(items):
+            spec = r.mapping(item, "a split arm", _ARM_KEYS, _SPLIT_EXAMPLE)
+            name_node = r.optional(spec, "arm")
+            name = r.text(name_node, "arm") if name_node else chr(ord("a") + index)
+            if not _ID.fullmatch(name):
+                r.fail(name_node or item, f"arm name {name!r}: letters, digits, '_', '-', '.'")
+            if any(arm.name == name for arm in arms):
+                r.fail(name_node or item, f"arm {name!r} is named twice: name each arm once")
+            weight_node = r.required(spec, "weight", item, "give each arm a weight, e.g. 50")
+            weight = r.value(weight_node)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+                r.fail(weight_node, f"a weight is a number above 0, not {weight!r}")
+            arms.append(
+                SplitArm(
+                    name=name,
+                    weight=float(weight),
+                    steps=self._branch(
+                        r.optional(spec, "steps"), message_class, f"{step_id}-{name}-"
+                    ),
+                )
+            )
+        return SplitStep(id=step_id, salt=f"{self._journey_id}:{step_id}", arms=arms)
 
     def _send(self, entries: dict[str, Node], step_id: str, message_class: str) -> SendStep:
         r = self.reader

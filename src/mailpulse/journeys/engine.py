@@ -16,7 +16,15 @@ from typing import Any, Literal, assert_never
 import msgspec
 from msgspec.structs import replace
 
-from mailpulse.journeys.definition import EntryRule, JourneyDefinition, SendStep, WaitStep
+from mailpulse.journeys.definition import (
+    EntryRule,
+    JourneyDefinition,
+    SendStep,
+    SplitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+)
 from mailpulse.types import Event
 
 Status = Literal["active", "completed", "exited"]
@@ -25,8 +33,11 @@ Status = Literal["active", "completed", "exited"]
 class JourneyInstance(msgspec.Struct, kw_only=True):
     """One contact's run through one journey version.
 
-    `step_index` is the step the instance is at: while waiting, the `wait` step's index; once
-    completed, the number of steps. `trigger` keeps what templates need of the trigger event.
+    `position` is the step the instance is at, as a path through the step tree: a step's index
+    in its list, then for a step with branches (`wait_for`, `split`) the branch taken and the
+    index in that branch's list, and so on. While waiting it names the `wait` or `wait_for`;
+    once completed it is one past the last top-level step. `trigger` keeps what templates need
+    of the trigger event.
     """
 
     instance_id: str
@@ -34,7 +45,7 @@ class JourneyInstance(msgspec.Struct, kw_only=True):
     version: str
     contact_id: str
     status: Status
-    step_index: int
+    position: list[int]
     entered_at: float
     wake_at: float | None
     trigger: dict[str, Any]
@@ -76,6 +87,10 @@ def on_event(
         _check_version(journey, active)
         if any(goal.matches(event) for goal in journey.exit_on):
             return Transition(instance=replace(active, status="exited", wake_at=None), effects=[])
+        waiting = _step_at(journey.steps, active.position)
+        if isinstance(waiting, WaitForStep) and waiting.rule.matches(event):
+            resumed = replace(active, wake_at=None)
+            return _run(journey, resumed, [*active.position, WaitForStep.CAME, 0], now)
         return Transition(instance=None, effects=[])
     if not journey.trigger.matches(event) or not _may_enter(journey.entry, last_entered_at, now):
         return Transition(instance=None, effects=[])
@@ -85,7 +100,7 @@ def on_event(
         version=journey.version,
         contact_id=contact_id,
         status="active",
-        step_index=0,
+        position=[0],
         entered_at=now,
         wake_at=None,
         trigger={
@@ -94,23 +109,27 @@ def on_event(
             "message_id": event.message_id,
         },
     )
-    return _run(journey, instance, 0, now)
+    return _run(journey, instance, [0], now)
 
 
 def on_timer(journey: JourneyDefinition, instance: JourneyInstance, *, now: float) -> Transition:
-    """Resume `instance` after its wait once `now` reaches `wake_at`; early or stale: no change.
-
-    `journey` must be the instance's version. An instance whose step index lies outside that
-    version's steps completes.
+    """Resume `instance` once `now` reaches `wake_at`: after a `wait`, with the next step;
+    after a `wait_for` whose event did not come, with its `on_timeout` branch. Early or stale:
+    no change. `journey` must be the instance's version. An instance whose position is not a
+    waiting step of that version completes.
     """
     if instance.status != "active":
         return Transition(instance=None, effects=[])
     _check_version(journey, instance)
-    if not 0 <= instance.step_index < len(journey.steps):
+    waiting = _step_at(journey.steps, instance.position)
+    if not isinstance(waiting, WaitStep | WaitForStep):
         return Transition(instance=_completed(journey, instance), effects=[])
     if instance.wake_at is None or now < instance.wake_at:
         return Transition(instance=None, effects=[])
-    return _run(journey, replace(instance, wake_at=None), instance.step_index + 1, now)
+    resumed = replace(instance, wake_at=None)
+    if isinstance(waiting, WaitForStep):
+        return _run(journey, resumed, [*instance.position, WaitForStep.TIMED_OUT, 0], now)
+    return _run(journey, resumed, _next(instance.position), now)
 
 
 def _may_enter(rule: EntryRule, last_entered_at: float | None, now: float) -> bool:
@@ -121,13 +140,50 @@ def _may_enter(rule: EntryRule, last_entered_at: float | None, now: float) -> bo
     return rule.kind == "always"
 
 
+def _step_at(steps: list[Step], position: list[int]) -> Step | None:
+    """The step at `position`, or None when the position leads nowhere in these steps."""
+    if not position or len(position) % 2 == 0:
+        return None
+    index = position[0]
+    if not 0 <= index < len(steps):
+        return None
+    step = steps[index]
+    if len(position) == 1:
+        return step
+    branches = _branches(step)
+    branch = position[1]
+    if not 0 <= branch < len(branches):
+        return None
+    return _step_at(branches[branch], position[2:])
+
+
+def _branches(step: Step) -> list[list[Step]]:
+    match step:
+        case WaitForStep():
+            return [step.came, step.timed_out]
+        case SplitStep():
+            return [arm.steps for arm in step.arms]
+        case _:
+            return []
+
+
+def _next(position: list[int]) -> list[int]:
+    return [*position[:-1], position[-1] + 1]
+
+
 def _run(
-    journey: JourneyDefinition, instance: JourneyInstance, start: int, now: float
+    journey: JourneyDefinition, instance: JourneyInstance, position: list[int], now: float
 ) -> Transition:
-    """Run steps from `start` until a wait or the end."""
+    """Run steps from `position` until a wait or the end. A branch that ends goes on with the
+    step after the one it branched from."""
     effects: list[SendEffect] = []
-    for index in range(start, len(journey.steps)):
-        step = journey.steps[index]
+    while True:
+        step = _step_at(journey.steps, position)
+        if step is None:
+            if len(position) == 1:
+                return Transition(instance=_completed(journey, instance), effects=effects)
+            position = _next(position[:-2])  # out of the branch
+            continue
         match step:
             case SendStep():
                 effects.append(
@@ -138,16 +194,19 @@ def _run(
                         message_class=step.message_class,
                     )
                 )
-            case WaitStep():
-                waiting = replace(instance, step_index=index, wake_at=now + step.seconds)
+                position = _next(position)
+            case WaitStep() | WaitForStep():
+                wait = step.seconds if isinstance(step, WaitStep) else step.timeout
+                waiting = replace(instance, position=position, wake_at=now + wait)
                 return Transition(instance=waiting, effects=effects)
+            case SplitStep():
+                position = [*position, step.arm_for(instance.contact_id), 0]
             case _:
                 assert_never(step)
-    return Transition(instance=_completed(journey, instance), effects=effects)
 
 
 def _completed(journey: JourneyDefinition, instance: JourneyInstance) -> JourneyInstance:
-    return replace(instance, status="completed", step_index=len(journey.steps), wake_at=None)
+    return replace(instance, status="completed", position=[len(journey.steps)], wake_at=None)
 
 
 def _check_version(journey: JourneyDefinition, instance: JourneyInstance) -> None:
