@@ -162,3 +162,23 @@ def test_shaping_errors_name_the_line(
 def test_not_a_project(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match=r"no mailpulse\.toml"):
         load_project(tmp_path)
+
+
+def test_the_default_time_zone_must_be_one(project: Path) -> None:
+    assert load_project(project).config.project.timezone == "UTC"
+    edit(project, 'name = "Testshop"', 'name = "Testshop"\ntimezone = "Europe/Berlln"')
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert f"mailpulse.toml:{line_of(project, 'timezone')}:" in str(caught.value)
+    assert "not a time zone" in str(caught.value)
+
+
+def test_segments_load_with_the_project_and_a_bad_one_names_its_line(project: Path) -> None:
+    (project / "segments").mkdir()
+    vip = project / "segments" / "vip.yaml"
+    vip.write_text("conditions:\n  trait: lifetime_value\n  gte: 1000\n")
+    assert set(load_project(project).segments) == {"vip"}
+    vip.write_text("conditions:\n  trait: lifetime_value\n  greater: 1000\n")
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert "vip.yaml:3:" in str(caught.value)

@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 
+from mailpulse.audience.segments import Segment, load_segments
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
 from mailpulse.errors import ProjectError
 from mailpulse.journeys import JourneyDefinition, load_journeys
+from mailpulse.policy.localtime import zone
 from mailpulse.render import TemplateLibrary
 from mailpulse.units import parse_duration, parse_rate
 
@@ -30,6 +32,8 @@ class ProjectSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     postal_address: str = ""
     write_keys: list[str] = msgspec.field(default_factory=list)
     admin_key: str = ""
+    # The clock of contacts without a `timezone` trait (an IANA name).
+    timezone: str = "UTC"
 
 
 class SenderSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -248,6 +252,7 @@ class Project:
     shaping: Shaping
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
+    segments: dict[str, Segment]
     dkim_private_key: bytes | None
 
     @property
@@ -285,9 +290,17 @@ def load_project(project_dir: Path) -> Project:
     config, durations, shaping = load_config(project_dir)
     text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
     _check_sender(config, project_dir / CONFIG_FILE, text)
+    if zone(config.project.timezone) is None:
+        raise ProjectError(
+            project_dir / CONFIG_FILE,
+            f"[project] timezone: {config.project.timezone!r} is not a time zone: write an IANA "
+            "name such as 'Europe/Berlin' or 'America/New_York'",
+            _line_of(text, "project", "timezone"),
+        )
     templates = TemplateLibrary.load(project_dir / "templates")
     journeys_dir = project_dir / "journeys"
     journeys = load_journeys(journeys_dir, templates.names()) if journeys_dir.is_dir() else []
+    segments = load_segments(project_dir / "segments")
     return Project(
         root=project_dir,
         config=config,
@@ -295,6 +308,7 @@ def load_project(project_dir: Path) -> Project:
         shaping=shaping,
         templates=templates,
         journeys={j.id: j for j in journeys},
+        segments={seg.id: seg for seg in segments},
         dkim_private_key=_load_dkim_key(project_dir, config, text),
     )
 

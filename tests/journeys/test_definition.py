@@ -279,7 +279,8 @@ BAD = [
     pytest.param(
         "trigger: {event: A}\nsteps:\n  - send: welcome\n    wait: 1h\n",
         3,
-        "a step does exactly one of send, wait, wait_for, split; this has send and wait",
+        "a step does exactly one of send, wait, wait_until, wait_for, split; "
+        "this has send and wait",
         id="two-kinds",
     ),
     pytest.param(

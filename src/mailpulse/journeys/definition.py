@@ -31,10 +31,16 @@ _STEP_KEYS = {
     "send": ("send", "id", "message_class"),
     "wait": ("wait", "id"),
     "wait_for": ("wait_for", "id", "then", "on_timeout"),
+    "wait_until": ("wait_until", "id"),
     "split": ("split", "id"),
 }
 _WAIT_FOR_KEYS = ("event", "where", "timeout")
 _ARM_KEYS = ("arm", "weight", "steps")
+_WAIT_UNTIL_KEYS = ("time", "trait", "offset")
+_WAIT_UNTIL_EXAMPLE = (
+    "- wait_until: {time: '09:00'}\nor\n- wait_until: {trait: renewal_date, offset: -3d}"
+)
+_TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _WAIT_FOR_EXAMPLE = (
     "- wait_for:\n    event: Order Completed\n    timeout: 1d\n  on_timeout:\n    - send: reminder"
 )
@@ -88,6 +94,17 @@ class WaitStep(msgspec.Struct, frozen=True, tag="wait"):
     seconds: float
 
 
+class WaitUntilStep(msgspec.Struct, frozen=True, tag="wait_until"):
+    """Wait until a time of day on the contact's clock (`time`, hours and minutes), or until
+    the moment in a date trait plus `offset` seconds (negative: before it). A trait that is
+    missing, unreadable or already past does not hold the journey up."""
+
+    id: str
+    time: tuple[int, int] | None = None
+    trait: str | None = None
+    offset: float = 0.0
+
+
 class WaitForStep(msgspec.Struct, frozen=True, tag="wait_for"):
     """Wait up to `timeout` seconds for an event: `came` runs if it comes, `timed_out` if not;
     either way the journey then goes on after this step."""
@@ -126,7 +143,7 @@ class SplitStep(msgspec.Struct, frozen=True, tag="split"):
         return len(self.arms) - 1  # rounding at the very top
 
 
-Step = SendStep | WaitStep | WaitForStep | SplitStep
+Step = SendStep | WaitStep | WaitUntilStep | WaitForStep | SplitStep
 
 
 class JourneyDefinition(msgspec.Struct, frozen=True):
@@ -199,6 +216,7 @@ class _JourneyParser:
         self._step_parsers: dict[str, Callable[[dict[str, Node], str, str], Step]] = {
             "send": self._send,
             "wait": self._wait,
+            "wait_until": self._wait_until,
             "wait_for": self._wait_for,
             "split": self._split,
         }
@@ -369,6 +387,31 @@ class _JourneyParser:
             came=self._branch(then_node, message_class, f"{step_id}-then-"),
             timed_out=self._branch(timeout_branch, message_class, f"{step_id}-timeout-"),
         )
+
+    def _wait_until(
+        self, entries: dict[str, Node], step_id: str, message_class: str
+    ) -> WaitUntilStep:
+        r = self.reader
+        node = entries["wait_until"]
+        spec = r.mapping(node, "wait_until", _WAIT_UNTIL_KEYS, _WAIT_UNTIL_EXAMPLE)
+        time_node, trait_node = r.optional(spec, "time"), r.optional(spec, "trait")
+        offset_node = r.optional(spec, "offset")
+        if (time_node is None) == (trait_node is None):
+            r.fail(node, f"wait_until takes either a time or a trait, e.g.\n{_WAIT_UNTIL_EXAMPLE}")
+        if time_node is not None:
+            if offset_node is not None:
+                r.fail(offset_node, "an offset goes with a trait; for a time, write the time")
+            match = _TIME_OF_DAY.fullmatch(str(r.value(time_node)).strip())
+            if match is None:
+                r.fail(time_node, "a time of day is HH:MM on a 24-hour clock, e.g. '09:00'")
+            return WaitUntilStep(id=step_id, time=(int(match[1]), int(match[2])))
+        assert trait_node is not None
+        offset = 0.0
+        if offset_node is not None:
+            text = str(r.value(offset_node)).strip()
+            sign = -1.0 if text.startswith("-") else 1.0
+            offset = sign * self._duration(offset_node, text.lstrip("+-"))
+        return WaitUntilStep(id=step_id, trait=r.text(trait_node, "trait"), offset=offset)
 
     def _branch(self, node: Node | None, message_class: str, prefix: str) -> list[Step]:
         return self._steps(node, message_class, prefix, branch=True) if node else []

@@ -11,6 +11,9 @@ definition, and a mismatch is a programming error (ValueError), never silently t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
 from typing import Any, Literal, assert_never
 
 import msgspec
@@ -24,7 +27,9 @@ from mailpulse.journeys.definition import (
     Step,
     WaitForStep,
     WaitStep,
+    WaitUntilStep,
 )
+from mailpulse.policy.localtime import contact_zone, next_local_time, trait_instant
 from mailpulse.types import Event
 
 Status = Literal["active", "completed", "exited"]
@@ -51,6 +56,23 @@ class JourneyInstance(msgspec.Struct, kw_only=True):
     trigger: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ContactTime:
+    """What a `wait_until` reads of the contact: its traits (`timezone`, date traits) and the
+    project's default zone."""
+
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    default_timezone: str = "UTC"
+
+    def wake_for(self, step: WaitUntilStep, now: float) -> float:
+        where = contact_zone(self.traits, self.default_timezone)
+        if step.time is not None:
+            return next_local_time(now, time(*step.time), where)
+        assert step.trait is not None
+        moment = trait_instant(self.traits.get(step.trait), where)
+        return now if moment is None else max(now, moment + step.offset)
+
+
 class SendEffect(msgspec.Struct, kw_only=True):
     """Send `template` to the instance's contact; `intent_key` is the idempotency key."""
 
@@ -75,6 +97,7 @@ def on_event(
     active: JourneyInstance | None,
     last_entered_at: float | None,
     now: float,
+    contact: ContactTime = ContactTime(),
 ) -> Transition:
     """Apply one of the contact's events to `journey`.
 
@@ -90,7 +113,7 @@ def on_event(
         waiting = _step_at(journey.steps, active.position)
         if isinstance(waiting, WaitForStep) and waiting.rule.matches(event):
             resumed = replace(active, wake_at=None)
-            return _run(journey, resumed, [*active.position, WaitForStep.CAME, 0], now)
+            return _run(journey, resumed, [*active.position, WaitForStep.CAME, 0], now, contact)
         return Transition(instance=None, effects=[])
     if not journey.trigger.matches(event) or not _may_enter(journey.entry, last_entered_at, now):
         return Transition(instance=None, effects=[])
@@ -109,10 +132,16 @@ def on_event(
             "message_id": event.message_id,
         },
     )
-    return _run(journey, instance, [0], now)
+    return _run(journey, instance, [0], now, contact)
 
 
-def on_timer(journey: JourneyDefinition, instance: JourneyInstance, *, now: float) -> Transition:
+def on_timer(
+    journey: JourneyDefinition,
+    instance: JourneyInstance,
+    *,
+    now: float,
+    contact: ContactTime = ContactTime(),
+) -> Transition:
     """Resume `instance` once `now` reaches `wake_at`: after a `wait`, with the next step;
     after a `wait_for` whose event did not come, with its `on_timeout` branch. Early or stale:
     no change. `journey` must be the instance's version. An instance whose position is not a
@@ -122,14 +151,14 @@ def on_timer(journey: JourneyDefinition, instance: JourneyInstance, *, now: floa
         return Transition(instance=None, effects=[])
     _check_version(journey, instance)
     waiting = _step_at(journey.steps, instance.position)
-    if not isinstance(waiting, WaitStep | WaitForStep):
+    if not isinstance(waiting, WaitStep | WaitUntilStep | WaitForStep):
         return Transition(instance=_completed(journey, instance), effects=[])
     if instance.wake_at is None or now < instance.wake_at:
         return Transition(instance=None, effects=[])
     resumed = replace(instance, wake_at=None)
     if isinstance(waiting, WaitForStep):
-        return _run(journey, resumed, [*instance.position, WaitForStep.TIMED_OUT, 0], now)
-    return _run(journey, resumed, _next(instance.position), now)
+        return _run(journey, resumed, [*instance.position, WaitForStep.TIMED_OUT, 0], now, contact)
+    return _run(journey, resumed, _next(instance.position), now, contact)
 
 
 def _may_enter(rule: EntryRule, last_entered_at: float | None, now: float) -> bool:
@@ -172,7 +201,11 @@ def _next(position: list[int]) -> list[int]:
 
 
 def _run(
-    journey: JourneyDefinition, instance: JourneyInstance, position: list[int], now: float
+    journey: JourneyDefinition,
+    instance: JourneyInstance,
+    position: list[int],
+    now: float,
+    contact: ContactTime,
 ) -> Transition:
     """Run steps from `position` until a wait or the end. A branch that ends goes on with the
     step after the one it branched from."""
@@ -198,6 +231,13 @@ def _run(
             case WaitStep() | WaitForStep():
                 wait = step.seconds if isinstance(step, WaitStep) else step.timeout
                 waiting = replace(instance, position=position, wake_at=now + wait)
+                return Transition(instance=waiting, effects=effects)
+            case WaitUntilStep():
+                wake = contact.wake_for(step, now)
+                if wake <= now:
+                    position = _next(position)
+                    continue
+                waiting = replace(instance, position=position, wake_at=wake)
                 return Transition(instance=waiting, effects=effects)
             case SplitStep():
                 position = [*position, step.arm_for(instance.contact_id), 0]

@@ -20,7 +20,14 @@ import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
 from mailpulse.bus import Bus, BusUnavailable, partition_of
-from mailpulse.journeys import JourneyDefinition, JourneyInstance, SendEffect, on_event, on_timer
+from mailpulse.journeys import (
+    ContactTime,
+    JourneyDefinition,
+    JourneyInstance,
+    SendEffect,
+    on_event,
+    on_timer,
+)
 from mailpulse.observe import Metrics
 from mailpulse.policy import check_send
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
@@ -170,7 +177,9 @@ class FoldWorker:
         clock: Callable[[], float] = time.time,
         cached_contacts: int = CACHED_CONTACTS,
         foresee: Callable[[SendIntent], None] | None = None,
+        default_timezone: str = "UTC",
     ) -> None:
+        self._default_timezone = default_timezone
         self._cached_contacts = cached_contacts
         self._foresee = foresee
         self._log = log
@@ -386,6 +395,7 @@ class FoldWorker:
                 active=active,
                 last_entered_at=last_entered,
                 now=now,
+                contact=ContactTime(contact.traits, self._default_timezone),
             )
             if tr.instance is None:
                 continue
@@ -692,7 +702,12 @@ class FoldWorker:
                     inst.status, inst.wake_at = "exited", None
                     self._store_instance(inst, batch)
                     continue
-                tr = on_timer(journey, inst, now=now)
+                tr = on_timer(
+                    journey,
+                    inst,
+                    now=now,
+                    contact=ContactTime(contact.traits, self._default_timezone),
+                )
                 if tr.instance is not None:
                     self._store_instance(tr.instance, batch)
                     self._queue_sends(contact, tr.instance, tr.effects, now, batch)

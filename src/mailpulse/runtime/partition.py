@@ -67,6 +67,7 @@ class PartitionRunner:
             partition=partition,
             clock=clock,
             foresee=self.sender.foresee,
+            default_timezone=project.config.project.timezone,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
