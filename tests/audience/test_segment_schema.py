@@ -28,7 +28,7 @@ from mailpulse.audience.segments.conditions import (
     TraitCondition,
 )
 from mailpulse.errors import ProjectError
-from mailpulse.journeys.filters import Filter
+from mailpulse.events.filters import Filter
 
 DAY = 86400.0
 

@@ -4,9 +4,9 @@ import msgspec
 import pytest
 
 from mailpulse.errors import ProjectError
+from mailpulse.events.filters import Filter
 from mailpulse.journeys import JourneyDefinition, load_journeys, parse_journey
 from mailpulse.journeys.definition import EntryRule, SendStep, WaitStep
-from mailpulse.journeys.filters import Filter
 from mailpulse.types import Event
 
 TEMPLATES = {"welcome", "cart_reminder", "order_confirmation", "review_request"}

@@ -54,16 +54,23 @@ async def test_a_partition_stopped_cleanly_moves_at_once(
     assert await b.may_start(0)
 
 
-async def test_an_owner_cut_off_gets_time_to_record_its_sends(
-    leases: Callable[[], PartitionLeases],
-) -> None:
+async def cut_off_owner(leases: Callable[[], PartitionLeases]) -> tuple[PartitionLeases, ...]:
+    """`a` ran partition 0 and lost its session without saying it stopped (a database restart,
+    or a kill); `b` holds the lock now."""
     a, b = leases(), leases()
     await a.open()
     await a.acquire(1)
     assert await a.may_start(0)
-    await a.close()  # its session, and the lock, gone: a database restart, say
+    await a.close()
     await b.open()
     assert await b.acquire(1) == {0}
+    return a, b
+
+
+async def test_an_owner_cut_off_gets_time_to_record_its_sends(
+    leases: Callable[[], PartitionLeases],
+) -> None:
+    a, b = await cut_off_owner(leases)
     assert not await b.may_start(0)  # a may hold sends it has not recorded yet
     await a.stopped_cleanly(0)  # a is back, has recorded them, and says so
     assert await b.may_start(0)
@@ -72,13 +79,7 @@ async def test_an_owner_cut_off_gets_time_to_record_its_sends(
 async def test_an_owner_that_never_comes_back_is_taken_for_dead_after_the_grace(
     leases: Callable[[], PartitionLeases],
 ) -> None:
-    a, b = leases(), leases()
-    await a.open()
-    await a.acquire(1)
-    assert await a.may_start(0)
-    await a.close()  # killed
-    await b.open()
-    await b.acquire(1)
+    _, b = await cut_off_owner(leases)
     assert not await b.may_start(0)
     await asyncio.sleep(GRACE)
     assert await b.may_start(0)

@@ -16,9 +16,9 @@ import msgspec
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from mailpulse.errors import ProjectError
-from mailpulse.journeys.filters import FILTER_OPS, Filter, compile_filter, matches
+from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
 from mailpulse.journeys.yamlnodes import NodeReader, compose, suggest
-from mailpulse.types import Event, EventType, MessageClass
+from mailpulse.types import MessageClass
 from mailpulse.units import parse_duration
 
 # Ids end up inside instance ids and intent keys, joined by ':'.
@@ -54,18 +54,8 @@ _TRIGGER_EXAMPLE = "trigger:\n  event: Signed Up"
 _GOAL_EXAMPLE = "exit_on:\n  - event: Order Completed"
 
 
-class EventRule(msgspec.Struct, frozen=True):
+class EventRule(EventMatch, frozen=True):
     """A `track` event by name, with property filters that must all hold."""
-
-    event: str
-    where: tuple[Filter, ...] = ()
-
-    def matches(self, event: Event) -> bool:
-        return (
-            event.type == EventType.TRACK
-            and event.event == self.event
-            and matches(self.where, event.properties)
-        )
 
 
 class Trigger(EventRule, frozen=True):

@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from mailpulse.journeys.filters import Filter, matches
-from mailpulse.types import Contact, Event, EventType
+from mailpulse.events.filters import EventMatch, Filter, matches
+from mailpulse.types import Contact
 
 TOPIC_SUBSCRIBED = "Topic Subscribed"
 TOPIC_UNSUBSCRIBED = "Topic Unsubscribed"
@@ -120,19 +120,9 @@ class Seen(msgspec.Struct, frozen=True, tag="seen"):
         return None if seen is None else self.date.changes_at(seen, now)
 
 
-class Aggregate(msgspec.Struct, frozen=True, dict=True, omit_defaults=True):
+class Aggregate(EventMatch, frozen=True, dict=True, omit_defaults=True):
     """What a behaviour condition counts: track events named `event` whose properties match
     `where`. Conditions that count the same events share one aggregate, found by `key`."""
-
-    event: str
-    where: tuple[Filter, ...] = ()
-
-    def matches(self, event: Event) -> bool:
-        return (
-            event.type == EventType.TRACK
-            and event.event == self.event
-            and matches(self.where, event.properties)
-        )
 
     @cached_property
     def key(self) -> str:

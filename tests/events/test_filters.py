@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpulse.journeys.filters import FILTER_OPS, compile_filter, matches
+from mailpulse.events.filters import FILTER_OPS, compile_filter, matches
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_values = st.recursive(

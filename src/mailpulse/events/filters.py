@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from mailpulse.types import Event, EventType
+
 _MISSING = object()
 
 
@@ -93,3 +95,17 @@ def _lookup(properties: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 def matches(where: Iterable[Filter], properties: Mapping[str, Any]) -> bool:
     """True when every filter holds for `properties` (no filters: always true)."""
     return all(_OPS[f.op](_lookup(properties, f.path), f.value) for f in where)
+
+
+class EventMatch(msgspec.Struct, frozen=True):
+    """`track` events named `event` whose properties match every filter of `where`."""
+
+    event: str
+    where: tuple[Filter, ...] = ()
+
+    def matches(self, event: Event) -> bool:
+        return (
+            event.type == EventType.TRACK
+            and event.event == self.event
+            and matches(self.where, event.properties)
+        )
