@@ -182,3 +182,34 @@ def test_segments_load_with_the_project_and_a_bad_one_names_its_line(project: Pa
     with pytest.raises(ProjectError) as caught:
         load_project(project)
     assert "vip.yaml:3:" in str(caught.value)
+
+
+def test_the_send_policy_loads(project: Path) -> None:
+    edit(
+        project,
+        "[delivery]",
+        '[policy]\nquiet_hours = "21:00-08:00"\nfrequency_cap = "3/1d"\n\n[delivery]',
+    )
+    policy = load_project(project).send_policy
+    assert policy.quiet_hours is not None and policy.quiet_hours.start.hour == 21
+    assert policy.frequency_cap is not None
+    assert (policy.frequency_cap.count, policy.frequency_cap.period) == (3, 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('quiet_hours = "21-8"', "e.g. '21:00-08:00'"),
+        ('quiet_hours = "09:00-09:00"', "e.g. '21:00-08:00'"),
+        ('frequency_cap = "3 per day"', "e.g. '3/1d'"),
+        ('frequency_cap = "0/1d"', "e.g. '3/1d'"),
+        ('frequency_cap = "3/soon"', "e.g. '3/1d'"),
+    ],
+)
+def test_send_policy_errors_name_the_line(project: Path, line: str, reason: str) -> None:
+    edit(project, "[delivery]", f"[policy]\n{line}\n\n[delivery]")
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    key = line.split(" =")[0]
+    assert f"mailpulse.toml:{line_of(project, key)}: [policy] {key}" in str(caught.value)
+    assert reason in str(caught.value)

@@ -9,8 +9,9 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -19,6 +20,7 @@ from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
 from mailpulse.errors import ProjectError
 from mailpulse.journeys import JourneyDefinition, load_journeys
+from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
 from mailpulse.render import TemplateLibrary
 from mailpulse.units import parse_duration, parse_rate
@@ -79,6 +81,13 @@ class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dedup_window: str = "24h"
 
 
+class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Marketing only, on each contact's clock: "21:00-08:00"; held, then sent when they end.
+    quiet_hours: str = ""
+    # Marketing per contact across all journeys: "3/1d"; over it, a message is not sent.
+    frequency_cap: str = ""
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -86,6 +95,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     smtp: SmtpSection = msgspec.field(default_factory=SmtpSection)
     delivery: DeliverySection = msgspec.field(default_factory=DeliverySection)
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
+    policy: PolicySection = msgspec.field(default_factory=PolicySection)
 
 
 _KNOWN_KEYS = {
@@ -97,6 +107,7 @@ _KNOWN_KEYS = {
     "delivery": DeliverySection,
     "delivery.shaping": ShapingSection,
     "ingest": IngestSection,
+    "policy": PolicySection,
 }
 
 
@@ -253,6 +264,7 @@ class Project:
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
     segments: dict[str, Segment]
+    send_policy: SendPolicy
     dkim_private_key: bytes | None
 
     @property
@@ -290,13 +302,7 @@ def load_project(project_dir: Path) -> Project:
     config, durations, shaping = load_config(project_dir)
     text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
     _check_sender(config, project_dir / CONFIG_FILE, text)
-    if zone(config.project.timezone) is None:
-        raise ProjectError(
-            project_dir / CONFIG_FILE,
-            f"[project] timezone: {config.project.timezone!r} is not a time zone: write an IANA "
-            "name such as 'Europe/Berlin' or 'America/New_York'",
-            _line_of(text, "project", "timezone"),
-        )
+    send_policy = _send_policy(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
     journeys_dir = project_dir / "journeys"
     journeys = load_journeys(journeys_dir, templates.names()) if journeys_dir.is_dir() else []
@@ -309,8 +315,46 @@ def load_project(project_dir: Path) -> Project:
         templates=templates,
         journeys={j.id: j for j in journeys},
         segments={seg.id: seg for seg in segments},
+        send_policy=send_policy,
         dkim_private_key=_load_dkim_key(project_dir, config, text),
     )
+
+
+_TIME_RANGE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_CAP = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
+
+
+def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
+    def fail(section: str, key: str, why: str) -> NoReturn:
+        raise ProjectError(path, f"[{section}] {key}: {why}", _line_of(text, section, key))
+
+    timezone = config.project.timezone
+    if zone(timezone) is None:
+        fail(
+            "project",
+            "timezone",
+            f"{timezone!r} is not a time zone: write an IANA name such as 'Europe/Berlin'",
+        )
+    quiet, cap = None, None
+    if config.policy.quiet_hours:
+        m = _TIME_RANGE.match(config.policy.quiet_hours)
+        if m is None or m.group(1, 2) == m.group(3, 4):
+            fail(
+                "policy",
+                "quiet_hours",
+                "write the local times they start and end, e.g. '21:00-08:00'",
+            )
+        quiet = QuietHours(time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4])))
+    if config.policy.frequency_cap:
+        m = _CAP.match(config.policy.frequency_cap)
+        try:
+            period = parse_duration(m[2]) if m else 0.0
+        except ValueError:
+            period = 0.0
+        if m is None or int(m[1]) < 1 or period <= 0:
+            fail("policy", "frequency_cap", "write how many per how long, e.g. '3/1d'")
+        cap = FrequencyCap(int(m[1]), period)
+    return SendPolicy(quiet_hours=quiet, frequency_cap=cap, default_timezone=timezone)
 
 
 def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:

@@ -78,6 +78,8 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     known: bool = False  # identified by a userId, not only an anonymousId
     awaiting: list[str] = msgspec.field(default_factory=list)
     held: list[Event] = msgspec.field(default_factory=list)
+    # When the marketing messages a frequency cap can still see were queued.
+    marketing_sent: list[float] = msgspec.field(default_factory=list)
 
 
 class MessageClass(StrEnum):

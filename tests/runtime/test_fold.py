@@ -7,12 +7,14 @@ import contextlib
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailpulse.bus import InProcessBus
-from mailpulse.journeys import parse_journey
+from mailpulse.journeys import JourneyDefinition, parse_journey
 from mailpulse.observe import Metrics
+from mailpulse.policy import NO_POLICY, SendPolicy
 from mailpulse.runtime.fold import SENDS, FoldWorker
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
@@ -43,7 +45,13 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, data: Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        data: Path,
+        clock: Clock,
+        journeys: dict[str, JourneyDefinition] | None = None,
+        policy: SendPolicy = NO_POLICY,
+    ) -> None:
         self.log = SqliteEventLog(data / "log.db")
         self.state = SqliteStateStore(data / "state.db")
         self.bus = InProcessBus()
@@ -53,9 +61,10 @@ class Harness:
             state=self.state,
             bus=self.bus,
             shipper=LifecycleShipper(self.state, self.append),
-            journeys={"cart": CART},
+            journeys={"cart": CART} if journeys is None else journeys,
             metrics=Metrics(),
             clock=clock,
+            policy=policy,
         )
 
     async def append(self, events: list[Event]) -> list[Event]:
@@ -75,8 +84,8 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running(data: Path, clock: Clock) -> AsyncIterator[Harness]:
-    h = Harness(data, clock)
+async def running(data: Path, clock: Clock, **options: Any) -> AsyncIterator[Harness]:
+    h = Harness(data, clock, **options)
     await h.log.open()
     await h.state.open()
     task = asyncio.create_task(h.fold.run())

@@ -71,3 +71,4 @@ def merge_contacts(target: Contact, source: Contact) -> None:
         target.first_seen = source.first_seen
     target.last_seen = max(target.last_seen, source.last_seen)
     target.known = target.known or source.known
+    target.marketing_sent = sorted(target.marketing_sent + source.marketing_sent)

@@ -1,5 +1,23 @@
 """Send policy: who may receive what, and when."""
 
-from mailpulse.policy.gate import ALLOW, Verdict, check_send
+from mailpulse.policy.gate import (
+    ALLOW,
+    NO_POLICY,
+    FrequencyCap,
+    QuietHours,
+    SendPolicy,
+    Verdict,
+    check_send,
+    remember_marketing,
+)
 
-__all__ = ["ALLOW", "Verdict", "check_send"]
+__all__ = [
+    "ALLOW",
+    "NO_POLICY",
+    "FrequencyCap",
+    "QuietHours",
+    "SendPolicy",
+    "Verdict",
+    "check_send",
+    "remember_marketing",
+]

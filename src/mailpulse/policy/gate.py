@@ -1,25 +1,83 @@
 """The last gate before a send intent reaches the outbox.
 
-Issue-level policy (suppression lists, consent, caps, quiet hours) plugs in here; today the
-gate refuses a contact with no usable address, with the reason kept for the lifecycle event.
+A contact with no usable address gets nothing. Marketing also meets the project's send
+policy: a frequency cap (at most N marketing messages per contact per period, counted across
+all journeys) and quiet hours on the contact's own clock, during which a message is held and
+sent when they end, never dropped.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 import msgspec
 
-from mailpulse.types import Contact
+from mailpulse.policy.localtime import contact_zone, next_local_time
+from mailpulse.types import Contact, MessageClass
+
+
+class QuietHours(msgspec.Struct, frozen=True):
+    """From `start` to `end`, local time; a window that crosses midnight (21:00-08:00) too."""
+
+    start: time
+    end: time
+
+    def held_until(self, now: float, contact: Contact, default_timezone: str) -> float | None:
+        where = contact_zone(contact.traits, default_timezone)
+        clock = datetime.fromtimestamp(now, where).time()
+        if self.start <= self.end:
+            inside = self.start <= clock < self.end
+        else:
+            inside = clock >= self.start or clock < self.end
+        return next_local_time(now, self.end, where) if inside else None
+
+
+class FrequencyCap(msgspec.Struct, frozen=True):
+    count: int
+    period: float
+
+    def reached(self, sent: list[float], now: float) -> bool:
+        return sum(1 for at in sent if at > now - self.period) >= self.count
+
+
+class SendPolicy(msgspec.Struct, frozen=True):
+    quiet_hours: QuietHours | None = None
+    frequency_cap: FrequencyCap | None = None
+    default_timezone: str = "UTC"
 
 
 class Verdict(msgspec.Struct, frozen=True):
     allowed: bool
     reason: str = ""
+    # Allowed, but to be sent at this time (epoch seconds), not now.
+    hold_until: float | None = None
 
 
 ALLOW = Verdict(True)
+NO_POLICY = SendPolicy()
 
 
-def check_send(contact: Contact, message_class: str) -> Verdict:
+def check_send(
+    contact: Contact, message_class: str, now: float = 0.0, policy: SendPolicy = NO_POLICY
+) -> Verdict:
     if contact.email is None:
         return Verdict(False, contact.email_error or "contact has no email address")
+    if message_class != MessageClass.MARKETING:
+        return ALLOW  # receipts and password resets are never capped or held
+    cap = policy.frequency_cap
+    if cap is not None and cap.reached(contact.marketing_sent, now):
+        return Verdict(False, f"frequency cap: {cap.count} marketing messages per {cap.period:g}s")
+    quiet = policy.quiet_hours
+    held = None if quiet is None else quiet.held_until(now, contact, policy.default_timezone)
+    if held is not None:
+        return Verdict(True, "quiet hours on the contact's clock", hold_until=held)
     return ALLOW
+
+
+def remember_marketing(contact: Contact, now: float, policy: SendPolicy) -> None:
+    """Count a marketing message against the cap; only what the cap can still see is kept."""
+    cap = policy.frequency_cap
+    if cap is None:
+        return
+    contact.marketing_sent = [at for at in contact.marketing_sent if at > now - cap.period]
+    contact.marketing_sent.append(now)

@@ -29,7 +29,7 @@ from mailpulse.journeys import (
     on_timer,
 )
 from mailpulse.observe import Metrics
-from mailpulse.policy import check_send
+from mailpulse.policy import NO_POLICY, SendPolicy, check_send, remember_marketing
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import (
@@ -42,7 +42,7 @@ from mailpulse.store import (
     StateStore,
 )
 from mailpulse.store.interface import EventLog
-from mailpulse.types import Contact, Event, EventType, SendIntent
+from mailpulse.types import Contact, Event, EventType, MessageClass, SendIntent
 
 log = logging.getLogger("mailpulse.fold")
 
@@ -177,9 +177,9 @@ class FoldWorker:
         clock: Callable[[], float] = time.time,
         cached_contacts: int = CACHED_CONTACTS,
         foresee: Callable[[SendIntent], None] | None = None,
-        default_timezone: str = "UTC",
+        policy: SendPolicy = NO_POLICY,
     ) -> None:
-        self._default_timezone = default_timezone
+        self._policy = policy
         self._cached_contacts = cached_contacts
         self._foresee = foresee
         self._log = log
@@ -395,7 +395,7 @@ class FoldWorker:
                 active=active,
                 last_entered_at=last_entered,
                 now=now,
-                contact=ContactTime(contact.traits, self._default_timezone),
+                contact=ContactTime(contact.traits, self._policy.default_timezone),
             )
             if tr.instance is None:
                 continue
@@ -665,19 +665,30 @@ class FoldWorker:
                 event_received_at=origin_received_at,
                 created_at=now,
             )
-            verdict = check_send(contact, eff.message_class)
-            if verdict.allowed:
-                status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
-                self._metrics.emails.labels("queued").inc()
-            else:
+            verdict = check_send(contact, eff.message_class, now, self._policy)
+            send_at = now
+            if not verdict.allowed:
                 status = OutboxStatus.SUPPRESSED
                 event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
                 self._metrics.emails.labels("suppressed").inc()
+            elif verdict.hold_until is not None:
+                # Held as a deferred row: the sender's retry sweep sends it when it is due.
+                status, send_at = OutboxStatus.DEFERRED, verdict.hold_until
+                event = lifecycle_event(
+                    Lifecycle.HELD, intent, now, reason=verdict.reason, until=send_at
+                )
+                self._metrics.emails.labels("held").inc()
+            else:
+                status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
+                self._metrics.emails.labels("queued").inc()
+            if verdict.allowed and eff.message_class == MessageClass.MARKETING:
+                remember_marketing(contact, now, self._policy)
+                batch.contacts.add(contact.id)
             batch.intents.append(
                 OutboxRow(
                     intent=intent,
                     status=status,
-                    next_attempt_at=now,
+                    next_attempt_at=send_at,
                     last_text=verdict.reason,
                     updated_at=now,
                 )
@@ -706,7 +717,7 @@ class FoldWorker:
                     journey,
                     inst,
                     now=now,
-                    contact=ContactTime(contact.traits, self._default_timezone),
+                    contact=ContactTime(contact.traits, self._policy.default_timezone),
                 )
                 if tr.instance is not None:
                     self._store_instance(tr.instance, batch)

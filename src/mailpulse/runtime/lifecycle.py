@@ -14,6 +14,7 @@ from mailpulse.types import Event, EventType, SendIntent
 
 class Lifecycle(StrEnum):
     QUEUED = "Email Queued"
+    HELD = "Email Held"  # by quiet hours, until `until`
     SENT = "Email Sent"
     DEFERRED = "Email Deferred"
     BOUNCED = "Email Bounced"

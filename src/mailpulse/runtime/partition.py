@@ -67,7 +67,7 @@ class PartitionRunner:
             partition=partition,
             clock=clock,
             foresee=self.sender.foresee,
-            default_timezone=project.config.project.timezone,
+            policy=project.send_policy,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
