@@ -25,13 +25,14 @@ def project(tmp_path: Path) -> Path:
 def test_validate_accepts_a_good_project(project: Path) -> None:
     result = runner.invoke(app, ["validate", str(project)])
     assert result.exit_code == 0, result.output
-    assert "2 templates, 2 journeys" in result.output
+    assert "2 templates, 2 journeys, 0 segments" in result.output
 
 
 def test_validate_accepts_the_demo_shop() -> None:
     shop = Path(__file__).resolve().parents[1] / "examples" / "shop"
     result = runner.invoke(app, ["validate", str(shop)])
     assert result.exit_code == 0, result.output
+    assert "5 journeys, 2 segments" in result.output
 
 
 def test_journey_typo_names_file_line_and_fix(project: Path) -> None:

@@ -76,11 +76,12 @@ async def _serve(app_: Any, host: str, port: int, stop: asyncio.Event | None = N
 
 @app.command()
 def validate(project: Annotated[Path, typer.Argument(help="The project folder.")] = Path(".")):
-    """Check a project: mailpulse.toml, templates and journeys. Errors name file and line."""
+    """Check a project: mailpulse.toml, templates, journeys and segments. Errors name file
+    and line."""
     loaded = _load(project)
     console.print(
         f"[green]ok[/] {loaded.root}: {len(loaded.templates.names())} templates, "
-        f"{len(loaded.journeys)} journeys"
+        f"{len(loaded.journeys)} journeys, {len(loaded.segments)} segments"
     )
 
 
