@@ -9,7 +9,7 @@ from mailpulse.journeys import JourneyDefinition, load_journeys, parse_journey
 from mailpulse.journeys.definition import EntryRule, SendStep, WaitStep
 from mailpulse.types import Event
 
-TEMPLATES = {"welcome", "cart_reminder", "order_confirmation", "review_request"}
+TEMPLATES = {"welcome", "browse_reminder", "cart_reminder", "order_confirmation", "review_request"}
 SHOP = Path(__file__).parents[2] / "examples" / "shop" / "journeys"
 
 WELCOME = """\
@@ -147,6 +147,7 @@ steps:
 def test_example_shop_journeys_load_with_its_templates() -> None:
     journeys = {j.id: j for j in load_journeys(SHOP, TEMPLATES)}
     assert sorted(journeys) == [
+        "browse_abandonment",
         "cart_abandonment",
         "order_confirmation",
         "post_purchase",

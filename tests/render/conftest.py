@@ -50,6 +50,8 @@ def _shop_context(**contact: Any) -> dict[str, Any]:
             "properties": {
                 "order_id": "order_00042",
                 "products": products,
+                # What a Product Viewed says of its one product.
+                **{k: products[0][k] for k in ("name", "price", "url", "image_url")},
                 "cart_total": 186.0,
                 "total": 186.0,
                 "currency": "USD",

@@ -11,7 +11,7 @@ from markupsafe import escape
 from mailpulse.render import CompiledTemplate, TemplateLibrary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "shop" / "templates"
-MARKETING = ("welcome", "cart_reminder", "review_request")
+MARKETING = ("welcome", "browse_reminder", "cart_reminder", "review_request")
 
 
 def test_html_template_with_style_is_inlined(templates) -> None:
@@ -59,7 +59,13 @@ def examples() -> TemplateLibrary:
 
 
 def test_example_shop_templates_load(examples: TemplateLibrary) -> None:
-    assert examples.names() == ["cart_reminder", "order_confirmation", "review_request", "welcome"]
+    assert examples.names() == [
+        "browse_reminder",
+        "cart_reminder",
+        "order_confirmation",
+        "review_request",
+        "welcome",
+    ]
 
 
 @pytest.mark.parametrize("name", MARKETING)
