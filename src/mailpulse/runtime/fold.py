@@ -86,16 +86,21 @@ def merge_request_id(ev: Event, key: str) -> str:
     return f"{ev.message_id}>merge:{key}"
 
 
-def merge_request(request: str, key: str, *, target: str, only_anonymous: bool) -> Event:
+def _plumbing(kind: EventType, message_id: str, contact_key: str, properties: dict) -> Event:
     now = time.time()
     return Event(
-        type=EventType.MERGE_REQUEST,
-        message_id=request,
-        contact_key=key,
-        properties={"request": request, "target": target, "only_anonymous": only_anonymous},
+        type=kind,
+        message_id=message_id,
+        contact_key=contact_key,
+        properties=properties,
         timestamp=now,
         received_at=now,
     )
+
+
+def merge_request(request: str, key: str, *, target: str, only_anonymous: bool) -> Event:
+    props = {"request": request, "target": target, "only_anonymous": only_anonymous}
+    return _plumbing(EventType.MERGE_REQUEST, request, key, props)
 
 
 def merge_requests(events: Sequence[Event], partitions: int) -> list[Event]:
@@ -381,6 +386,7 @@ class FoldWorker:
             return
         now = self._clock()
         positions = self._positions.setdefault(cid, {})
+        clock = ContactTime(contact.traits, self._policy.default_timezone)
         for current in self._journeys.values():
             pos = positions.get(current.id)
             active = pos.active if pos is not None else None
@@ -395,7 +401,7 @@ class FoldWorker:
                 active=active,
                 last_entered_at=last_entered,
                 now=now,
-                contact=ContactTime(contact.traits, self._policy.default_timezone),
+                contact=clock,
             )
             if tr.instance is None:
                 continue
@@ -485,7 +491,8 @@ class FoldWorker:
 
     def _here(self, key: str) -> bool:
         """Whether this partition owns `key` (a contact id, or an identity's mapping)."""
-        return partition_of(key, self._log.partitions) == self._partition
+        partitions = self._log.partitions
+        return partitions == 1 or partition_of(key, partitions) == self._partition
 
     def _claim(self, key: str, batch: _Batch) -> str:
         cid = self._lookup(key)
@@ -521,28 +528,33 @@ class FoldWorker:
             return
         key, only_anonymous = merged
         if not self._here(key):
-            # Ingestion asked the key's partition along with this event (`merge_requests`);
-            # the contact's next events wait for the answer.
-            self._contacts[cid].awaiting.append(merge_request_id(ev, key))
-            batch.contacts.add(cid)
+            # Ingestion asked the key's partition along with this event (`merge_requests`).
+            self._await_answer(cid, merge_request_id(ev, key), batch)
             return
         source = self._lookup(key)
         if source is None:
             self._map(key, cid, batch)
         elif source != cid and self._here(source):
-            src = self._contacts.get(source)
-            # One device shared by two signed-in people must not merge them.
-            if not (src is not None and only_anonymous and src.known):
+            if self._mergeable(source, only_anonymous):
                 self._merge(source, cid, batch)
                 self._map(key, cid, batch)
         elif source != cid:
             # The key was merged before, into a contact of another partition: ask its owner.
             request = merge_request_id(ev, source)
-            self._contacts[cid].awaiting.append(request)
-            batch.contacts.add(cid)
+            self._await_answer(cid, request, batch)
             batch.lifecycle.append(
                 merge_request(request, source, target=cid, only_anonymous=only_anonymous)
             )
+
+    def _await_answer(self, cid: str, request: str, batch: _Batch) -> None:
+        """The contact's next events wait for the answer to `request`."""
+        self._contacts[cid].awaiting.append(request)
+        batch.contacts.add(cid)
+
+    def _mergeable(self, source: str, only_anonymous: bool) -> bool:
+        # One device shared by two signed-in people must not merge them.
+        src = self._contacts.get(source)
+        return not (src is not None and only_anonymous and src.known)
 
     def _on_merge_request(self, ev: Event, batch: _Batch) -> None:
         """Asked by the fold that owns `target`: hand over the contact known as `key`."""
@@ -560,23 +572,14 @@ class FoldWorker:
         handed_over: str | None = None
         if source is None:
             self._map(key, target, batch)
-        elif source != target:
-            src = self._contacts.get(source)
-            if not (src is not None and props["only_anonymous"] and src.known):
-                # Even to this partition's own fold: the answer, folded in its turn, merges.
-                self._hand_over(source, target, batch)
-                handed_over = source
-                self._map(key, target, batch)
-        now = self._clock()
+        elif source != target and self._mergeable(source, props["only_anonymous"]):
+            # Even to this partition's own fold: the answer, folded in its turn, merges.
+            self._hand_over(source, target, batch)
+            handed_over = source
+            self._map(key, target, batch)
+        answer = {"request": request, "source": handed_over}
         batch.lifecycle.append(
-            Event(
-                type=EventType.MERGE_REPLY,
-                message_id=f"{request}:answer",
-                contact_key=target,
-                properties={"request": request, "source": handed_over},
-                timestamp=now,
-                received_at=now,
-            )
+            _plumbing(EventType.MERGE_REPLY, f"{request}:answer", target, answer)
         )
 
     def _hand_over(self, source: str, target: str, batch: _Batch) -> None:
