@@ -51,6 +51,11 @@ def test_the_morning_is_the_contacts_own() -> None:
     assert [e.template for e in done.effects] == ["good_morning"]
 
 
+def test_an_unquoted_time_is_read_as_written() -> None:
+    unquoted = parse_journey(MORNING.replace('"09:00"', "9:30"), Path("journeys/j.yaml"))
+    assert unquoted.steps[0].time == (9, 30)  # type: ignore[union-attr]
+
+
 def test_a_date_trait_with_an_offset() -> None:
     now = at("2026-06-01T12:00:00+00:00")
     waiting = start(RENEWAL, now, {"renews_on": "2026-07-01"}).instance

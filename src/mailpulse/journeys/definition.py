@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import msgspec
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
@@ -391,7 +391,9 @@ class _JourneyParser:
         if time_node is not None:
             if offset_node is not None:
                 r.fail(offset_node, "an offset goes with a trait; for a time, write the time")
-            match = _TIME_OF_DAY.fullmatch(str(r.value(time_node)).strip())
+            # The text as written: YAML 1.1 would read an unquoted 9:30 as the number 570.
+            written = time_node.value if isinstance(time_node, ScalarNode) else ""
+            match = _TIME_OF_DAY.fullmatch(str(written).strip())
             if match is None:
                 r.fail(time_node, "a time of day is HH:MM on a 24-hour clock, e.g. '09:00'")
             return WaitUntilStep(id=step_id, time=(int(match[1]), int(match[2])))
