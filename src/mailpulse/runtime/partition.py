@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.delivery.shaping import RateLimiter
@@ -20,6 +21,7 @@ from mailpulse.runtime.fold import FoldWorker
 from mailpulse.runtime.sender import RetryPolicy, Sender
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.runtime.supervise import cancel_all, start_stages
+from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 from mailpulse.types import Event
 
@@ -101,10 +103,14 @@ class PartitionParts:
     state: StateStore
     bus: Bus
     courier: Courier
-    limiter: RateLimiter
     append: Callable[[Sequence[Event]], Awaitable[list[Event]]]
     metrics: Metrics
     clock: Callable[[], float] = time.time
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        """One for every partition this process runs; with other processes' via the store."""
+        return rate_limiter_for(self.state)
 
     def runner(self, partition: int) -> PartitionRunner:
         return PartitionRunner(

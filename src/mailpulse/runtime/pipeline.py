@@ -25,7 +25,6 @@ from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
-from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
@@ -57,15 +56,7 @@ class Pipeline:
         self.runners: list[PartitionRunner] = []
         if self.courier is not None:
             parts = PartitionParts(
-                project,
-                log,
-                state,
-                bus,
-                self.courier,
-                rate_limiter_for(state),
-                self.append,
-                self.metrics,
-                clock,
+                project, log, state, bus, self.courier, self.append, self.metrics, clock
             )
             self.runners = [parts.runner(p) for p in range(log.partitions)]
         self._tasks: list[asyncio.Task[None]] = []

@@ -21,7 +21,6 @@ from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
-from mailpulse.runtime.wiring import rate_limiter_for
 from mailpulse.store import EventLog, StateStore
 
 log = logging.getLogger("mailpulse.worker")
@@ -50,16 +49,7 @@ class Worker:
         self.courier = courier or CourierProcess(project.root)
         self._ingest = Ingest(log, bus, self.metrics)
         self._parts = PartitionParts(
-            project,
-            log,
-            state,
-            bus,
-            self.courier,
-            # One limiter for every partition this worker runs; with the others' via the store.
-            rate_limiter_for(state),
-            self._ingest.append,
-            self.metrics,
-            clock,
+            project, log, state, bus, self.courier, self._ingest.append, self.metrics, clock
         )
         self.runners: dict[int, PartitionRunner] = {}
 
