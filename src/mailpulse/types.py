@@ -25,6 +25,10 @@ class EventType(StrEnum):
     MERGE_REPLY = "merge_reply"
 
 
+# Asked of every event taken in: a constant set, not a tuple built per call.
+_PLUMBING_TYPES = frozenset((EventType.MERGE_REQUEST, EventType.MERGE_REPLY))
+
+
 class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One Segment-spec call as it stands in the log.
 
@@ -57,7 +61,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     def plumbing(self) -> bool:
         """How folds of different partitions talk (merge requests and answers, forwarded
         copies): not history, and counted where the original came in."""
-        return self.forwarded or self.type in (EventType.MERGE_REQUEST, EventType.MERGE_REPLY)
+        return self.forwarded or self.type in _PLUMBING_TYPES
 
 
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
