@@ -64,6 +64,22 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.forwarded or self.type in _PLUMBING_TYPES
 
 
+class SegmentState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One contact's segment memberships and the aggregates of its history they rest on
+    (kept up to date by mailpulse.audience.segments)."""
+
+    members: dict[str, float] = msgspec.field(default_factory=dict)  # segment id → entered at
+    # Segment id → the next moment time alone may change its membership.
+    due: dict[str, float] = msgspec.field(default_factory=dict)
+    # Aggregate key → received_at of its latest events, ascending, as many as decide.
+    recent: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    counts: dict[str, int] = msgspec.field(default_factory=dict)  # aggregate key → capped count
+    topics: dict[str, bool] = msgspec.field(default_factory=dict)  # topic → latest subscribed
+    # The `SegmentSet.fingerprint` this state was last evaluated with: a state from another
+    # set (or a new one) is evaluated against every segment.
+    evaluated_by: str = ""
+
+
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.
 
@@ -84,6 +100,7 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     held: list[Event] = msgspec.field(default_factory=list)
     # When the marketing messages a frequency cap can still see were queued.
     marketing_sent: list[float] = msgspec.field(default_factory=list)
+    segments: SegmentState = msgspec.field(default_factory=SegmentState)
 
 
 class MessageClass(StrEnum):

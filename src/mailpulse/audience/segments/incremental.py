@@ -37,22 +37,7 @@ from mailpulse.audience.segments.conditions import (
     in_window,
 )
 from mailpulse.audience.segments.evaluate import holds
-from mailpulse.types import Contact, Event, EventType
-
-
-class SegmentState(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One contact's memberships and what they rest on; stored with the contact."""
-
-    members: dict[str, float] = msgspec.field(default_factory=dict)  # segment id → entered at
-    # Segment id → the next moment time alone may change its membership.
-    due: dict[str, float] = msgspec.field(default_factory=dict)
-    # Aggregate key → received_at of its latest events, ascending, as many as decide.
-    recent: dict[str, list[float]] = msgspec.field(default_factory=dict)
-    counts: dict[str, int] = msgspec.field(default_factory=dict)  # aggregate key → capped count
-    topics: dict[str, bool] = msgspec.field(default_factory=dict)  # topic → latest subscribed
-    # The `SegmentSet.fingerprint` this state was last evaluated with: a state from another
-    # set (or a new one) is evaluated against every segment.
-    evaluated_by: str = ""
+from mailpulse.types import Contact, Event, EventType, SegmentState
 
 
 class MembershipChange(msgspec.Struct, frozen=True):
