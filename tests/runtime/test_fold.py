@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mailpulse.audience.segments import SegmentSet
 from mailpulse.bus import InProcessBus
 from mailpulse.journeys import JourneyDefinition, parse_journey
 from mailpulse.observe import Metrics
@@ -51,20 +52,23 @@ class Harness:
         clock: Clock,
         journeys: dict[str, JourneyDefinition] | None = None,
         policy: SendPolicy = NO_POLICY,
+        segments: SegmentSet | None = None,
     ) -> None:
         self.log = SqliteEventLog(data / "log.db")
         self.state = SqliteStateStore(data / "state.db")
         self.bus = InProcessBus()
         self.clock = clock
+        self.shipper = LifecycleShipper(self.state, self.append)
         self.fold = FoldWorker(
             log=self.log,
             state=self.state,
             bus=self.bus,
-            shipper=LifecycleShipper(self.state, self.append),
+            shipper=self.shipper,
             journeys={"cart": CART} if journeys is None else journeys,
             metrics=Metrics(),
             clock=clock,
             policy=policy,
+            segments=segments,
         )
 
     async def append(self, events: list[Event]) -> list[Event]:
@@ -88,14 +92,15 @@ async def running(data: Path, clock: Clock, **options: Any) -> AsyncIterator[Har
     h = Harness(data, clock, **options)
     await h.log.open()
     await h.state.open()
-    task = asyncio.create_task(h.fold.run())
+    tasks = [asyncio.create_task(h.fold.run()), asyncio.create_task(h.shipper.run())]
     try:
         await asyncio.wait_for(h.fold.caught_up.wait(), 5)
         yield h
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await h.state.close()
         await h.log.close()
 

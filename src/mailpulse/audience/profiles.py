@@ -10,7 +10,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailpulse.types import Contact, Event, EventType
+from mailpulse.types import Contact, Event, EventType, SegmentState
 
 
 @lru_cache(maxsize=65536)
@@ -72,3 +72,23 @@ def merge_contacts(target: Contact, source: Contact) -> None:
     target.last_seen = max(target.last_seen, source.last_seen)
     target.known = target.known or source.known
     target.marketing_sent = sorted(target.marketing_sent + source.marketing_sent)
+    target.segments = _merged_segment_state(target.segments, source.segments)
+
+
+def _merged_segment_state(target: SegmentState, source: SegmentState) -> SegmentState:
+    """The aggregates of both histories; the survivor's memberships, which the next
+    evaluation (of every segment: `evaluated_by` is cleared) compares with, so entering and
+    leaving are told from the survivor's point of view. Too many kept timestamps or too high
+    a count are trimmed by that evaluation."""
+    recent = {key: sorted(kept) for key, kept in source.recent.items()}
+    for key, kept in target.recent.items():
+        recent[key] = sorted([*recent.get(key, ()), *kept])
+    counts = dict(source.counts)
+    for key, count in target.counts.items():
+        counts[key] = counts.get(key, 0) + count
+    return SegmentState(
+        members=dict(target.members),
+        recent=recent,
+        counts=counts,
+        topics={**source.topics, **target.topics},
+    )

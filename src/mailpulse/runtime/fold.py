@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
+from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.bus import Bus, BusUnavailable, partition_of
 from mailpulse.journeys import (
     ContactTime,
@@ -125,6 +126,24 @@ def merge_requests(events: Sequence[Event], partitions: int) -> list[Event]:
     return requests
 
 
+SEGMENT_ENTERED = "Segment Entered"
+SEGMENT_EXITED = "Segment Exited"
+
+
+def segment_event(contact_id: str, change: MembershipChange, cause: str) -> Event:
+    kind = SEGMENT_ENTERED if change.entered else SEGMENT_EXITED
+    return Event(
+        type=EventType.TRACK,
+        message_id=f"{kind}:{change.segment}:{cause}",
+        contact_key=contact_id,
+        event=kind,
+        properties={"segment": change.segment},
+        context={"library": {"name": "mailpulse"}},
+        timestamp=change.at,
+        received_at=change.at,
+    )
+
+
 def contact_view(contact: Contact) -> dict[str, object]:
     """What templates see as `contact`: the traits plus id and address."""
     return {**contact.traits, "id": contact.id, "email": contact.email}
@@ -166,6 +185,7 @@ class _Batch:
         self.instances: dict[str, JourneyInstance] = {}
         self.intents: list[OutboxRow] = []
         self.lifecycle: list[Event] = []
+        self.segment_timers: dict[str, float | None] = {}
 
 
 class FoldWorker:
@@ -183,8 +203,10 @@ class FoldWorker:
         cached_contacts: int = CACHED_CONTACTS,
         foresee: Callable[[SendIntent], None] | None = None,
         policy: SendPolicy = NO_POLICY,
+        segments: SegmentSet | None = None,
     ) -> None:
         self._policy = policy
+        self._segments = segments or None
         self._cached_contacts = cached_contacts
         self._foresee = foresee
         self._log = log
@@ -339,6 +361,7 @@ class FoldWorker:
             merges=batch.merges,
             handovers=batch.handovers,
             instances=[_record(i) for i in batch.instances.values()],
+            segment_timers=batch.segment_timers,
             intents=batch.intents,
             lifecycle=batch.lifecycle,
         )
@@ -351,8 +374,9 @@ class FoldWorker:
         self.checkpoint = checkpoint
         for inst in batch.instances.values():
             wake = inst.wake_at if inst.status == "active" else None
-            if wake is not None and (self._next_wake is None or wake < self._next_wake):
-                self._next_wake = wake
+            self._wake_by(wake)
+        for wake in batch.segment_timers.values():
+            self._wake_by(wake)
         try:
             for row in batch.intents:
                 if row.status == OutboxStatus.QUEUED and row.intent.key in inserted:
@@ -361,6 +385,10 @@ class FoldWorker:
             # The rows are committed as queued: the sender picks them up from the store.
             self._metrics.errors.labels("publish").inc()
             log.warning("the bus is unavailable; queued sends wait in the outbox")
+
+    def _wake_by(self, wake: float | None) -> None:
+        if wake is not None and (self._next_wake is None or wake < self._next_wake):
+            self._next_wake = wake
 
     def _fold_event(self, ev: Event, batch: _Batch) -> None:
         if ev.type == EventType.MERGE_REQUEST:
@@ -382,9 +410,13 @@ class FoldWorker:
             # The contact's own doing; our lifecycle events say nothing about the profile.
             apply_event(contact, ev)
             batch.contacts.add(cid)
+        now = self._clock()
+        if self._segments is not None:
+            before = self._segments.next_change_at(contact.segments)
+            changes = self._segments.apply(contact.segments, contact, ev, now)
+            self._segments_changed(contact, changes, ev.message_id, before, batch)
         if ev.type != EventType.TRACK or not self._journeys:
             return
-        now = self._clock()
         positions = self._positions.setdefault(cid, {})
         clock = ContactTime(contact.traits, self._policy.default_timezone)
         for current in self._journeys.values():
@@ -413,6 +445,55 @@ class FoldWorker:
                 continue  # a replayed entry of an instance that already ran
             self._store_instance(tr.instance, batch)
             self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
+
+    # -- segments ------------------------------------------------------------------------
+
+    def _segments_changed(
+        self,
+        contact: Contact,
+        changes: list[MembershipChange],
+        cause: str,
+        timer_before: float | None,
+        batch: _Batch,
+    ) -> None:
+        """Record what a segment evaluation changed: `Segment Entered` / `Exited` events,
+        appended to the log like every lifecycle event (journeys start on them), and the
+        contact's segment timer. `cause` makes the events' ids: the message id of the event
+        that changed the memberships, or the moment a timer fired at, so a replay repeats
+        them and the log drops the repeats."""
+        assert self._segments is not None
+        for change in changes:
+            batch.lifecycle.append(segment_event(contact.id, change, cause))
+        if changes:
+            batch.contacts.add(contact.id)
+        timer = self._segments.next_change_at(contact.segments)
+        if timer != timer_before or contact.id in batch.segment_timers:
+            batch.segment_timers[contact.id] = timer
+            batch.contacts.add(contact.id)
+
+    async def _fire_segment_timers(self, now: float) -> None:
+        """Memberships that time alone changed: a window passed, a date came near."""
+        while due := await self._state.due_segment_timers(now, _BATCH, self._partition):
+            await self._load_contacts(due)
+            batch = _Batch()
+            for cid in due:
+                contact = self._contacts.get(cid)
+                if contact is None:
+                    batch.segment_timers[cid] = None  # merged away since
+                    continue
+                due_at = self._segments.next_change_at(contact.segments)
+                self._reevaluate(contact, now, f"{cid}@{due_at!r}", batch)
+            await self._commit(batch, self.checkpoint)
+
+    def _reevaluate(self, contact: Contact, now: float, cause: str, batch: _Batch) -> None:
+        """Evaluate again without an event: a timer fired, or a merge changed what the
+        memberships rest on."""
+        assert self._segments is not None
+        before = self._segments.next_change_at(contact.segments)
+        changes = self._segments.tick(contact.segments, contact, now)
+        # Whatever happens, the timer is written again: a due one must not fire twice.
+        batch.segment_timers[contact.id] = None
+        self._segments_changed(contact, changes, cause, before, batch)
 
     # -- identity ------------------------------------------------------------------------
     #
@@ -597,6 +678,8 @@ class FoldWorker:
         source = ev.properties.get("source")
         if source and source != cid and source in self._contacts:
             self._merge(source, cid, batch)
+            if self._segments is not None:
+                self._reevaluate(contact, self._clock(), ev.message_id, batch)
         batch.contacts.add(cid)
         if not contact.awaiting and contact.held:
             held, contact.held = contact.held, []
@@ -700,6 +783,8 @@ class FoldWorker:
 
     async def _fire_timers(self) -> None:
         now = self._clock()
+        if self._segments is not None:
+            await self._fire_segment_timers(now)
         records = await self._state.due_instances(now, _BATCH, self._partition)
         if records:
             await self._load_contacts({r.contact_id for r in records})

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from mailpulse.audience.segments import SegmentSet
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.delivery.shaping import RateLimiter
 from mailpulse.observe import Metrics
@@ -70,6 +71,7 @@ class PartitionRunner:
             clock=clock,
             foresee=self.sender.foresee,
             policy=project.send_policy,
+            segments=SegmentSet(project.segments.values()),
         )
         self._tasks: list[asyncio.Task[None]] = []
 

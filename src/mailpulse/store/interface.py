@@ -85,6 +85,9 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     merges: dict[str, str] = msgspec.field(default_factory=dict)
     handovers: list[Handover] = msgspec.field(default_factory=list)
     instances: list[InstanceRecord] = msgspec.field(default_factory=list)
+    # Contact id -> when time alone may next change its segment memberships; None: never.
+    # A merged or handed-over contact's timer goes with it.
+    segment_timers: dict[str, float | None] = msgspec.field(default_factory=dict)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
@@ -144,7 +147,12 @@ class StateStore(Protocol):
     async def due_instances(
         self, until: float, limit: int, partition: int = 0
     ) -> list[InstanceRecord]: ...
-    async def next_wake(self, partition: int = 0) -> float | None: ...
+    async def due_segment_timers(
+        self, until: float, limit: int, partition: int = 0
+    ) -> list[str]: ...
+    async def next_wake(self, partition: int = 0) -> float | None:
+        """The earliest journey or segment timer of the partition."""
+        ...
 
     async def unshipped_lifecycle(self, limit: int, partition: int = 0) -> list[Event]: ...
     async def forget_lifecycle(self, message_ids: Sequence[str]) -> None: ...

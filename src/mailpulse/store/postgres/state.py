@@ -74,6 +74,16 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     partition = change.partition
     await _many(conn, Q["upsert-contact"], [(c.id, encode(c)) for c in change.contacts])
     await _many(conn, Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
+    timers = change.segment_timers.items()
+    await _many(
+        conn,
+        Q["set-segment-timer"],
+        [(cid, partition, at) for cid, at in timers if at is not None],
+    )
+    await _many(conn, Q["drop-segment-timer"], [(cid,) for cid, at in timers if at is None])
+    # Whatever the batch set for them: a merged or handed-over contact has no timers here.
+    gone = [*change.deleted_contacts, *(h.source for h in change.handovers)]
+    await _many(conn, Q["drop-segment-timer"], [(cid,) for cid in gone])
     moves = [(dst, src) for src, dst in change.merges.items()]
     await _many(conn, Q["merge-identities"], moves)
     await _many(conn, Q["merge-instances"], [(dst, src, partition) for dst, src in moves])
@@ -157,6 +167,10 @@ class PostgresStateStore:
     ) -> list[InstanceRecord]:
         rows = await self._db.fetch(Q["due-instances"], partition, until, limit)
         return [instance_from_row(r) for r in rows]
+
+    async def due_segment_timers(self, until: float, limit: int, partition: int = 0) -> list[str]:
+        rows = await self._db.fetch(Q["due-segment-timers"], partition, until, limit)
+        return [r[0] for r in rows]
 
     async def next_wake(self, partition: int = 0) -> float | None:
         wake: float | None = await self._db.fetchval(Q["next-wake"], partition)

@@ -54,8 +54,23 @@ WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL AND wake_at <
 ORDER BY wake_at LIMIT $3
 
 -- name: next-wake
-SELECT min(wake_at) FROM journey_instances
-WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL
+SELECT min(wake) FROM (
+    SELECT min(wake_at) AS wake FROM journey_instances
+    WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL
+    UNION ALL
+    SELECT min(wake_at) FROM segment_timers WHERE partition = $1
+) AS wakes
+
+-- name: set-segment-timer
+INSERT INTO segment_timers (contact_id, partition, wake_at) VALUES ($1, $2, $3)
+ON CONFLICT (contact_id) DO UPDATE SET partition = excluded.partition, wake_at = excluded.wake_at
+
+-- name: drop-segment-timer
+DELETE FROM segment_timers WHERE contact_id = $1
+
+-- name: due-segment-timers
+SELECT contact_id FROM segment_timers WHERE partition = $1 AND wake_at <= $2
+ORDER BY wake_at LIMIT $3
 
 -- name: insert-outbox
 -- Returns the keys that are new: a re-fold inserts nothing twice.

@@ -31,6 +31,12 @@ Q = load_queries("mailpulse.store.sqlite", "state.sql")
 def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["upsert-contact"], [(c.id, encode(c)) for c in change.contacts])
     conn.executemany(Q["delete-contact"], [(cid,) for cid in change.deleted_contacts])
+    timers = change.segment_timers.items()
+    conn.executemany(Q["set-segment-timer"], [(c, at) for c, at in timers if at is not None])
+    conn.executemany(Q["drop-segment-timer"], [(c,) for c, at in timers if at is None])
+    # Whatever the batch set for them: a merged or handed-over contact has no timers here.
+    gone = [*change.deleted_contacts, *(h.source for h in change.handovers)]
+    conn.executemany(Q["drop-segment-timer"], [(cid,) for cid in gone])
     moves = [(dst, src) for src, dst in change.merges.items()]
     conn.executemany(Q["merge-identities"], moves)
     conn.executemany(Q["merge-instances"], moves)
@@ -116,6 +122,12 @@ class SqliteStateStore:
         only_partition(partition)
         rows = self._db.read(lambda c: c.execute(Q["due-instances"], (until, limit)).fetchall())
         return [instance_from_row(r) for r in rows]
+
+    async def due_segment_timers(self, until: float, limit: int, partition: int = 0) -> list[str]:
+        only_partition(partition)
+        query = Q["due-segment-timers"]
+        rows = self._db.read(lambda c: c.execute(query, (until, limit)).fetchall())
+        return [r[0] for r in rows]
 
     async def next_wake(self, partition: int = 0) -> float | None:
         only_partition(partition)

@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS journey_instances (
 CREATE INDEX IF NOT EXISTS instances_by_contact ON journey_instances (contact_id);
 CREATE INDEX IF NOT EXISTS instances_by_wake ON journey_instances (wake_at)
     WHERE status = 'active' AND wake_at IS NOT NULL;
+-- When time alone may next change a contact's segment memberships (a window passing).
+CREATE TABLE IF NOT EXISTS segment_timers (
+    contact_id TEXT PRIMARY KEY,
+    wake_at    REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segment_timers_by_wake ON segment_timers (wake_at);
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -99,7 +105,22 @@ WHERE status = 'active' AND wake_at IS NOT NULL AND wake_at <= ?
 ORDER BY wake_at LIMIT ?
 
 -- name: next-wake
-SELECT MIN(wake_at) FROM journey_instances WHERE status = 'active' AND wake_at IS NOT NULL
+SELECT MIN(wake) FROM (
+    SELECT MIN(wake_at) AS wake FROM journey_instances
+    WHERE status = 'active' AND wake_at IS NOT NULL
+    UNION ALL
+    SELECT MIN(wake_at) FROM segment_timers
+)
+
+-- name: set-segment-timer
+INSERT INTO segment_timers (contact_id, wake_at) VALUES (?, ?)
+ON CONFLICT (contact_id) DO UPDATE SET wake_at = excluded.wake_at
+
+-- name: drop-segment-timer
+DELETE FROM segment_timers WHERE contact_id = ?
+
+-- name: due-segment-timers
+SELECT contact_id FROM segment_timers WHERE wake_at <= ? ORDER BY wake_at LIMIT ?
 
 -- name: insert-outbox
 INSERT OR IGNORE INTO outbox
