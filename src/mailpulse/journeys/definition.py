@@ -17,7 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
-from mailpulse.journeys.yamlnodes import NodeReader, compose, suggest
+from mailpulse.yamlnodes import NodeReader, compose, suggest
 from mailpulse.types import MessageClass
 from mailpulse.units import parse_duration
 

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from yaml.nodes import MappingNode, Node
 
 from mailpulse.errors import ProjectError
-from mailpulse.journeys.yamlnodes import NodeReader, is_null, suggest
+from mailpulse.yamlnodes import NodeReader, is_null, suggest
 from mailpulse.units import parse_duration
 
 

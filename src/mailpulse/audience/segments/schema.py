@@ -47,7 +47,7 @@ from mailpulse.audience.segments.conditions import (
 from mailpulse.audience.segments.located import DataLocated, Located, YamlLocated
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, Filter, compile_filter
-from mailpulse.journeys.yamlnodes import compose, suggest
+from mailpulse.yamlnodes import compose, suggest
 
 # Ids end up in events (`Segment Entered`) and state keys.
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
