@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from mailpulse.audience.segments import Segment, load_segments
+from mailpulse.audience.segments import Segment, SegmentSet, load_segments
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
 from mailpulse.errors import ProjectError
-from mailpulse.journeys import JourneyDefinition, load_journeys
+from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
 from mailpulse.render import TemplateLibrary
@@ -267,6 +267,12 @@ class Project:
     send_policy: SendPolicy
     dkim_private_key: bytes | None
 
+    def segment_set(self) -> SegmentSet:
+        """What the fold keeps current: the project's segments and its journeys' branch
+        conditions."""
+        branches = branch_segments(self.journeys.values())
+        return SegmentSet([*self.segments.values(), *branches])
+
     @property
     def sender_domain(self) -> str:
         from email.utils import parseaddr
@@ -304,9 +310,10 @@ def load_project(project_dir: Path) -> Project:
     _check_sender(config, project_dir / CONFIG_FILE, text)
     send_policy = _send_policy(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
-    journeys_dir = project_dir / "journeys"
-    journeys = load_journeys(journeys_dir, templates.names()) if journeys_dir.is_dir() else []
     segments = load_segments(project_dir / "segments")
+    journeys = load_journeys(
+        project_dir / "journeys", templates.names(), [seg.id for seg in segments]
+    )
     return Project(
         root=project_dir,
         config=config,

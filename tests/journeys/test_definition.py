@@ -9,7 +9,16 @@ from mailpulse.journeys import JourneyDefinition, load_journeys, parse_journey
 from mailpulse.journeys.definition import EntryRule, SendStep, WaitStep
 from mailpulse.types import Event
 
-TEMPLATES = {"welcome", "browse_reminder", "cart_reminder", "order_confirmation", "review_request"}
+TEMPLATES = {
+    "welcome",
+    "browse_reminder",
+    "cart_reminder",
+    "order_confirmation",
+    "review_request",
+    "win_back",
+    "win_back_last_chance",
+    "vip_welcome",
+}
 SHOP = Path(__file__).parents[2] / "examples" / "shop" / "journeys"
 
 WELCOME = """\
@@ -145,14 +154,27 @@ steps:
 
 
 def test_example_shop_journeys_load_with_its_templates() -> None:
-    journeys = {j.id: j for j in load_journeys(SHOP, TEMPLATES)}
+    journeys = {j.id: j for j in load_journeys(SHOP, TEMPLATES, {"inactive", "vip"})}
     assert sorted(journeys) == [
         "browse_abandonment",
         "cart_abandonment",
         "order_confirmation",
         "post_purchase",
+        "vip_welcome",
         "welcome",
+        "win_back",
     ]
+    # Segment triggers stand for the membership events the fold appends.
+    assert journeys["win_back"].trigger.event == "Segment Entered"
+    assert journeys["vip_welcome"].trigger.matches(
+        Event(
+            type="track",
+            message_id="m",
+            contact_key="c",
+            event="Segment Entered",
+            properties={"segment": "vip"},
+        )
+    )
     assert journeys["welcome"].trigger.event == "Signed Up"
     cart = journeys["cart_abandonment"]
     assert cart.trigger.event == "Product Added"
@@ -280,7 +302,7 @@ BAD = [
     pytest.param(
         "trigger: {event: A}\nsteps:\n  - send: welcome\n    wait: 1h\n",
         3,
-        "a step does exactly one of send, wait, wait_until, wait_for, split; "
+        "a step does exactly one of send, wait, wait_until, wait_for, split, branch; "
         "this has send and wait",
         id="two-kinds",
     ),

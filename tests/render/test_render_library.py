@@ -11,7 +11,15 @@ from markupsafe import escape
 from mailpulse.render import CompiledTemplate, TemplateLibrary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "shop" / "templates"
-MARKETING = ("welcome", "browse_reminder", "cart_reminder", "review_request")
+MARKETING = (
+    "welcome",
+    "browse_reminder",
+    "cart_reminder",
+    "review_request",
+    "win_back",
+    "win_back_last_chance",
+    "vip_welcome",
+)
 
 
 def test_html_template_with_style_is_inlined(templates) -> None:
@@ -64,7 +72,10 @@ def test_example_shop_templates_load(examples: TemplateLibrary) -> None:
         "cart_reminder",
         "order_confirmation",
         "review_request",
+        "vip_welcome",
         "welcome",
+        "win_back",
+        "win_back_last_chance",
     ]
 
 

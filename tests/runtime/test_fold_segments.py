@@ -13,7 +13,8 @@ import pytest
 
 from mailpulse.audience.segments import SegmentSet, parse_segment
 from mailpulse.journeys import parse_journey
-from mailpulse.runtime.fold import SEGMENT_ENTERED, SEGMENT_EXITED
+from mailpulse.project import load_project
+from mailpulse.runtime.fold import SEGMENT_ENTERED, SEGMENT_EXITED, SENDS
 from mailpulse.types import Event
 from tests.runtime.test_fold import Clock, Harness, identify, running, track
 
@@ -180,3 +181,41 @@ async def test_a_merge_counts_both_histories(tmp_path: Path, clock: Clock) -> No
             return await memberships(h, "u") == [(SEGMENT_ENTERED, "twice")]
 
         await until(entered)
+
+
+SHOP = load_project(Path(__file__).resolve().parents[2] / "examples" / "shop")
+DAY = 86400.0
+
+
+async def test_win_back_starts_when_60_days_pass_and_follows_up_only_with_readers(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The example shop's win-back, on a clock that jumps: no event marks the 60 days."""
+    journeys = {"win_back": SHOP.journeys["win_back"]}
+    async with running(tmp_path, clock, journeys=journeys, segments=SHOP.segment_set()) as h:
+        for n, user in enumerate(("reader", "skimmer")):
+            order = track(10 + n, user, "Order Completed")
+            order.timestamp = order.received_at = clock.now
+            await h.append([identify(n, user), order])
+        await asyncio.sleep(0.3)
+        assert await h.bus.next_batch(SENDS, 0, 10, 0.3) == []
+        clock.now += 60 * DAY
+        sent = await h.sends(2)
+        assert sorted((s.contact_id, s.template) for s in sent) == [
+            ("reader", "win_back"),
+            ("skimmer", "win_back"),
+        ]
+        opened = Event(
+            type="track",
+            message_id="opened-1",
+            contact_key="reader",
+            event="Email Opened",
+            properties={"template": "win_back"},
+            received_at=clock.now + DAY,
+        )
+        await h.append([opened])
+        await asyncio.sleep(0.3)
+        clock.now += 12 * DAY
+        [last] = await h.sends(1)
+        assert (last.contact_id, last.template) == ("reader", "win_back_last_chance")
+        assert await h.bus.next_batch(SENDS, 0, 10, 0.5) == []

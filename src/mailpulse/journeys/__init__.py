@@ -1,6 +1,12 @@
 """Journeys: definitions loaded from `journeys/*.yaml` and the pure engine that runs them."""
 
-from mailpulse.journeys.definition import JourneyDefinition, load_journeys, parse_journey
+from mailpulse.journeys.definition import (
+    BranchStep,
+    JourneyDefinition,
+    branch_segments,
+    load_journeys,
+    parse_journey,
+)
 from mailpulse.journeys.engine import (
     ContactTime,
     JourneyInstance,
@@ -11,11 +17,13 @@ from mailpulse.journeys.engine import (
 )
 
 __all__ = [
+    "BranchStep",
     "ContactTime",
     "JourneyDefinition",
     "JourneyInstance",
     "SendEffect",
     "Transition",
+    "branch_segments",
     "load_journeys",
     "on_event",
     "on_timer",

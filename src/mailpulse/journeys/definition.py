@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import msgspec
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mailpulse.audience.segments import Condition, Segment, condition_at
+from mailpulse.audience.segments.conditions import condition_version
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
-from mailpulse.yamlnodes import NodeReader, compose, suggest
 from mailpulse.types import MessageClass
 from mailpulse.units import parse_duration
+from mailpulse.yamlnodes import NodeReader, compose, is_null, suggest
 
 # Ids end up inside instance ids and intent keys, joined by ':'.
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _TOP_KEYS = ("name", "trigger", "entry", "message_class", "exit_on", "steps")
-_RULE_KEYS = ("event", "where")
+_RULE_KEYS = ("event", "where", "segment_entered", "segment_exited")
+# A rule on segment membership stands for the event the fold appends when it changes.
+_SEGMENT_RULES = {"segment_entered": "Segment Entered", "segment_exited": "Segment Exited"}
 _ENTRY_KINDS = ("once", "once_per", "always")
 _MESSAGE_CLASSES = tuple(c.value for c in MessageClass)
 _STEP_KEYS = {
@@ -33,6 +37,7 @@ _STEP_KEYS = {
     "wait_for": ("wait_for", "id", "then", "on_timeout"),
     "wait_until": ("wait_until", "id"),
     "split": ("split", "id"),
+    "branch": ("branch", "id", "then", "else"),
 }
 _WAIT_FOR_KEYS = ("event", "where", "timeout")
 _ARM_KEYS = ("arm", "weight", "steps")
@@ -47,6 +52,9 @@ _WAIT_FOR_EXAMPLE = (
 _SPLIT_EXAMPLE = (
     "- split:\n    - {arm: a, weight: 50, steps: [{send: offer_a}]}\n"
     "    - {arm: b, weight: 50, steps: [{send: offer_b}]}"
+)
+_BRANCH_EXAMPLE = (
+    "- branch: {segment: vip}\n  then:\n    - send: vip_offer\n  else:\n    - send: offer"
 )
 _ALL_STEP_KEYS = sorted({key for keys in _STEP_KEYS.values() for key in keys})
 _STEPS_EXAMPLE = "steps:\n  - send: welcome"
@@ -133,7 +141,22 @@ class SplitStep(msgspec.Struct, frozen=True, tag="split"):
         return len(self.arms) - 1  # rounding at the very top
 
 
-Step = SendStep | WaitStep | WaitUntilStep | WaitForStep | SplitStep
+class BranchStep(msgspec.Struct, frozen=True, tag="branch"):
+    """Take `then` when the contact meets `condition` (any segment condition), else
+    `otherwise`; either way the journey then goes on after this step. The fold keeps the
+    condition up to date like a segment's, under `segment_id`."""
+
+    THEN: ClassVar[int] = 0  # branch numbers, in an instance's position
+    OTHERWISE: ClassVar[int] = 1
+
+    id: str
+    segment_id: str
+    condition: Condition
+    then: list[Step]
+    otherwise: list[Step]
+
+
+Step = SendStep | WaitStep | WaitUntilStep | WaitForStep | SplitStep | BranchStep
 
 
 class JourneyDefinition(msgspec.Struct, frozen=True):
@@ -149,12 +172,52 @@ class JourneyDefinition(msgspec.Struct, frozen=True):
     version: str
 
 
+def branch_segments(journeys: Iterable[JourneyDefinition]) -> list[Segment]:
+    """The conditions of the journeys' `branch` steps, as segments the fold keeps current
+    (ids hold a '/', which no project segment's can, and appear in no `Segment Entered`)."""
+    return [
+        Segment(
+            id=step.segment_id,
+            name=step.segment_id,
+            condition=step.condition,
+            version=condition_version(step.condition),
+        )
+        for journey in journeys
+        for step in walk_steps(journey.steps)
+        if isinstance(step, BranchStep)
+    ]
+
+
+def walk_steps(steps: list[Step]) -> Iterator[Step]:
+    """Every step, depth first, branches included."""
+    for step in steps:
+        yield step
+        for branch in step_branches(step):
+            yield from walk_steps(branch)
+
+
+def step_branches(step: Step) -> list[list[Step]]:
+    """The step lists a step leads into, numbered as in an instance's position."""
+    match step:
+        case WaitForStep():
+            return [step.came, step.timed_out]
+        case SplitStep():
+            return [arm.steps for arm in step.arms]
+        case BranchStep():
+            return [step.then, step.otherwise]
+        case _:
+            return []
+
+
 def load_journeys(
-    journeys_dir: Path, template_names: Collection[str] | None = None
+    journeys_dir: Path,
+    template_names: Collection[str] | None = None,
+    segment_names: Collection[str] | None = None,
 ) -> list[JourneyDefinition]:
     """Every `*.yaml` journey in `journeys_dir`, sorted by id; none when the folder is absent.
 
-    With `template_names`, a `send` of any other template is an error. Raises `ProjectError`.
+    With `template_names`, a `send` of any other template is an error; with `segment_names`,
+    so is a rule or condition on any other segment. Raises `ProjectError`.
     """
     if not journeys_dir.exists():
         return []
@@ -169,7 +232,7 @@ def load_journeys(
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
             raise ProjectError(path, f"not UTF-8 text ({error.reason}): save it as UTF-8") from None
-        journey = parse_journey(text, path, template_names)
+        journey = parse_journey(text, path, template_names, segment_names)
         if journey.id in journeys:
             raise ProjectError(path, f"a second file for journey {journey.id!r}: keep one")
         journeys[journey.id] = journey
@@ -177,7 +240,10 @@ def load_journeys(
 
 
 def parse_journey(
-    text: str, path: Path, template_names: Collection[str] | None = None
+    text: str,
+    path: Path,
+    template_names: Collection[str] | None = None,
+    segment_names: Collection[str] | None = None,
 ) -> JourneyDefinition:
     """The journey in `text`; `path` names it (id = its stem) in errors. Raises `ProjectError`."""
     journey_id = path.stem
@@ -192,7 +258,8 @@ def parse_journey(
         raise ProjectError(
             path, f"the file is empty: a journey needs a trigger and\n{_STEPS_EXAMPLE}"
         )
-    return _JourneyParser(reader, template_names).journey(root, journey_id, _version(text))
+    parser = _JourneyParser(reader, template_names, segment_names)
+    return parser.journey(root, journey_id, _version(text))
 
 
 def _version(text: str) -> str:
@@ -200,22 +267,30 @@ def _version(text: str) -> str:
 
 
 class _JourneyParser:
-    def __init__(self, reader: NodeReader, template_names: Collection[str] | None) -> None:
+    def __init__(
+        self,
+        reader: NodeReader,
+        template_names: Collection[str] | None,
+        segment_names: Collection[str] | None,
+    ) -> None:
         self.reader = reader
         self.template_names = template_names
+        self.segment_names = segment_names
         self._step_parsers: dict[str, Callable[[dict[str, Node], str, str], Step]] = {
             "send": self._send,
             "wait": self._wait,
             "wait_until": self._wait_until,
             "wait_for": self._wait_for,
             "split": self._split,
+            "branch": self._branch_step,
         }
         self._journey_id = ""
+        self._version = ""
         self._step_ids: set[str] = set()
 
     def journey(self, root: Node, journey_id: str, version: str) -> JourneyDefinition:
         r = self.reader
-        self._journey_id = journey_id
+        self._journey_id, self._version = journey_id, version
         entries = r.mapping(root, "a journey", _TOP_KEYS)
         name_node = r.optional(entries, "name")
         trigger_node = r.required(
@@ -250,12 +325,32 @@ class _JourneyParser:
     ) -> tuple[str, tuple[Filter, ...]]:
         r = self.reader
         entries = r.mapping(node, what, keys, example)
+        on_segment = [key for key in _SEGMENT_RULES if key in entries]
+        if on_segment:
+            return self._segment_rule(entries, node, on_segment)
         event = r.text(
             r.required(entries, "event", node, "name the track event, e.g. event: Signed Up"),
             "event",
         )
         where_node = r.optional(entries, "where")
         return event, self._where(where_node) if where_node else ()
+
+    def _segment_rule(
+        self, entries: dict[str, Node], node: Node, keys: list[str]
+    ) -> tuple[str, tuple[Filter, ...]]:
+        r = self.reader
+        if len(keys) > 1 or "event" in entries or "where" in entries:
+            r.fail(
+                node,
+                "a rule is on one event or one segment change: write either event (with "
+                "where) or segment_entered or segment_exited, e.g. {segment_entered: vip}",
+            )
+        segment_node = entries[keys[0]]
+        segment = r.text(segment_node, f"{keys[0]} (a segment id)")
+        names = self.segment_names
+        if names is not None and segment not in names:
+            r.fail(segment_node, f"no segment named {segment!r}: {suggest(segment, names)}")
+        return _SEGMENT_RULES[keys[0]], (compile_filter("segment", "eq", segment),)
 
     def _where(self, node: Node) -> tuple[Filter, ...]:
         r = self.reader
@@ -437,6 +532,24 @@ class _JourneyParser:
                 )
             )
         return SplitStep(id=step_id, salt=f"{self._journey_id}:{step_id}", arms=arms)
+
+    def _branch_step(
+        self, entries: dict[str, Node], step_id: str, message_class: str
+    ) -> BranchStep:
+        node = entries["branch"]
+        if is_null(node):
+            self.reader.fail(node, f"say on what the branch decides, e.g.\n{_BRANCH_EXAMPLE}")
+        return BranchStep(
+            id=step_id,
+            segment_id=f"{self._journey_id}@{self._version}/{step_id}",
+            condition=condition_at(self.reader, node),
+            then=self._branch(
+                self.reader.optional(entries, "then"), message_class, f"{step_id}-then-"
+            ),
+            otherwise=self._branch(
+                self.reader.optional(entries, "else"), message_class, f"{step_id}-else-"
+            ),
+        )
 
     def _send(self, entries: dict[str, Node], step_id: str, message_class: str) -> SendStep:
         r = self.reader

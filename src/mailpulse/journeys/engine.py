@@ -11,7 +11,7 @@ definition, and a mismatch is a programming error (ValueError), never silently t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Any, Literal, assert_never
@@ -20,6 +20,7 @@ import msgspec
 from msgspec.structs import replace
 
 from mailpulse.journeys.definition import (
+    BranchStep,
     EntryRule,
     JourneyDefinition,
     SendStep,
@@ -28,6 +29,7 @@ from mailpulse.journeys.definition import (
     WaitForStep,
     WaitStep,
     WaitUntilStep,
+    step_branches,
 )
 from mailpulse.policy.localtime import contact_zone, next_local_time, trait_instant
 from mailpulse.types import Event
@@ -56,13 +58,19 @@ class JourneyInstance(msgspec.Struct, kw_only=True):
     trigger: dict[str, Any]
 
 
+def _meets_nothing(step: BranchStep) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ContactTime:
-    """What a `wait_until` reads of the contact: its traits (`timezone`, date traits) and the
-    project's default zone."""
+    """What steps read of the contact: for a `wait_until`, its traits (`timezone`, date
+    traits) and the project's default zone; for a `branch`, whether it meets the condition
+    (the fold answers from the contact's segment state)."""
 
     traits: Mapping[str, Any] = field(default_factory=dict)
     default_timezone: str = "UTC"
+    meets: Callable[[BranchStep], bool] = _meets_nothing
 
     def wake_for(self, step: WaitUntilStep, now: float) -> float:
         where = contact_zone(self.traits, self.default_timezone)
@@ -179,21 +187,11 @@ def _step_at(steps: list[Step], position: list[int]) -> Step | None:
     step = steps[index]
     if len(position) == 1:
         return step
-    branches = _branches(step)
+    branches = step_branches(step)
     branch = position[1]
     if not 0 <= branch < len(branches):
         return None
     return _step_at(branches[branch], position[2:])
-
-
-def _branches(step: Step) -> list[list[Step]]:
-    match step:
-        case WaitForStep():
-            return [step.came, step.timed_out]
-        case SplitStep():
-            return [arm.steps for arm in step.arms]
-        case _:
-            return []
 
 
 def _next(position: list[int]) -> list[int]:
@@ -241,6 +239,9 @@ def _run(
                 return Transition(instance=waiting, effects=effects)
             case SplitStep():
                 position = [*position, step.arm_for(instance.contact_id), 0]
+            case BranchStep():
+                taken = BranchStep.THEN if contact.meets(step) else BranchStep.OTHERWISE
+                position = [*position, taken, 0]
             case _:
                 assert_never(step)
 

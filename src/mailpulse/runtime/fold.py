@@ -20,8 +20,11 @@ import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
 from mailpulse.audience.segments import MembershipChange, SegmentSet
+from mailpulse.audience.segments.evaluate import holds
+from mailpulse.audience.segments.incremental import KeptHistory
 from mailpulse.bus import Bus, BusUnavailable, partition_of
 from mailpulse.journeys import (
+    BranchStep,
     ContactTime,
     JourneyDefinition,
     JourneyInstance,
@@ -418,7 +421,7 @@ class FoldWorker:
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
-        clock = ContactTime(contact.traits, self._policy.default_timezone)
+        clock = self._contact_time(contact, now)
         for current in self._journeys.values():
             pos = positions.get(current.id)
             active = pos.active if pos is not None else None
@@ -446,6 +449,17 @@ class FoldWorker:
             self._store_instance(tr.instance, batch)
             self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
 
+    def _contact_time(self, contact: Contact, now: float) -> ContactTime:
+        def meets(step: BranchStep) -> bool:
+            segments, state = self._segments, contact.segments
+            kept = segments is not None and step.segment_id in segments
+            if kept and state.evaluated_by == segments.fingerprint:
+                return step.segment_id in state.members
+            # A version no longer in the project: its condition, on what the state keeps.
+            return holds(step.condition, contact, KeptHistory(state), now)
+
+        return ContactTime(contact.traits, self._policy.default_timezone, meets)
+
     # -- segments ------------------------------------------------------------------------
 
     def _segments_changed(
@@ -463,7 +477,8 @@ class FoldWorker:
         them and the log drops the repeats."""
         assert self._segments is not None
         for change in changes:
-            batch.lifecycle.append(segment_event(contact.id, change, cause))
+            if "/" not in change.segment:  # a journey's branch condition, not an audience
+                batch.lifecycle.append(segment_event(contact.id, change, cause))
         if changes:
             batch.contacts.add(contact.id)
         timer = self._segments.next_change_at(contact.segments)
@@ -805,7 +820,7 @@ class FoldWorker:
                     journey,
                     inst,
                     now=now,
-                    contact=ContactTime(contact.traits, self._policy.default_timezone),
+                    contact=self._contact_time(contact, now),
                 )
                 if tr.instance is not None:
                     self._store_instance(tr.instance, batch)

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from mailpulse.audience.segments import SegmentSet
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.delivery.shaping import RateLimiter
 from mailpulse.observe import Metrics
@@ -71,7 +70,7 @@ class PartitionRunner:
             clock=clock,
             foresee=self.sender.foresee,
             policy=project.send_policy,
-            segments=SegmentSet(project.segments.values()),
+            segments=project.segment_set(),
         )
         self._tasks: list[asyncio.Task[None]] = []
 

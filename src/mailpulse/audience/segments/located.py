@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 from yaml.nodes import MappingNode, Node
 
 from mailpulse.errors import ProjectError
-from mailpulse.yamlnodes import NodeReader, is_null, suggest
 from mailpulse.units import parse_duration
+from mailpulse.yamlnodes import NodeReader, is_null, suggest
 
 
 class DefinitionError(ProjectError):

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from yaml.nodes import Node
+
 from mailpulse.audience.segments.conditions import (
     Aggregate,
     AllOf,
@@ -47,7 +49,7 @@ from mailpulse.audience.segments.conditions import (
 from mailpulse.audience.segments.located import DataLocated, Located, YamlLocated
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, Filter, compile_filter
-from mailpulse.yamlnodes import compose, suggest
+from mailpulse.yamlnodes import NodeReader, compose, suggest
 
 # Ids end up in events (`Segment Entered`) and state keys.
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
@@ -106,6 +108,12 @@ def segment_from_data(segment_id: str, data: Any) -> Segment:
     if not _ID.fullmatch(segment_id):
         located.fail(_bad_id(segment_id))
     return _segment(segment_id, located)
+
+
+def condition_at(reader: NodeReader, node: Node) -> Condition:
+    """A condition written inside another YAML file (a journey's `branch`), read by the same
+    rules as a segment's; errors name that file and line."""
+    return _condition(YamlLocated(reader, node))
 
 
 def load_segments(segments_dir: Path) -> list[Segment]:
