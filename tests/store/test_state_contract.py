@@ -176,3 +176,42 @@ async def test_outbox_queued_names_only_rows_still_queued(open_state: StateFacto
     assert await state.outbox_queued([]) == set()
     many = [f"x{n}" for n in range(1200)] + ["k1"]  # more than one query's worth of keys
     assert await state.outbox_queued(many) == {"k1"}
+
+
+async def test_segment_timers_come_due_and_go_with_their_contact(
+    open_state: StateFactory,
+) -> None:
+    state = await open_state()
+    contacts = [Contact(id="a"), Contact(id="b"), Contact(id="c")]
+    timers: dict[str, float | None] = {"a": 50.0, "b": 20.0, "c": 30.0}
+    await state.commit(FoldCommit(checkpoint=1, contacts=contacts, segment_timers=timers))
+    await state.commit(FoldCommit(checkpoint=2, instances=[instance("i1", 40.0)]))
+    assert await state.next_wake() == 20.0
+    assert await state.due_segment_timers(30.0, 10) == ["b", "c"]
+    assert await state.due_segment_timers(60.0, 1) == ["b"]
+    # Cleared, and merged away: neither fires again.
+    await state.commit(
+        FoldCommit(
+            checkpoint=3, segment_timers={"b": None}, merges={"c": "a"}, deleted_contacts=["c"]
+        )
+    )
+    assert await state.due_segment_timers(100.0, 10) == ["a"]
+    assert await state.next_wake() == 40.0
+
+
+async def test_interest_is_indexed_by_object_and_follows_merges(
+    open_state: StateFactory,
+) -> None:
+    state = await open_state()
+    interests = [("p:1:Viewed", "a", 10.0), ("p:1:Viewed", "b", 30.0), ("p:2:Viewed", "a", 50.0)]
+    await state.commit(FoldCommit(checkpoint=1, interests=interests))
+    # A later interest moves the time forward, an older one does not move it back.
+    await state.commit(FoldCommit(checkpoint=2, interests=[("p:1:Viewed", "a", 40.0)]))
+    await state.commit(FoldCommit(checkpoint=3, interests=[("p:1:Viewed", "a", 5.0)]))
+    assert await state.interested("p:1:Viewed", 35.0) == ["a"]
+    assert await state.interested("p:1:Viewed", 0.0) == ["a", "b"]
+    assert await state.interested("p:3:Viewed", 0.0) == []
+    # b merges into a: one row for a, at the later of the two.
+    await state.commit(FoldCommit(checkpoint=4, merges={"b": "a"}, deleted_contacts=["b"]))
+    assert await state.interested("p:1:Viewed", 0.0) == ["a"]
+    assert await state.interested("p:1:Viewed", 35.0) == ["a"]

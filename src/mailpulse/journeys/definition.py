@@ -59,6 +59,13 @@ _BRANCH_EXAMPLE = (
 _ALL_STEP_KEYS = sorted({key for keys in _STEP_KEYS.values() for key in keys})
 _STEPS_EXAMPLE = "steps:\n  - send: welcome"
 _TRIGGER_EXAMPLE = "trigger:\n  event: Signed Up"
+_TRIGGER_KEYS = (*_RULE_KEYS, "fan_out")
+_FAN_OUT_KEYS = ("catalog", "performed", "key", "within")
+_FAN_OUT_EXAMPLE = (
+    "trigger:\n  event: Back In Stock\n  fan_out:\n    catalog: products\n"
+    "    performed: [Product Viewed, Product Added to Wishlist]\n    key: product_id\n"
+    "    within: 30d"
+)
 _GOAL_EXAMPLE = "exit_on:\n  - event: Order Completed"
 
 
@@ -66,8 +73,22 @@ class EventRule(EventMatch, frozen=True):
     """A `track` event by name, with property filters that must all hold."""
 
 
+class FanOut(msgspec.Struct, frozen=True):
+    """The trigger event is about an object (its contact key is `object:<catalog>:<id>`), not a
+    person: the fold sends it on to every contact who did one of `performed` with property
+    `key` equal to the object's id in the last `within` seconds, and the journey starts for
+    each of them."""
+
+    catalog: str
+    performed: tuple[str, ...]
+    key: str
+    within: float
+
+
 class Trigger(EventRule, frozen=True):
     """The event that starts a journey."""
+
+    fan_out: FanOut | None = None
 
 
 class GoalRule(EventRule, frozen=True):
@@ -309,7 +330,7 @@ class _JourneyParser:
         return JourneyDefinition(
             id=journey_id,
             name=r.text(name_node, "name") if name_node else journey_id,
-            trigger=Trigger(*self._rule(trigger_node, "trigger", _TRIGGER_EXAMPLE)),
+            trigger=self._trigger(trigger_node),
             entry=self._entry(entry_node) if entry_node else EntryRule(kind="once"),
             message_class=message_class,
             exit_on=[
@@ -334,6 +355,43 @@ class _JourneyParser:
         )
         where_node = r.optional(entries, "where")
         return event, self._where(where_node) if where_node else ()
+
+    def _trigger(self, node: Node) -> Trigger:
+        r = self.reader
+        event, where = self._rule(node, "trigger", _TRIGGER_EXAMPLE, _TRIGGER_KEYS)
+        fan_out_node = r.optional(r.mapping(node, "trigger", _TRIGGER_KEYS), "fan_out")
+        if fan_out_node is None:
+            return Trigger(event, where)
+        if event in _SEGMENT_RULES.values():
+            r.fail(fan_out_node, "a fan-out starts on an event about an object, not a segment")
+        return Trigger(event, where, fan_out=self._fan_out(fan_out_node))
+
+    def _fan_out(self, node: Node) -> FanOut:
+        r = self.reader
+        spec = r.mapping(node, "fan_out", _FAN_OUT_KEYS, _FAN_OUT_EXAMPLE)
+
+        def need(key: str, fix: str) -> Node:
+            return r.required(spec, key, node, f"{fix}, e.g.\n{_FAN_OUT_EXAMPLE}")
+
+        performed_node = need("performed", "say which events show interest")
+        if isinstance(performed_node, SequenceNode):
+            performed = tuple(
+                r.text(item, "performed (an event name)") for item in performed_node.value
+            )
+        else:
+            performed = (r.text(performed_node, "performed (an event name)"),)
+        if not performed:
+            r.fail(performed_node, "name at least one event that shows interest")
+        within_node = need("within", "say how recent the interest must be")
+        within = self._duration(within_node, r.value(within_node))
+        if within <= 0:
+            r.fail(within_node, "within must be longer than 0s")
+        return FanOut(
+            catalog=r.text(need("catalog", "name the catalog the object is in"), "catalog"),
+            performed=performed,
+            key=r.text(need("key", "name the property that holds the object's id"), "key"),
+            within=within,
+        )
 
     def _segment_rule(
         self, entries: dict[str, Node], node: Node, keys: list[str]

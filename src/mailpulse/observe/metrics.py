@@ -59,6 +59,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.fan_out = Counter(
+            "mailpulse_fan_out_total",
+            "Events about an object (Back In Stock, Price Dropped) sent on to interested contacts.",
+            registry=r,
+        )
         self.errors = Counter(
             "mailpulse_errors_total",
             "Unexpected errors, by pipeline stage.",

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
+from mailpulse.audience.interests import InterestIndex, fan_out_copy, interest_key, object_of
 from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.audience.segments.evaluate import holds
 from mailpulse.audience.segments.incremental import KeptHistory
@@ -189,6 +190,7 @@ class _Batch:
         self.intents: list[OutboxRow] = []
         self.lifecycle: list[Event] = []
         self.segment_timers: dict[str, float | None] = {}
+        self.interests: list[tuple[str, str, float]] = []
 
 
 class FoldWorker:
@@ -210,6 +212,9 @@ class FoldWorker:
     ) -> None:
         self._policy = policy
         self._segments = segments or None
+        self._interests = InterestIndex(journeys.values())
+        # Message id of an event about an object → its audience: journey ids by contact.
+        self._audiences: dict[str, dict[str, list[str]]] = {}
         self._cached_contacts = cached_contacts
         self._foresee = foresee
         self._log = log
@@ -366,6 +371,7 @@ class FoldWorker:
             instances=[_record(i) for i in batch.instances.values()],
             segment_timers=batch.segment_timers,
             intents=batch.intents,
+            interests=batch.interests,
             lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
@@ -397,6 +403,9 @@ class FoldWorker:
         if ev.type == EventType.MERGE_REQUEST:
             self._on_merge_request(ev, batch)
             return
+        if object_of(ev) is not None:
+            self._fan_out(ev, batch)
+            return
         cid = self._resolve(ev, batch)
         if cid is None:
             return  # sent on to the partition that owns its contact
@@ -413,6 +422,8 @@ class FoldWorker:
             # The contact's own doing; our lifecycle events say nothing about the profile.
             apply_event(contact, ev)
             batch.contacts.add(cid)
+            if self._interests:
+                batch.interests += [(key, cid, ev.received_at) for key in self._interests.noted(ev)]
         now = self._clock()
         if self._segments is not None:
             before = self._segments.next_change_at(contact.segments)
@@ -422,7 +433,10 @@ class FoldWorker:
             return
         positions = self._positions.setdefault(cid, {})
         clock = self._contact_time(contact, now)
+        fan_out_for = ev.context.get("fan_out") if ev.forwarded else None
         for current in self._journeys.values():
+            if fan_out_for is not None and current.id not in fan_out_for:
+                continue  # an object's event, sent on to this contact for other journeys
             pos = positions.get(current.id)
             active = pos.active if pos is not None else None
             last_entered = pos.last_entered_at if pos is not None else None
@@ -510,6 +524,37 @@ class FoldWorker:
         batch.segment_timers[contact.id] = None
         self._segments_changed(contact, changes, cause, before, batch)
 
+    # -- objects -------------------------------------------------------------------------
+
+    async def _find_audiences(self, events: Iterable[Event]) -> None:
+        """Before a batch: who each event about an object reaches, from the interest index."""
+        if not self._interests:
+            return
+        for ev in events:
+            found = object_of(ev)
+            if found is None:
+                continue
+            catalog, item_id = found
+            audience: dict[str, list[str]] = {}
+            for journey_id, fan_out in self._interests.fan_outs(ev):
+                since = ev.received_at - fan_out.within
+                for performed in fan_out.performed:
+                    key = interest_key(catalog, item_id, performed)
+                    for cid in await self._state.interested(key, since):
+                        journeys = audience.setdefault(cid, [])
+                        if journey_id not in journeys:
+                            journeys.append(journey_id)
+            self._audiences[ev.message_id] = audience
+
+    def _fan_out(self, ev: Event, batch: _Batch) -> None:
+        """Send an event about an object on to each contact of its audience, through the log:
+        each copy goes to the partition that owns its contact. The copies' ids derive from the
+        event's, so a replay repeats them and the log drops the repeats."""
+        audience = self._audiences.pop(ev.message_id, {})
+        for cid, journeys in audience.items():
+            batch.lifecycle.append(fan_out_copy(ev, cid, journeys))
+        self._metrics.fan_out.inc(len(audience))
+
     # -- identity ------------------------------------------------------------------------
     #
     # Each contact belongs to one partition, the one its id (the first key it was known by)
@@ -522,6 +567,7 @@ class FoldWorker:
 
     async def _prefetch(self, events: Iterable[Event]) -> None:
         """Load into the caches every contact this batch touches: one store call per miss."""
+        await self._find_audiences(events)
         await self._load_keys(events)
         # An answered merge brings in the other side's contact as it was handed over, and
         # the events its survivor held back are folded after it.

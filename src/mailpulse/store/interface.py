@@ -89,6 +89,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     # A merged or handed-over contact's timer goes with it.
     segment_timers: dict[str, float | None] = msgspec.field(default_factory=dict)
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
+    # (object, contact id, when): the contact showed interest in the object then.
+    interests: list[tuple[str, str, float]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
     lifecycle: list[Event] = msgspec.field(default_factory=list)
@@ -150,6 +152,10 @@ class StateStore(Protocol):
     async def due_segment_timers(
         self, until: float, limit: int, partition: int = 0
     ) -> list[str]: ...
+    async def interested(self, object_key: str, since: float) -> list[str]:
+        """The contacts that showed interest in `object_key` at `since` or later."""
+        ...
+
     async def next_wake(self, partition: int = 0) -> float | None:
         """The earliest journey or segment timer of the partition."""
         ...

@@ -87,6 +87,9 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     moves = [(dst, src) for src, dst in change.merges.items()]
     await _many(conn, Q["merge-identities"], moves)
     await _many(conn, Q["merge-instances"], [(dst, src, partition) for dst, src in moves])
+    await _many(conn, Q["merge-interest"], moves)
+    await _many(conn, Q["drop-interest"], [(src,) for _, src in moves])
+    await _many(conn, Q["note-interest"], change.interests)
     await _many(conn, Q["upsert-identity"], list(change.identities.items()))
     await _many(
         conn,
@@ -171,6 +174,9 @@ class PostgresStateStore:
     async def due_segment_timers(self, until: float, limit: int, partition: int = 0) -> list[str]:
         rows = await self._db.fetch(Q["due-segment-timers"], partition, until, limit)
         return [r[0] for r in rows]
+
+    async def interested(self, object_key: str, since: float) -> list[str]:
+        return [r[0] for r in await self._db.fetch(Q["interested"], object_key, since)]
 
     async def next_wake(self, partition: int = 0) -> float | None:
         wake: float | None = await self._db.fetchval(Q["next-wake"], partition)

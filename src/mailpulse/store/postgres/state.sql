@@ -138,3 +138,20 @@ VALUES ($1, extract(epoch FROM clock_timestamp())::float8 + $2::float8)
 ON CONFLICT (destination) DO UPDATE
     SET tat = GREATEST(t.tat, extract(epoch FROM clock_timestamp())::float8) + $2::float8
 RETURNING t.tat - $2::float8, extract(epoch FROM clock_timestamp())::float8
+
+-- name: note-interest
+INSERT INTO object_interest (object, contact_id, last_at) VALUES ($1, $2, $3)
+ON CONFLICT (object, contact_id)
+DO UPDATE SET last_at = greatest(object_interest.last_at, excluded.last_at)
+
+-- name: merge-interest
+INSERT INTO object_interest (object, contact_id, last_at)
+SELECT object, $1, last_at FROM object_interest WHERE contact_id = $2
+ON CONFLICT (object, contact_id)
+DO UPDATE SET last_at = greatest(object_interest.last_at, excluded.last_at)
+
+-- name: drop-interest
+DELETE FROM object_interest WHERE contact_id = $1
+
+-- name: interested
+SELECT contact_id FROM object_interest WHERE object = $1 AND last_at >= $2 ORDER BY contact_id

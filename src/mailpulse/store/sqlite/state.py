@@ -40,6 +40,9 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     moves = [(dst, src) for src, dst in change.merges.items()]
     conn.executemany(Q["merge-identities"], moves)
     conn.executemany(Q["merge-instances"], moves)
+    conn.executemany(Q["merge-interest"], moves)
+    conn.executemany(Q["drop-interest"], [(src,) for _, src in moves])
+    conn.executemany(Q["note-interest"], change.interests)
     conn.executemany(Q["upsert-identity"], list(change.identities.items()))
     conn.executemany(
         Q["upsert-instance"],
@@ -127,6 +130,11 @@ class SqliteStateStore:
         only_partition(partition)
         query = Q["due-segment-timers"]
         rows = self._db.read(lambda c: c.execute(query, (until, limit)).fetchall())
+        return [r[0] for r in rows]
+
+    async def interested(self, object_key: str, since: float) -> list[str]:
+        query = Q["interested"]
+        rows = self._db.read(lambda c: c.execute(query, (object_key, since)).fetchall())
         return [r[0] for r in rows]
 
     async def next_wake(self, partition: int = 0) -> float | None:

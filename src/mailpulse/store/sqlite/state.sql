@@ -30,6 +30,14 @@ CREATE TABLE IF NOT EXISTS segment_timers (
     wake_at    REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segment_timers_by_wake ON segment_timers (wake_at);
+-- Who showed interest in which object, for the notifications an event about it fans out.
+CREATE TABLE IF NOT EXISTS object_interest (
+    object     TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    last_at    REAL NOT NULL,
+    PRIMARY KEY (object, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_interest_by_contact ON object_interest (contact_id);
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -154,3 +162,18 @@ SELECT body FROM unshipped_lifecycle ORDER BY rowid LIMIT ?
 
 -- name: forget-lifecycle
 DELETE FROM unshipped_lifecycle WHERE message_id = ?
+
+-- name: note-interest
+INSERT INTO object_interest (object, contact_id, last_at) VALUES (?, ?, ?)
+ON CONFLICT (object, contact_id) DO UPDATE SET last_at = max(last_at, excluded.last_at)
+
+-- name: merge-interest
+INSERT INTO object_interest (object, contact_id, last_at)
+SELECT object, ?, last_at FROM object_interest WHERE contact_id = ? AND true
+ON CONFLICT (object, contact_id) DO UPDATE SET last_at = max(last_at, excluded.last_at)
+
+-- name: drop-interest
+DELETE FROM object_interest WHERE contact_id = ?
+
+-- name: interested
+SELECT contact_id FROM object_interest WHERE object = ? AND last_at >= ? ORDER BY contact_id

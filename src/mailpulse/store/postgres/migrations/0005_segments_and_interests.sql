@@ -1,0 +1,20 @@
+-- When time alone may next change a contact's segment memberships (a window passing, a
+-- relative date reached): the partition that owns the contact re-evaluates it then.
+
+CREATE TABLE segment_timers (
+    contact_id text PRIMARY KEY,
+    partition  integer NOT NULL,
+    wake_at    double precision NOT NULL
+);
+CREATE INDEX segment_timers_by_wake ON segment_timers (partition, wake_at);
+
+-- Who showed interest in which object (viewed a product, wished for it), for the
+-- notifications an event about the object fans out (`Back In Stock`): an index, so a fan-out
+-- reads its audience instead of scanning every contact.
+CREATE TABLE object_interest (
+    object     text NOT NULL,
+    contact_id text NOT NULL,
+    last_at    double precision NOT NULL,
+    PRIMARY KEY (object, contact_id)
+);
+CREATE INDEX object_interest_by_contact ON object_interest (contact_id);
