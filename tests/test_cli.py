@@ -32,7 +32,7 @@ def test_validate_accepts_the_demo_shop() -> None:
     shop = Path(__file__).resolve().parents[1] / "examples" / "shop"
     result = runner.invoke(app, ["validate", str(shop)])
     assert result.exit_code == 0, result.output
-    assert "8 templates, 7 journeys, 2 segments" in result.output
+    assert "9 templates, 8 journeys, 2 segments" in result.output
 
 
 def test_journey_typo_names_file_line_and_fix(project: Path) -> None:

@@ -10,6 +10,7 @@ from mailpulse.journeys.definition import EntryRule, SendStep, WaitStep
 from mailpulse.types import Event
 
 TEMPLATES = {
+    "back_in_stock",
     "welcome",
     "browse_reminder",
     "cart_reminder",
@@ -156,6 +157,7 @@ steps:
 def test_example_shop_journeys_load_with_its_templates() -> None:
     journeys = {j.id: j for j in load_journeys(SHOP, TEMPLATES, {"inactive", "vip"})}
     assert sorted(journeys) == [
+        "back_in_stock",
         "browse_abandonment",
         "cart_abandonment",
         "order_confirmation",

@@ -12,6 +12,7 @@ from mailpulse.render import CompiledTemplate, TemplateLibrary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "shop" / "templates"
 MARKETING = (
+    "back_in_stock",
     "welcome",
     "browse_reminder",
     "cart_reminder",
@@ -68,6 +69,7 @@ def examples() -> TemplateLibrary:
 
 def test_example_shop_templates_load(examples: TemplateLibrary) -> None:
     assert examples.names() == [
+        "back_in_stock",
         "browse_reminder",
         "cart_reminder",
         "order_confirmation",
