@@ -84,7 +84,12 @@ def free_port() -> int:
 
 
 def write_project(
-    root: Path, smtp_port: int, *, journeys: dict[str, str] | None = None, retry: str = '["1s"]'
+    root: Path,
+    smtp_port: int,
+    *,
+    journeys: dict[str, str] | None = None,
+    segments: dict[str, str] | None = None,
+    retry: str = '["1s"]',
 ) -> Path:
     (root / "templates").mkdir(parents=True)
     (root / "journeys").mkdir()
@@ -93,6 +98,11 @@ def write_project(
     (root / "templates" / "reminder.html").write_text(REMINDER, encoding="utf-8")
     for name, text in (journeys or JOURNEYS).items():
         (root / "journeys" / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    if segments:
+        (root / "segments").mkdir()
+        for name, text in segments.items():
+            path = root / "segments" / f"{name}.yaml"
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
     (root / "dkim" / "key.pem").write_bytes(_key())
     (root / "mailpulse.toml").write_text(
         textwrap.dedent(
