@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailpulse.errors import ProjectError
+from mailpulse.policy import FrequencyCap
 from mailpulse.project import load_config, load_project
 from tests.e2e.conftest import write_project
 
@@ -188,9 +189,11 @@ def test_the_send_policy_loads(project: Path) -> None:
     edit(
         project,
         "[delivery]",
-        '[policy]\nquiet_hours = "21:00-08:00"\nfrequency_cap = "3/1d"\n\n[delivery]',
+        '[policy]\nquiet_hours = "21:00-08:00"\nfrequency_cap = "3/1d"\n'
+        'topic_caps = {promotions = "1/12h"}\n\n[delivery]',
     )
     policy = load_project(project).send_policy
+    assert policy.topic_caps["promotions"] == FrequencyCap(1, 43200.0)
     assert policy.quiet_hours is not None and policy.quiet_hours.start.hour == 21
     assert policy.frequency_cap is not None
     assert (policy.frequency_cap.count, policy.frequency_cap.period) == (3, 86400.0)
@@ -204,6 +207,7 @@ def test_the_send_policy_loads(project: Path) -> None:
         ('frequency_cap = "3 per day"', "e.g. '3/1d'"),
         ('frequency_cap = "0/1d"', "e.g. '3/1d'"),
         ('frequency_cap = "3/soon"', "e.g. '3/1d'"),
+        ('topic_caps = {promotions = "often"}', "promotions: write how many per how long"),
     ],
 )
 def test_send_policy_errors_name_the_line(project: Path, line: str, reason: str) -> None:

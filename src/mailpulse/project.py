@@ -86,6 +86,9 @@ class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     quiet_hours: str = ""
     # Marketing per contact across all journeys: "3/1d"; over it, a message is not sent.
     frequency_cap: str = ""
+    # Per topic (a journey's or send step's `topic`), on top of frequency_cap:
+    # {promotions = "1/1d"}.
+    topic_caps: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -353,15 +356,29 @@ def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
             )
         quiet = QuietHours(time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4])))
     if config.policy.frequency_cap:
-        m = _CAP.match(config.policy.frequency_cap)
-        try:
-            period = parse_duration(m[2]) if m else 0.0
-        except ValueError:
-            period = 0.0
-        if m is None or int(m[1]) < 1 or period <= 0:
+        cap = _cap(config.policy.frequency_cap)
+        if cap is None:
             fail("policy", "frequency_cap", "write how many per how long, e.g. '3/1d'")
-        cap = FrequencyCap(int(m[1]), period)
-    return SendPolicy(quiet_hours=quiet, frequency_cap=cap, default_timezone=timezone)
+    topic_caps: dict[str, FrequencyCap] = {}
+    for topic, text in config.policy.topic_caps.items():
+        topic_cap = _cap(text)
+        if topic_cap is None:
+            fail("policy", "topic_caps", f"{topic}: write how many per how long, e.g. '1/1d'")
+        topic_caps[topic] = topic_cap
+    return SendPolicy(
+        quiet_hours=quiet, frequency_cap=cap, default_timezone=timezone, topic_caps=topic_caps
+    )
+
+
+def _cap(text: str) -> FrequencyCap | None:
+    m = _CAP.match(text)
+    try:
+        period = parse_duration(m[2]) if m else 0.0
+    except ValueError:
+        period = 0.0
+    if m is None or int(m[1]) < 1 or period <= 0:
+        return None
+    return FrequencyCap(int(m[1]), period)
 
 
 def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:

@@ -98,8 +98,10 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     known: bool = False  # identified by a userId, not only an anonymousId
     awaiting: list[str] = msgspec.field(default_factory=list)
     held: list[Event] = msgspec.field(default_factory=list)
-    # When the marketing messages a frequency cap can still see were queued.
+    # When the marketing messages a frequency cap can still see were queued: all of them, and
+    # by topic for the per-topic caps.
     marketing_sent: list[float] = msgspec.field(default_factory=list)
+    topic_sent: dict[str, list[float]] = msgspec.field(default_factory=dict)
     segments: SegmentState = msgspec.field(default_factory=SegmentState)
 
 
@@ -121,6 +123,7 @@ class SendIntent(msgspec.Struct, kw_only=True):
     template: str
     context: dict[str, Any]
     message_class: str = MessageClass.MARKETING
+    topic: str | None = None
     journey: str | None = None
     step: str | None = None
     event_offset: int = 0

@@ -16,12 +16,17 @@ from tests.runtime.test_fold import Clock, Harness, identify, running, track
 
 
 def journey(
-    name: str, trigger: str, template: str, message_class: str = "marketing"
+    name: str,
+    trigger: str,
+    template: str,
+    message_class: str = "marketing",
+    topic: str = "general",
 ) -> JourneyDefinition:
     text = f"""\
         trigger: {{event: {trigger}}}
         entry: always
         message_class: {message_class}
+        topic: {topic}
         steps:
           - send: {template}
         """
@@ -30,7 +35,7 @@ def journey(
 
 JOURNEYS = {
     "browse": journey("browse", "Product Viewed", "browse_reminder"),
-    "promo": journey("promo", "Promo Started", "promo"),
+    "promo": journey("promo", "Promo Started", "promo", topic="promotions"),
     "receipt": journey("receipt", "Order Completed", "receipt", "transactional"),
 }
 
@@ -82,3 +87,23 @@ async def test_the_frequency_cap_counts_across_journeys(tmp_path: Path) -> None:
         await h.append([track(6, "a", "Promo Started")])
         [again] = await h.sends(1)
         assert again.template == "promo"
+
+
+async def test_a_topic_cap_counts_only_its_topic(tmp_path: Path) -> None:
+    clock = Clock()
+    policy = SendPolicy(
+        frequency_cap=FrequencyCap(10, 86400),
+        topic_caps={"promotions": FrequencyCap(1, 86400)},
+    )
+    async with running(tmp_path, clock, journeys=JOURNEYS, policy=policy) as h:
+        await h.append([identify(1, "a")])
+        await h.append([track(2, "a", "Promo Started"), track(3, "a", "Promo Started")])
+        [promo] = await h.sends(1)
+        assert promo.topic == "promotions"
+        # Another topic still goes out: the topic's cap is its own.
+        await h.append([track(4, "a", "Product Viewed")])
+        [browse] = await h.sends(1)
+        assert browse.template == "browse_reminder"
+        capped = sorted(await outbox(h, "promo"), key=lambda r: r.intent.key)  # m2, then m3
+        assert [r.status for r in capped] == [OutboxStatus.QUEUED, OutboxStatus.SUPPRESSED]
+        assert "frequency cap of topic promotions: 1 per 86400s" in capped[1].last_text

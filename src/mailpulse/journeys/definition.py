@@ -25,14 +25,14 @@ from mailpulse.yamlnodes import NodeReader, compose, is_null, suggest
 
 # Ids end up inside instance ids and intent keys, joined by ':'.
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
-_TOP_KEYS = ("name", "trigger", "entry", "message_class", "exit_on", "steps")
+_TOP_KEYS = ("name", "trigger", "entry", "message_class", "topic", "exit_on", "steps")
 _RULE_KEYS = ("event", "where", "segment_entered", "segment_exited")
 # A rule on segment membership stands for the event the fold appends when it changes.
 _SEGMENT_RULES = {"segment_entered": "Segment Entered", "segment_exited": "Segment Exited"}
 _ENTRY_KINDS = ("once", "once_per", "always")
 _MESSAGE_CLASSES = tuple(c.value for c in MessageClass)
 _STEP_KEYS = {
-    "send": ("send", "id", "message_class"),
+    "send": ("send", "id", "message_class", "topic"),
     "wait": ("wait", "id"),
     "wait_for": ("wait_for", "id", "then", "on_timeout"),
     "wait_until": ("wait_until", "id"),
@@ -103,9 +103,13 @@ class EntryRule(msgspec.Struct, frozen=True):
 
 
 class SendStep(msgspec.Struct, frozen=True, tag="send"):
+    """Send `template`; `topic` (the journey's unless the step names one) is what the contact
+    subscribes to and what a per-topic frequency cap counts."""
+
     id: str
     template: str
     message_class: str
+    topic: str | None = None
 
 
 class WaitStep(msgspec.Struct, frozen=True, tag="wait"):
@@ -307,12 +311,15 @@ class _JourneyParser:
         }
         self._journey_id = ""
         self._version = ""
+        self._topic: str | None = None
         self._step_ids: set[str] = set()
 
     def journey(self, root: Node, journey_id: str, version: str) -> JourneyDefinition:
         r = self.reader
         self._journey_id, self._version = journey_id, version
         entries = r.mapping(root, "a journey", _TOP_KEYS)
+        topic_node = r.optional(entries, "topic")
+        self._topic = self._topic_name(topic_node) if topic_node else None
         name_node = r.optional(entries, "name")
         trigger_node = r.required(
             entries,
@@ -619,7 +626,15 @@ class _JourneyParser:
         class_node = r.optional(entries, "message_class")
         if class_node:
             message_class = self._message_class(class_node)
-        return SendStep(id=step_id, template=template, message_class=message_class)
+        topic_node = r.optional(entries, "topic")
+        topic = self._topic_name(topic_node) if topic_node else self._topic
+        return SendStep(id=step_id, template=template, message_class=message_class, topic=topic)
+
+    def _topic_name(self, node: Node) -> str:
+        topic = self.reader.text(node, "topic")
+        if not _ID.fullmatch(topic):
+            self.reader.fail(node, f"topic {topic!r} may hold only letters, digits, '_', '-', '.'")
+        return topic
 
     def _wait(self, entries: dict[str, Node], step_id: str, message_class: str) -> WaitStep:
         node = entries["wait"]

@@ -88,6 +88,7 @@ class SendEffect(msgspec.Struct, kw_only=True):
     template: str
     step_id: str
     message_class: str
+    topic: str | None = None
 
 
 class Transition(msgspec.Struct, kw_only=True):
@@ -223,6 +224,7 @@ def _run(
                         template=step.template,
                         step_id=step.id,
                         message_class=step.message_class,
+                        topic=step.topic,
                     )
                 )
                 position = _next(position)

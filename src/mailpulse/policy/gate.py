@@ -2,8 +2,9 @@
 
 A contact with no usable address gets nothing. Marketing also meets the project's send
 policy: a frequency cap (at most N marketing messages per contact per period, counted across
-all journeys) and quiet hours on the contact's own clock, during which a message is held and
-sent when they end, never dropped.
+all journeys), one per topic if set (at most M of a topic's messages per period), and quiet
+hours on the contact's own clock, during which a message is held and sent when they end,
+never dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class SendPolicy(msgspec.Struct, frozen=True):
     quiet_hours: QuietHours | None = None
     frequency_cap: FrequencyCap | None = None
     default_timezone: str = "UTC"
+    # Topic → its own cap, counted on top of (not instead of) the one across all marketing.
+    topic_caps: dict[str, FrequencyCap] = msgspec.field(default_factory=dict)
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -58,7 +61,11 @@ NO_POLICY = SendPolicy()
 
 
 def check_send(
-    contact: Contact, message_class: str, now: float = 0.0, policy: SendPolicy = NO_POLICY
+    contact: Contact,
+    message_class: str,
+    now: float = 0.0,
+    policy: SendPolicy = NO_POLICY,
+    topic: str | None = None,
 ) -> Verdict:
     if contact.email is None:
         return Verdict(False, contact.email_error or "contact has no email address")
@@ -67,6 +74,12 @@ def check_send(
     cap = policy.frequency_cap
     if cap is not None and cap.reached(contact.marketing_sent, now):
         return Verdict(False, f"frequency cap: {cap.count} marketing messages per {cap.period:g}s")
+    topic_cap = None if topic is None else policy.topic_caps.get(topic)
+    if topic_cap is not None and topic_cap.reached(contact.topic_sent.get(topic, []), now):
+        return Verdict(
+            False,
+            f"frequency cap of topic {topic}: {topic_cap.count} per {topic_cap.period:g}s",
+        )
     quiet = policy.quiet_hours
     held = None if quiet is None else quiet.held_until(now, contact, policy.default_timezone)
     if held is not None:
@@ -74,10 +87,17 @@ def check_send(
     return ALLOW
 
 
-def remember_marketing(contact: Contact, now: float, policy: SendPolicy) -> None:
-    """Count a marketing message against the cap; only what the cap can still see is kept."""
+def remember_marketing(
+    contact: Contact, now: float, policy: SendPolicy, topic: str | None = None
+) -> None:
+    """Count a marketing message against the caps; only what a cap can still see is kept."""
     cap = policy.frequency_cap
-    if cap is None:
-        return
-    contact.marketing_sent = [at for at in contact.marketing_sent if at > now - cap.period]
-    contact.marketing_sent.append(now)
+    if cap is not None:
+        contact.marketing_sent = _recent(contact.marketing_sent, now, cap)
+    topic_cap = None if topic is None else policy.topic_caps.get(topic)
+    if topic is not None and topic_cap is not None:
+        contact.topic_sent[topic] = _recent(contact.topic_sent.get(topic, []), now, topic_cap)
+
+
+def _recent(sent: list[float], now: float, cap: FrequencyCap) -> list[float]:
+    return [*(at for at in sent if at > now - cap.period), now]

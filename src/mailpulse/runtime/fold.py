@@ -807,12 +807,13 @@ class FoldWorker:
                 template=eff.template,
                 context={"contact": contact_view(contact), "event": instance.trigger},
                 message_class=eff.message_class,
+                topic=eff.topic,
                 journey=instance.journey_id,
                 step=eff.step_id,
                 event_received_at=origin_received_at,
                 created_at=now,
             )
-            verdict = check_send(contact, eff.message_class, now, self._policy)
+            verdict = check_send(contact, eff.message_class, now, self._policy, eff.topic)
             send_at = now
             if not verdict.allowed:
                 status = OutboxStatus.SUPPRESSED
@@ -829,7 +830,7 @@ class FoldWorker:
                 status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
                 self._metrics.emails.labels("queued").inc()
             if verdict.allowed and eff.message_class == MessageClass.MARKETING:
-                remember_marketing(contact, now, self._policy)
+                remember_marketing(contact, now, self._policy, eff.topic)
                 batch.contacts.add(contact.id)
             batch.intents.append(
                 OutboxRow(
