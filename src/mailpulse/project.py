@@ -360,8 +360,8 @@ def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
         if cap is None:
             fail("policy", "frequency_cap", "write how many per how long, e.g. '3/1d'")
     topic_caps: dict[str, FrequencyCap] = {}
-    for topic, text in config.policy.topic_caps.items():
-        topic_cap = _cap(text)
+    for topic, written in config.policy.topic_caps.items():
+        topic_cap = _cap(written)
         if topic_cap is None:
             fail("policy", "topic_caps", f"{topic}: write how many per how long, e.g. '1/1d'")
         topic_caps[topic] = topic_cap
