@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailpulse import __version__
 from mailpulse.api.admin import admin_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
+from mailpulse.api.journeys import journeys_router
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -54,6 +55,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
         return _error(400, first.get("msg", "invalid request"), where or None)
 
     app.include_router(admin_router(pipeline.log, pipeline.state))
+    app.include_router(journeys_router(pipeline.state, pipeline.project))
     for router in extra_routers:
         app.include_router(router)
 

@@ -92,10 +92,13 @@ class SendEffect(msgspec.Struct, kw_only=True):
 
 
 class Transition(msgspec.Struct, kw_only=True):
-    """The instance to store (None: nothing changed) and the sends to make, in order."""
+    """The instance to store (None: nothing changed) and the sends to make, in order.
+    `taken` names the way each split and branch passed went, as `<step id>:<arm>` (a
+    branch's arms are `then` and `else`), for the journey's report."""
 
     instance: JourneyInstance | None
     effects: list[SendEffect]
+    taken: list[str] = msgspec.field(default_factory=list)
 
 
 def on_event(
@@ -209,11 +212,13 @@ def _run(
     """Run steps from `position` until a wait or the end. A branch that ends goes on with the
     step after the one it branched from."""
     effects: list[SendEffect] = []
+    taken: list[str] = []
     while True:
         step = _step_at(journey.steps, position)
         if step is None:
             if len(position) == 1:
-                return Transition(instance=_completed(journey, instance), effects=effects)
+                done = _completed(journey, instance)
+                return Transition(instance=done, effects=effects, taken=taken)
             position = _next(position[:-2])  # out of the branch
             continue
         match step:
@@ -231,19 +236,22 @@ def _run(
             case WaitStep() | WaitForStep():
                 wait = step.seconds if isinstance(step, WaitStep) else step.timeout
                 waiting = replace(instance, position=position, wake_at=now + wait)
-                return Transition(instance=waiting, effects=effects)
+                return Transition(instance=waiting, effects=effects, taken=taken)
             case WaitUntilStep():
                 wake = contact.wake_for(step, now)
                 if wake <= now:
                     position = _next(position)
                     continue
                 waiting = replace(instance, position=position, wake_at=wake)
-                return Transition(instance=waiting, effects=effects)
+                return Transition(instance=waiting, effects=effects, taken=taken)
             case SplitStep():
-                position = [*position, step.arm_for(instance.contact_id), 0]
+                arm = step.arm_for(instance.contact_id)
+                taken.append(f"{step.id}:{step.arms[arm].name}")
+                position = [*position, arm, 0]
             case BranchStep():
-                taken = BranchStep.THEN if contact.meets(step) else BranchStep.OTHERWISE
-                position = [*position, taken, 0]
+                then = contact.meets(step)
+                taken.append(f"{step.id}:{'then' if then else 'else'}")
+                position = [*position, BranchStep.THEN if then else BranchStep.OTHERWISE, 0]
             case _:
                 assert_never(step)
 

@@ -14,6 +14,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
@@ -57,6 +58,10 @@ _BATCH = 2000
 # The caches hold the contacts seen lately, not the whole audience: past this many, the oldest
 # are dropped between batches (they are in the store, and come back on their next event).
 CACHED_CONTACTS = 100_000
+# How often the fold reads which journeys are paused or archived: a pause takes effect within
+# this many seconds.
+CONTROLS_EVERY = 0.5
+PAUSED, ARCHIVED = "paused", "archived"
 
 _encode = msgspec.json.Encoder().encode
 _decode_instance = msgspec.json.Decoder(JourneyInstance).decode
@@ -191,6 +196,7 @@ class _Batch:
         self.lifecycle: list[Event] = []
         self.segment_timers: dict[str, float | None] = {}
         self.interests: list[tuple[str, str, float]] = []
+        self.journey_counts: Counter[tuple[str, str, str]] = Counter()
 
 
 class FoldWorker:
@@ -237,6 +243,9 @@ class FoldWorker:
         self._redirect: dict[str, str] = {}
         self._contacts: dict[str, Contact] = {}
         self._positions: dict[str, dict[str, _Position]] = {}  # contact -> journey -> position
+        # Journeys paused or archived over the admin API, as last read from the store.
+        self._controls: dict[str, str] = {}
+        self._controls_read_at = -CONTROLS_EVERY
         self.caught_up = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -272,6 +281,7 @@ class FoldWorker:
                 if ev.offset > self.checkpoint and not self._log.lost(ev.offset, self._partition):
                     heapq.heappush(self._pending, (ev.offset, ev))
             await self._fold_pending()
+            await self._read_controls()
             if self._next_wake is not None and self._clock() >= self._next_wake:
                 await self._fire_timers()
 
@@ -307,10 +317,21 @@ class FoldWorker:
 
     # -- one batch -----------------------------------------------------------------------
 
+    async def _read_controls(self) -> None:
+        if time.monotonic() - self._controls_read_at < CONTROLS_EVERY:
+            return
+        controls = await self._state.journey_controls()
+        self._controls_read_at = time.monotonic()
+        if controls != self._controls:
+            self._controls = controls
+            # A resumed journey's timers that came due while it was paused fire now.
+            self._next_wake = await self._state.next_wake(self._partition)
+
     async def _fold(self, events: list[Event], *, fresh: bool = False) -> None:
         """`fresh`: events just appended, not replayed from the log, so their intents are
         new and worth preparing while the fsync runs."""
         t0 = time.perf_counter()
+        await self._read_controls()
         await self._prefetch(events)
         batch = _Batch()
         for ev in events:
@@ -372,6 +393,7 @@ class FoldWorker:
             segment_timers=batch.segment_timers,
             intents=batch.intents,
             interests=batch.interests,
+            journey_counts=[(*key, n) for key, n in batch.journey_counts.items()],
             lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
@@ -443,6 +465,15 @@ class FoldWorker:
             journey = current if active is None else self._definition(active)
             if journey is None:
                 continue
+            control = self._controls.get(current.id)
+            if control == ARCHIVED:
+                if active is not None:
+                    self._exit(active, batch)
+                continue
+            if control == PAUSED and (
+                active is None or not any(goal.matches(ev) for goal in journey.exit_on)
+            ):
+                continue  # nobody enters or moves on; a goal met still ends the journey
             tr = on_event(
                 journey,
                 contact_id=cid,
@@ -460,7 +491,7 @@ class FoldWorker:
                 and tr.instance.instance_id == pos.last_instance_id
             ):
                 continue  # a replayed entry of an instance that already ran
-            self._store_instance(tr.instance, batch)
+            self._store_instance(tr.instance, batch, entered=active is None, taken=tr.taken)
             self._queue_sends(contact, tr.instance, tr.effects, ev.received_at, batch)
 
     def _contact_time(self, contact: Contact, now: float) -> ContactTime:
@@ -785,10 +816,29 @@ class FoldWorker:
 
     # -- journeys and intents ------------------------------------------------------------
 
-    def _store_instance(self, instance: JourneyInstance, batch: _Batch) -> None:
+    def _store_instance(
+        self,
+        instance: JourneyInstance,
+        batch: _Batch,
+        *,
+        entered: bool = False,
+        taken: Sequence[str] = (),
+    ) -> None:
         positions = self._positions.setdefault(instance.contact_id, {})
         positions.setdefault(instance.journey_id, _Position()).record(instance)
         batch.instances[instance.instance_id] = instance
+        # Counted in the commit that stores the instance: exactly once, replays included.
+        journey, version = instance.journey_id, instance.version
+        if entered:
+            batch.journey_counts[journey, version, "entered"] += 1
+        for way in taken:
+            batch.journey_counts[journey, version, way] += 1
+        if instance.status != "active":
+            batch.journey_counts[journey, version, instance.status] += 1
+
+    def _exit(self, instance: JourneyInstance, batch: _Batch) -> None:
+        instance.status, instance.wake_at = "exited", None
+        self._store_instance(instance, batch)
 
     def _queue_sends(
         self,
@@ -844,6 +894,7 @@ class FoldWorker:
             batch.lifecycle.append(event)
 
     async def _fire_timers(self) -> None:
+        await self._read_controls()
         now = self._clock()
         if self._segments is not None:
             await self._fire_segment_timers(now)
@@ -859,9 +910,9 @@ class FoldWorker:
                 inst = cached or _decode_instance(rec.body)
                 journey = self._definition(inst)
                 contact = self._contacts.get(inst.contact_id)
-                if journey is None or contact is None:
-                    inst.status, inst.wake_at = "exited", None
-                    self._store_instance(inst, batch)
+                archived = self._controls.get(inst.journey_id) == ARCHIVED
+                if journey is None or contact is None or archived:
+                    self._exit(inst, batch)
                     continue
                 tr = on_timer(
                     journey,
@@ -870,7 +921,7 @@ class FoldWorker:
                     contact=self._contact_time(contact, now),
                 )
                 if tr.instance is not None:
-                    self._store_instance(tr.instance, batch)
+                    self._store_instance(tr.instance, batch, taken=tr.taken)
                     self._queue_sends(contact, tr.instance, tr.effects, now, batch)
             await self._commit(batch, self.checkpoint)
         self._next_wake = await self._state.next_wake(self._partition)

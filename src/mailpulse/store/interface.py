@@ -91,6 +91,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # (object, contact id, when): the contact showed interest in the object then.
     interests: list[tuple[str, str, float]] = msgspec.field(default_factory=list)
+    # (journey id, version, what, how many) to add to the journey's counts.
+    journey_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
     lifecycle: list[Event] = msgspec.field(default_factory=list)
@@ -152,6 +154,20 @@ class StateStore(Protocol):
     async def due_segment_timers(
         self, until: float, limit: int, partition: int = 0
     ) -> list[str]: ...
+    async def set_journey_control(self, journey_id: str, status: str, at: float) -> None:
+        """Pause, resume (status 'live') or archive a journey."""
+        ...
+
+    async def journey_controls(self) -> dict[str, str]:
+        """Journey id → status, for the journeys ever paused or archived."""
+        ...
+
+    async def journey_counts(self, journey_id: str) -> list[tuple[str, str, int]]:
+        """(version, what, how many) of one journey."""
+        ...
+
+    async def active_instance_counts(self) -> dict[str, int]: ...
+
     async def interested(self, object_key: str, since: float) -> list[str]:
         """The contacts that showed interest in `object_key` at `since` or later."""
         ...

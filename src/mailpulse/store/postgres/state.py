@@ -90,6 +90,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["merge-interest"], moves)
     await _many(conn, Q["drop-interest"], [(src,) for _, src in moves])
     await _many(conn, Q["note-interest"], change.interests)
+    await _many(conn, Q["add-journey-count"], change.journey_counts)
     await _many(conn, Q["upsert-identity"], list(change.identities.items()))
     await _many(
         conn,
@@ -174,6 +175,19 @@ class PostgresStateStore:
     async def due_segment_timers(self, until: float, limit: int, partition: int = 0) -> list[str]:
         rows = await self._db.fetch(Q["due-segment-timers"], partition, until, limit)
         return [r[0] for r in rows]
+
+    async def set_journey_control(self, journey_id: str, status: str, at: float) -> None:
+        await self._db.execute(Q["set-journey-control"], journey_id, status, at)
+
+    async def journey_controls(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in await self._db.fetch(Q["journey-controls"])}
+
+    async def journey_counts(self, journey_id: str) -> list[tuple[str, str, int]]:
+        rows = await self._db.fetch(Q["journey-counts"], journey_id)
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def active_instance_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._db.fetch(Q["active-instance-counts"])}
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         return [r[0] for r in await self._db.fetch(Q["interested"], object_key, since)]

@@ -48,15 +48,18 @@ SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
 FROM journey_instances WHERE contact_id = $1 ORDER BY entered_at, instance_id
 
 -- name: due-instances
+-- A paused journey's timers wait for its resume.
 SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
 FROM journey_instances
 WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL AND wake_at <= $2
+    AND journey_id NOT IN (SELECT journey_id FROM journey_controls WHERE status = 'paused')
 ORDER BY wake_at LIMIT $3
 
 -- name: next-wake
 SELECT min(wake) FROM (
     SELECT min(wake_at) AS wake FROM journey_instances
     WHERE partition = $1 AND status = 'active' AND wake_at IS NOT NULL
+        AND journey_id NOT IN (SELECT journey_id FROM journey_controls WHERE status = 'paused')
     UNION ALL
     SELECT min(wake_at) FROM segment_timers WHERE partition = $1
 ) AS wakes
@@ -155,3 +158,21 @@ DELETE FROM object_interest WHERE contact_id = $1
 
 -- name: interested
 SELECT contact_id FROM object_interest WHERE object = $1 AND last_at >= $2 ORDER BY contact_id
+
+-- name: set-journey-control
+INSERT INTO journey_controls (journey_id, status, changed_at) VALUES ($1, $2, $3)
+ON CONFLICT (journey_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
+
+-- name: journey-controls
+SELECT journey_id, status FROM journey_controls
+
+-- name: add-journey-count
+INSERT INTO journey_counts (journey_id, version, name, count) VALUES ($1, $2, $3, $4)
+ON CONFLICT (journey_id, version, name)
+DO UPDATE SET count = journey_counts.count + excluded.count
+
+-- name: journey-counts
+SELECT version, name, count FROM journey_counts WHERE journey_id = $1 ORDER BY version, name
+
+-- name: active-instance-counts
+SELECT journey_id, count(*) FROM journey_instances WHERE status = 'active' GROUP BY journey_id

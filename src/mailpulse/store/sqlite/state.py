@@ -43,6 +43,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["merge-interest"], moves)
     conn.executemany(Q["drop-interest"], [(src,) for _, src in moves])
     conn.executemany(Q["note-interest"], change.interests)
+    conn.executemany(Q["add-journey-count"], change.journey_counts)
     conn.executemany(Q["upsert-identity"], list(change.identities.items()))
     conn.executemany(
         Q["upsert-instance"],
@@ -131,6 +132,20 @@ class SqliteStateStore:
         query = Q["due-segment-timers"]
         rows = self._db.read(lambda c: c.execute(query, (until, limit)).fetchall())
         return [r[0] for r in rows]
+
+    async def set_journey_control(self, journey_id: str, status: str, at: float) -> None:
+        query = Q["set-journey-control"]
+        await self._db.write(lambda c: c.execute(query, (journey_id, status, at)))
+
+    async def journey_controls(self) -> dict[str, str]:
+        return dict(self._db.read(lambda c: c.execute(Q["journey-controls"]).fetchall()))
+
+    async def journey_counts(self, journey_id: str) -> list[tuple[str, str, int]]:
+        query = Q["journey-counts"]
+        return self._db.read(lambda c: c.execute(query, (journey_id,)).fetchall())
+
+    async def active_instance_counts(self) -> dict[str, int]:
+        return dict(self._db.read(lambda c: c.execute(Q["active-instance-counts"]).fetchall()))
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         query = Q["interested"]

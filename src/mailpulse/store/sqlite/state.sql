@@ -38,6 +38,20 @@ CREATE TABLE IF NOT EXISTS object_interest (
     PRIMARY KEY (object, contact_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS object_interest_by_contact ON object_interest (contact_id);
+-- Journeys paused or archived from the admin API (a journey not listed is live).
+CREATE TABLE IF NOT EXISTS journey_controls (
+    journey_id TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    changed_at REAL NOT NULL
+) WITHOUT ROWID;
+-- How many contacts entered, finished, left, took each split arm: per journey version.
+CREATE TABLE IF NOT EXISTS journey_counts (
+    journey_id TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, version, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -107,15 +121,18 @@ SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
 FROM journey_instances WHERE contact_id = ? ORDER BY entered_at
 
 -- name: due-instances
+-- A paused journey's timers wait for its resume.
 SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
 FROM journey_instances
 WHERE status = 'active' AND wake_at IS NOT NULL AND wake_at <= ?
+    AND journey_id NOT IN (SELECT journey_id FROM journey_controls WHERE status = 'paused')
 ORDER BY wake_at LIMIT ?
 
 -- name: next-wake
 SELECT MIN(wake) FROM (
     SELECT MIN(wake_at) AS wake FROM journey_instances
     WHERE status = 'active' AND wake_at IS NOT NULL
+        AND journey_id NOT IN (SELECT journey_id FROM journey_controls WHERE status = 'paused')
     UNION ALL
     SELECT MIN(wake_at) FROM segment_timers
 )
@@ -177,3 +194,20 @@ DELETE FROM object_interest WHERE contact_id = ?
 
 -- name: interested
 SELECT contact_id FROM object_interest WHERE object = ? AND last_at >= ? ORDER BY contact_id
+
+-- name: set-journey-control
+INSERT INTO journey_controls (journey_id, status, changed_at) VALUES (?, ?, ?)
+ON CONFLICT (journey_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
+
+-- name: journey-controls
+SELECT journey_id, status FROM journey_controls
+
+-- name: add-journey-count
+INSERT INTO journey_counts (journey_id, version, name, count) VALUES (?, ?, ?, ?)
+ON CONFLICT (journey_id, version, name) DO UPDATE SET count = count + excluded.count
+
+-- name: journey-counts
+SELECT version, name, count FROM journey_counts WHERE journey_id = ? ORDER BY version, name
+
+-- name: active-instance-counts
+SELECT journey_id, COUNT(*) FROM journey_instances WHERE status = 'active' GROUP BY journey_id

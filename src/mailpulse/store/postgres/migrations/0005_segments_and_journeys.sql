@@ -18,3 +18,19 @@ CREATE TABLE object_interest (
     PRIMARY KEY (object, contact_id)
 );
 CREATE INDEX object_interest_by_contact ON object_interest (contact_id);
+
+-- Journeys paused or archived from the admin API (a journey not listed is live).
+CREATE TABLE journey_controls (
+    journey_id text PRIMARY KEY,
+    status     text NOT NULL,
+    changed_at double precision NOT NULL
+);
+
+-- How many contacts entered, finished, left, took each split arm: per journey version.
+CREATE TABLE journey_counts (
+    journey_id text NOT NULL,
+    version    text NOT NULL,
+    name       text NOT NULL,
+    count      bigint NOT NULL,
+    PRIMARY KEY (journey_id, version, name)
+);
