@@ -148,3 +148,22 @@ def test_bad_branching_steps_name_the_line_and_the_fix(steps: str, line: int, re
         parse_journey(text, Path("journeys/j.yaml"), template_names={"a", "b"})
     assert f"j.yaml:{line}:" in str(caught.value)
     assert reason in str(caught.value)
+
+
+def test_a_then_branch_a_goal_always_preempts_is_refused_as_unreachable() -> None:
+    text = (
+        "trigger: {event: Checkout Started}\n"
+        "exit_on: [{event: Order Completed}]\n"
+        "steps:\n"
+        "  - wait_for: {event: Order Completed, where: {total: {gt: 0}}, timeout: 1h}\n"
+        "    then: [{send: a}]\n"
+    )
+    with pytest.raises(ProjectError) as caught:
+        parse_journey(text, Path("journeys/j.yaml"), template_names={"a"})
+    assert "j.yaml:5:" in str(caught.value)
+    assert "this `then` never runs" in str(caught.value)
+    # A goal narrower than the awaited event leaves `then` reachable.
+    narrower = text.replace(
+        "[{event: Order Completed}]", "[{event: Order Completed, where: {vip: true}}]"
+    )
+    assert parse_journey(narrower, Path("journeys/j.yaml"), template_names={"a"}).exit_on

@@ -312,6 +312,7 @@ class _JourneyParser:
         self._journey_id = ""
         self._version = ""
         self._topic: str | None = None
+        self._exit_on: list[GoalRule] = []
         self._step_ids: set[str] = set()
 
     def journey(self, root: Node, journey_id: str, version: str) -> JourneyDefinition:
@@ -340,10 +341,7 @@ class _JourneyParser:
             trigger=self._trigger(trigger_node),
             entry=self._entry(entry_node) if entry_node else EntryRule(kind="once"),
             message_class=message_class,
-            exit_on=[
-                GoalRule(*self._rule(node, "an exit_on goal", _GOAL_EXAMPLE))
-                for node in (r.sequence(exit_node, "exit_on", _GOAL_EXAMPLE) if exit_node else [])
-            ],
+            exit_on=self._goals(exit_node),
             steps=self._steps(steps_node, message_class),
             version=version,
         )
@@ -362,6 +360,15 @@ class _JourneyParser:
         )
         where_node = r.optional(entries, "where")
         return event, self._where(where_node) if where_node else ()
+
+    def _goals(self, node: Node | None) -> list[GoalRule]:
+        """Read before the steps, which are checked against them."""
+        r = self.reader
+        self._exit_on = [
+            GoalRule(*self._rule(item, "an exit_on goal", _GOAL_EXAMPLE))
+            for item in (r.sequence(node, "exit_on", _GOAL_EXAMPLE) if node else [])
+        ]
+        return self._exit_on
 
     def _trigger(self, node: Node) -> Trigger:
         r = self.reader
@@ -530,6 +537,8 @@ class _JourneyParser:
             r.fail(timeout_node, "the timeout must be longer than 0s")
         event, where = self._rule(node, "wait_for", _WAIT_FOR_EXAMPLE, _WAIT_FOR_KEYS)
         then_node, timeout_branch = r.optional(entries, "then"), r.optional(entries, "on_timeout")
+        if then_node is not None:
+            self._check_reachable(then_node, EventRule(event, where))
         return WaitForStep(
             id=step_id,
             rule=EventRule(event, where),
@@ -537,6 +546,17 @@ class _JourneyParser:
             came=self._branch(then_node, message_class, f"{step_id}-then-"),
             timed_out=self._branch(timeout_branch, message_class, f"{step_id}-timeout-"),
         )
+
+    def _check_reachable(self, then_node: Node, awaited: EventRule) -> None:
+        """A goal that matches every awaited event ends the journey before `then` can run."""
+        for goal in self._exit_on:
+            if goal.event == awaited.event and set(goal.where) <= set(awaited.where):
+                self.reader.fail(
+                    then_node,
+                    f"this `then` never runs: the exit_on goal {goal.event!r} ends the journey "
+                    "first whenever the awaited event comes. Remove it from exit_on, or move "
+                    "these steps elsewhere",
+                )
 
     def _wait_until(
         self, entries: dict[str, Node], step_id: str, message_class: str
