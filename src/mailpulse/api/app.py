@@ -54,7 +54,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(400, first.get("msg", "invalid request"), where or None)
 
-    app.include_router(admin_router(pipeline.log, pipeline.state))
+    app.include_router(admin_router(pipeline.log, pipeline.state, pipeline.project))
     app.include_router(journeys_router(pipeline.state, pipeline.project))
     for router in extra_routers:
         app.include_router(router)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import assert_never
 
 import msgspec
@@ -48,23 +48,37 @@ class MembershipChange(msgspec.Struct, frozen=True):
     at: float
 
 
-class _KeptHistory:
-    """The history as the aggregates of a state remember it."""
+class KeptHistory:
+    """The history as the aggregates of a state remember it: a `History` for `holds`, which
+    can also say what it counted, for explanations of a membership."""
 
     def __init__(self, state: SegmentState) -> None:
         self._state = state
 
     def performed(self, condition: Performed, now: float) -> bool:
-        key, within = condition.aggregate.key, condition.within
+        within = condition.within
         if within is None:
-            count = self._state.counts.get(key, 0)
+            count = self.count(condition.aggregate)
         else:
-            kept = self._state.recent.get(key, ())
+            kept = self.times(condition.aggregate)
             count = sum(1 for received_at in kept if in_window(received_at, within, now))
         return condition.count_holds(count)
 
     def subscribed(self, topic: str) -> bool:
-        return self._state.topics.get(topic, False)
+        return bool(self.topic(topic))
+
+    def times(self, aggregate: Aggregate) -> Sequence[float]:
+        """When the latest events `aggregate` counts were received, ascending: as many as a
+        condition in a window needs, older ones let go."""
+        return self._state.recent.get(aggregate.key, ())
+
+    def count(self, aggregate: Aggregate) -> int:
+        """How many events `aggregate` counted over all history, capped where it decides."""
+        return self._state.counts.get(aggregate.key, 0)
+
+    def topic(self, topic: str) -> bool | None:
+        """Whether the latest event on `topic` subscribed; None when none is on record."""
+        return self._state.topics.get(topic)
 
 
 def _leaves(condition: Condition) -> Iterator[Condition]:
@@ -217,7 +231,7 @@ class SegmentSet:
             touched = set(self._segments)
         else:
             touched |= {segment_id for segment_id, at in state.due.items() if at <= now}
-        history = _KeptHistory(state)
+        history = KeptHistory(state)
         changes: list[MembershipChange] = []
         for segment_id in sorted(touched, key=self._rank.__getitem__):
             condition = self._segments[segment_id].condition
