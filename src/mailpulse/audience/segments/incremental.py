@@ -145,6 +145,12 @@ class SegmentSet:
             for leaf in _leaves(segment.condition):
                 self._index(segment.id, leaf)
 
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def __contains__(self, segment_id: object) -> bool:
+        return segment_id in self._segments
+
     def _index(self, segment_id: str, leaf: Condition) -> None:
         match leaf:
             case TraitCondition():
@@ -181,6 +187,36 @@ class SegmentSet:
         if state.evaluated_by != self.fingerprint:
             return 0.0
         return min(state.due.values(), default=None)
+
+    # What a backfill (mailpulse.audience.segments.backfill) needs to compute the states this
+    # set folds, from the whole history at once; copies, so the index stays this set's own.
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        """The segments, in the order given."""
+        return tuple(self._segments.values())
+
+    @property
+    def aggregates(self) -> dict[str, Aggregate]:
+        """Every aggregate a condition counts, by key."""
+        return {
+            key: agg for by_key in self._aggregates_by_event.values() for key, agg in by_key.items()
+        }
+
+    @property
+    def recent_kept(self) -> dict[str, int]:
+        """Aggregate key → how many of its latest timestamps a state keeps (counts in a window)."""
+        return dict(self._keep_recent)
+
+    @property
+    def count_caps(self) -> dict[str, int]:
+        """Aggregate key → where its count over all history stops (counts over all history)."""
+        return dict(self._count_up_to)
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics a `subscribed` condition asks about."""
+        return frozenset(self._segments_by_topic)
 
     def _record(self, state: SegmentState, event: Event) -> set[str]:
         """Update the aggregates `event` counts for; the segments that depend on them."""
