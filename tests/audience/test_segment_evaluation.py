@@ -116,7 +116,7 @@ class Timeline:
         return {
             segment_id
             for segment_id, seg in self.by_id.items()
-            if full_membership(seg, self.contact, self.history, now)
+            if full_membership(seg, self.contact, self.history, now, self.by_id)
         }
 
     def check(self) -> None:

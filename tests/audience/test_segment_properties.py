@@ -95,7 +95,26 @@ def conditions(depth: int) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-segment_sets = st.lists(conditions(3), min_size=1, max_size=4)
+@st.composite
+def segment_sets(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Conditions of segments s0, s1, ...; a later one may refer to earlier ones (`segment:`),
+    alone, negated or combined with its own condition."""
+    definitions = draw(st.lists(conditions(3), min_size=1, max_size=4))
+    for index in range(1, len(definitions)):
+        referred = {"segment": f"s{draw(st.integers(0, index - 1))}"}
+        definitions[index] = draw(
+            st.sampled_from(
+                [
+                    definitions[index],
+                    referred,
+                    {"not": referred},
+                    {"all": [definitions[index], referred]},
+                    {"any": [definitions[index], {"not": referred}]},
+                ]
+            )
+        )
+    return definitions
+
 
 # Gaps between steps: round ones land exactly on window edges, random ones anywhere; most are
 # short, so that counts within a window build up.
@@ -225,7 +244,7 @@ _decode_state = msgspec.json.Decoder(SegmentState).decode
 
 @settings(max_examples=1000, deadline=None)
 @given(
-    definitions=segment_sets,
+    definitions=segment_sets(),
     steps=steps,
     fractions=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=3),
 )

@@ -200,6 +200,8 @@ BAD_CONDITIONS = [
     ("{any: {trait: plan, eq: pro}}", "/any", "any must be a list"),
     ("{not: [{trait: plan, eq: pro}]}", "/not", "a condition must be a"),
     ("[trait, plan]", "", "a condition must be a"),
+    ("{segment: [vip]}", "/segment", "must be a text"),
+    ("{segment: 'v i p'}", "/segment", "may hold only letters"),
 ]
 
 
@@ -264,3 +266,25 @@ def test_errors_about_the_whole_api_data() -> None:
             segment_from_data(segment_id, data)
         assert caught.value.pointer == pointer, data
         assert reason in caught.value.reason, data
+
+
+def test_segments_refer_to_segments_and_are_checked_together(tmp_path: Path) -> None:
+    (tmp_path / "vip.yaml").write_text("conditions: {trait: ltv, gte: 500}\n")
+    (tmp_path / "vip_readers.yaml").write_text(
+        "conditions:\n  all:\n    - {segment: vip}\n    - {email: opened, within: 30d}\n"
+    )
+    assert [s.id for s in load_segments(tmp_path)] == ["vip", "vip_readers"]
+
+    (tmp_path / "lapsed.yaml").write_text("name: Lapsed\nconditions:\n  segment: vipp\n")
+    with pytest.raises(ProjectError) as caught:
+        load_segments(tmp_path)
+    assert (caught.value.path.name, caught.value.line) == ("lapsed.yaml", 3)
+    assert "no segment named 'vipp'" in caught.value.message
+
+    (tmp_path / "lapsed.yaml").write_text("conditions: {not: {segment: vip_readers}}\n")
+    (tmp_path / "vip.yaml").write_text("conditions:\n  any:\n    - {segment: lapsed}\n")
+    with pytest.raises(ProjectError) as caught:
+        load_segments(tmp_path)
+    assert caught.value.line is not None
+    assert "lapsed → vip_readers → vip → lapsed" in caught.value.message
+    assert "in a cycle" in caught.value.message

@@ -114,6 +114,11 @@ def test_branch_conditions_become_segments_the_fold_keeps_current() -> None:
             "no segment named 'nope'",
         ),
         (
+            "trigger: {event: X}\nsteps:\n  - branch: {not: {segment: vi}}\n",
+            3,
+            "no segment named 'vi': did you mean 'vip'?",
+        ),
+        (
             "trigger: {event: X}\nsteps:\n  - branch:\n    then: [{send: a}]\n",
             3,
             "say on what the branch decides",

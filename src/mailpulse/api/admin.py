@@ -119,7 +119,7 @@ def admin_router(log: EventLog, state: StateStore, project: Project) -> APIRoute
             note=note,
             segments=[
                 ExplanationOut.model_validate(
-                    msgspec.to_builtins(explain(segment, contact, history, now))
+                    msgspec.to_builtins(explain(segment, contact, history, now, project.segments))
                 )
                 for segment in segments
             ],

@@ -16,7 +16,7 @@ import msgspec
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailpulse.audience.segments import Condition, Segment, condition_at
-from mailpulse.audience.segments.conditions import condition_version
+from mailpulse.audience.segments.conditions import condition_version, referenced
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
 from mailpulse.types import MessageClass
@@ -621,19 +621,22 @@ class _JourneyParser:
     def _branch_step(
         self, entries: dict[str, Node], step_id: str, message_class: str
     ) -> BranchStep:
+        r = self.reader
         node = entries["branch"]
         if is_null(node):
-            self.reader.fail(node, f"say on what the branch decides, e.g.\n{_BRANCH_EXAMPLE}")
+            r.fail(node, f"say on what the branch decides, e.g.\n{_BRANCH_EXAMPLE}")
+        condition = condition_at(r, node)
+        names = self.segment_names
+        for segment in sorted(referenced(condition)):
+            if names is not None and segment not in names:
+                r.fail(node, f"no segment named {segment!r}: {suggest(segment, names)}")
+        then_node, else_node = r.optional(entries, "then"), r.optional(entries, "else")
         return BranchStep(
             id=step_id,
             segment_id=f"{self._journey_id}@{self._version}/{step_id}",
-            condition=condition_at(self.reader, node),
-            then=self._branch(
-                self.reader.optional(entries, "then"), message_class, f"{step_id}-then-"
-            ),
-            otherwise=self._branch(
-                self.reader.optional(entries, "else"), message_class, f"{step_id}-else-"
-            ),
+            condition=condition,
+            then=self._branch(then_node, message_class, f"{step_id}-then-"),
+            otherwise=self._branch(else_node, message_class, f"{step_id}-else-"),
         )
 
     def _send(self, entries: dict[str, Node], step_id: str, message_class: str) -> SendStep:

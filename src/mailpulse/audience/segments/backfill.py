@@ -35,6 +35,7 @@ from mailpulse.audience.segments.conditions import (
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Performed,
     RelativeDate,
@@ -389,6 +390,8 @@ class _Evaluation:
         self._seen: dict[str, Floats] = {}
         self._traits: dict[Path, PropertyColumn] = {}  # per contact, as events' properties
         self._dates: dict[Path, Floats] = {}
+        # Memberships already evaluated, for `segment:` (segments come in evaluation order).
+        self.members: dict[str, Bools] = {}
 
     def condition(self, condition: Condition) -> Evaluated:
         match condition:
@@ -404,6 +407,8 @@ class _Evaluation:
                 return self._performed_within(condition)
             case Subscribed(topic=topic):
                 return self._subscriptions[topic] == 1, None
+            case InSegment(segment=segment):
+                return self.members[segment], None
             case AllOf(conditions=children):
                 evaluated = [self.condition(child) for child in children]
                 inside = np.logical_and.reduce([inside for inside, _ in evaluated])
@@ -579,9 +584,10 @@ def _backfill(
         topic: _subscriptions(history, topic, len(contacts)) for topic in segments.topics
     }
     evaluation = _Evaluation(segments, contacts, counted, subscriptions, now)
-    evaluated = {
-        segment.id: evaluation.condition(segment.condition) for segment in segments.segments
-    }
+    evaluated: dict[str, Evaluated] = {}
+    for segment in segments.segments:
+        evaluated[segment.id] = evaluation.condition(segment.condition)
+        evaluation.members[segment.id] = evaluated[segment.id][0]
     return Backfill(segments, len(contacts), now, evaluated, counted, subscriptions)
 
 

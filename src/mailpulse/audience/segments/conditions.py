@@ -154,6 +154,13 @@ class Subscribed(msgspec.Struct, frozen=True, tag="subscribed"):
     topic: str
 
 
+class InSegment(msgspec.Struct, frozen=True, tag="segment"):
+    """The contact is a member of another segment (or, in a journey's branch, of a project
+    segment): evaluated after that one, whenever it changes."""
+
+    segment: str
+
+
 class AllOf(msgspec.Struct, frozen=True, tag="all"):
     conditions: tuple[Condition, ...]
 
@@ -166,7 +173,7 @@ class Not(msgspec.Struct, frozen=True, tag="not"):
     condition: Condition
 
 
-Condition = TraitCondition | Seen | Performed | Subscribed | AllOf | AnyOf | Not
+Condition = TraitCondition | Seen | Performed | Subscribed | InSegment | AllOf | AnyOf | Not
 
 
 class Segment(msgspec.Struct, frozen=True):
@@ -178,6 +185,60 @@ class Segment(msgspec.Struct, frozen=True):
     condition: Condition
     version: str
     description: str = ""
+
+
+def referenced(condition: Condition) -> set[str]:
+    """The segments a condition refers to with `segment:`."""
+    match condition:
+        case InSegment(segment=segment):
+            return {segment}
+        case AllOf(conditions=children) | AnyOf(conditions=children):
+            return set().union(*(referenced(child) for child in children))
+        case Not(condition=child):
+            return referenced(child)
+        case _:
+            return set()
+
+
+class BadReference(ValueError):
+    """A `segment:` condition that names no segment, or closes a cycle."""
+
+    def __init__(self, segment: str, target: str, reason: str) -> None:
+        super().__init__(reason)
+        self.segment, self.target = segment, target
+
+
+def evaluation_order(segments: Mapping[str, Segment]) -> list[str]:
+    """Segment ids, each after the segments it refers to. Raises `BadReference` for a
+    reference to no segment or a cycle, naming the segment it is in (`segment`) and the
+    segment referred to (`target`)."""
+    order: list[str] = []
+    state: dict[str, str] = {}  # id → "visiting" or "done"
+
+    def visit(segment_id: str, path: list[str]) -> None:
+        if state.get(segment_id) == "done":
+            return
+        if state.get(segment_id) == "visiting":
+            cycle = [*path[path.index(segment_id) :], segment_id]
+            raise BadReference(
+                path[-1],
+                segment_id,
+                f"{' → '.join(cycle)}: segments refer to each other in a cycle; break it",
+            )
+        state[segment_id] = "visiting"
+        for target in sorted(referenced(segments[segment_id].condition)):
+            if target not in segments:
+                known = ", ".join(sorted(segments)) or "none"
+                raise BadReference(
+                    segment_id, target, f"no segment named {target!r} (segments: {known})"
+                )
+            visit(target, [*path, segment_id])
+        state[segment_id] = "done"
+        order.append(segment_id)
+
+    for segment_id in segments:
+        visit(segment_id, [])
+    return order
 
 
 def condition_version(condition: Condition) -> str:

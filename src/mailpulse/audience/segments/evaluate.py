@@ -8,6 +8,7 @@ from mailpulse.audience.segments.conditions import (
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Performed,
     Seen,
@@ -24,6 +25,8 @@ class History(Protocol):
 
     def subscribed(self, topic: str) -> bool: ...
 
+    def member(self, segment: str) -> bool: ...
+
 
 def holds(condition: Condition, contact: Contact, history: History, now: float) -> bool:
     match condition:
@@ -33,6 +36,8 @@ def holds(condition: Condition, contact: Contact, history: History, now: float) 
             return history.performed(condition, now)
         case Subscribed(topic=topic):
             return history.subscribed(topic)
+        case InSegment(segment=segment):
+            return history.member(segment)
         case AllOf(conditions=children):
             return all(holds(child, contact, history, now) for child in children)
         case AnyOf(conditions=children):

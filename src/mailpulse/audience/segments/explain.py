@@ -18,6 +18,7 @@ from mailpulse.audience.segments.conditions import (
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Performed,
     RelativeDate,
@@ -69,9 +70,17 @@ class Explanation(msgspec.Struct, frozen=True):
     next_change_at: float | None = None
 
 
-def explain(segment: Segment, contact: Contact, history: Recollection, now: float) -> Explanation:
-    """Why `contact`, whose past `history` recalls, is in or out of `segment` at `now`."""
-    verdict = _judge(segment.condition, contact, history, now)
+def explain(
+    segment: Segment,
+    contact: Contact,
+    history: Recollection,
+    now: float,
+    segments: Mapping[str, Segment] | None = None,
+) -> Explanation:
+    """Why `contact`, whose past `history` recalls, is in or out of `segment` at `now`.
+    A `segment:` condition is judged from the referred segment's own condition at `now`, when
+    `segments` holds it (its verdict comes as the child), else from the stored membership."""
+    verdict = _Judge(contact, history, now, segments or {}).judge(segment.condition)
     state = contact.segments
     return Explanation(
         segment=segment.id,
@@ -84,37 +93,65 @@ def explain(segment: Segment, contact: Contact, history: Recollection, now: floa
     )
 
 
-def _judge(condition: Condition, contact: Contact, history: Recollection, now: float) -> Verdict:
-    match condition:
-        case TraitCondition():
-            return _trait(condition, contact, now)
-        case Seen():
-            return _seen(condition, contact, now)
-        case Performed():
-            return Verdict(
-                _performed_text(condition),
-                history.performed(condition, now),
-                _count_reason(condition, history, now),
-            )
-        case Subscribed(topic=topic):
-            return Verdict(
-                f"subscribed {topic}", history.subscribed(topic), _TOPIC[history.topic(topic)]
-            )
-        case AllOf(conditions=children) | AnyOf(conditions=children):
-            judged = tuple(_judge(child, contact, history, now) for child in children)
-            held = sum(verdict.holds for verdict in judged)
-            every = isinstance(condition, AllOf)
-            return Verdict(
-                f"{'all' if every else 'any'} of {len(judged)}",
-                held == len(judged) if every else held > 0,
-                f"{held} of {len(judged)} {'hold' if held != 1 else 'holds'}",
-                judged,
-            )
-        case Not(condition=child):
-            inner = _judge(child, contact, history, now)
-            return Verdict("not", not inner.holds, f"its condition {_word(inner.holds)}", (inner,))
-        case _:
-            assert_never(condition)
+class _Judge:
+    """Judges the nodes of one contact's conditions at one moment."""
+
+    def __init__(
+        self,
+        contact: Contact,
+        history: Recollection,
+        now: float,
+        segments: Mapping[str, Segment],
+    ) -> None:
+        self._contact, self._history, self._now = contact, history, now
+        self._segments = segments
+
+    def judge(self, condition: Condition) -> Verdict:
+        contact, history, now = self._contact, self._history, self._now
+        match condition:
+            case TraitCondition():
+                return _trait(condition, contact, now)
+            case Seen():
+                return _seen(condition, contact, now)
+            case Performed():
+                return Verdict(
+                    _performed_text(condition),
+                    history.performed(condition, now),
+                    _count_reason(condition, history, now),
+                )
+            case Subscribed(topic=topic):
+                return Verdict(
+                    f"subscribed {topic}", history.subscribed(topic), _TOPIC[history.topic(topic)]
+                )
+            case InSegment(segment=segment):
+                return self._in_segment(segment)
+            case AllOf(conditions=children) | AnyOf(conditions=children):
+                judged = tuple(self.judge(child) for child in children)
+                held = sum(verdict.holds for verdict in judged)
+                every = isinstance(condition, AllOf)
+                return Verdict(
+                    f"{'all' if every else 'any'} of {len(judged)}",
+                    held == len(judged) if every else held > 0,
+                    f"{held} of {len(judged)} {'hold' if held != 1 else 'holds'}",
+                    judged,
+                )
+            case Not(condition=child):
+                inner = self.judge(child)
+                return Verdict(
+                    "not", not inner.holds, f"its condition {_word(inner.holds)}", (inner,)
+                )
+            case _:
+                assert_never(condition)
+
+    def _in_segment(self, segment: str) -> Verdict:
+        referred = self._segments.get(segment)
+        if referred is None:
+            inside = self._history.member(segment)
+            reason = f"{'a member' if inside else 'not a member'} of {segment}"
+            return Verdict(f"segment {segment}", inside, reason)
+        judged = self.judge(referred.condition)
+        reason = f"{'a member' if judged.holds else 'not a member'} of {segment}: its condition"
+        return Verdict(f"segment {segment}", judged.holds, reason, (judged,))
 
 
 def _trait(condition: TraitCondition, contact: Contact, now: float) -> Verdict:

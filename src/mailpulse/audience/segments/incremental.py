@@ -15,6 +15,7 @@ next such moment is kept in the state, the fold sets a timer for `next_change_at
 from __future__ import annotations
 
 import hashlib
+import heapq
 from bisect import insort
 from collections.abc import Iterable, Iterator, Sequence
 from typing import assert_never
@@ -28,12 +29,14 @@ from mailpulse.audience.segments.conditions import (
     AllOf,
     AnyOf,
     Condition,
+    InSegment,
     Not,
     Performed,
     Seen,
     Segment,
     Subscribed,
     TraitCondition,
+    evaluation_order,
     in_window,
 )
 from mailpulse.audience.segments.evaluate import holds
@@ -66,6 +69,9 @@ class KeptHistory:
 
     def subscribed(self, topic: str) -> bool:
         return bool(self.topic(topic))
+
+    def member(self, segment: str) -> bool:
+        return segment in self._state.members
 
     def times(self, aggregate: Aggregate) -> Sequence[float]:
         """When the latest events `aggregate` counts were received, ascending: as many as a
@@ -103,7 +109,8 @@ def _changes_at(
             # The oldest counted event still in the window is the next to leave it.
             kept = state.recent.get(aggregate.key, ())
             return next((t + within for t in kept if in_window(t, within, now)), None)
-        case Performed() | Subscribed():
+        case Performed() | Subscribed() | InSegment():
+            # A referred segment's own moments are its own; when it changes, this follows.
             return None
         case AllOf(conditions=children) | AnyOf(conditions=children):
             moments = (_changes_at(child, contact, state, now) for child in children)
@@ -128,7 +135,10 @@ class SegmentSet:
             if segment.id in self._segments:
                 raise ValueError(f"segment {segment.id!r} is given twice")
             self._segments[segment.id] = segment
-        self._rank = {segment_id: rank for rank, segment_id in enumerate(self._segments)}
+        # Each segment after those it refers to (`segment:`), so a pass sees them current.
+        order = evaluation_order(self._segments)
+        self._rank = {segment_id: rank for rank, segment_id in enumerate(order)}
+        self._dependents: dict[str, set[str]] = {}
         self.fingerprint = hashlib.sha256(
             " ".join(f"{s.id}:{s.version}" for s in self._segments.values()).encode()
         ).hexdigest()[:16]
@@ -165,6 +175,8 @@ class SegmentSet:
                 self._segments_by_aggregate.setdefault(key, set()).add(segment_id)
             case Subscribed(topic=topic):
                 self._segments_by_topic.setdefault(topic, set()).add(segment_id)
+            case InSegment(segment=target):
+                self._dependents.setdefault(target, set()).add(segment_id)
 
     def apply(
         self, state: SegmentState, contact: Contact, event: Event, now: float
@@ -193,8 +205,8 @@ class SegmentSet:
 
     @property
     def segments(self) -> tuple[Segment, ...]:
-        """The segments, in the order given."""
-        return tuple(self._segments.values())
+        """The segments, each after those it refers to (`segment:`)."""
+        return tuple(sorted(self._segments.values(), key=lambda s: self._rank[s.id]))
 
     @property
     def aggregates(self) -> dict[str, Aggregate]:
@@ -269,7 +281,13 @@ class SegmentSet:
             touched |= {segment_id for segment_id, at in state.due.items() if at <= now}
         history = KeptHistory(state)
         changes: list[MembershipChange] = []
-        for segment_id in sorted(touched, key=self._rank.__getitem__):
+        # In rank order: a segment that changes brings in those that refer to it, all ranked
+        # after it, so each is evaluated once, on current memberships.
+        pending = [(self._rank[segment_id], segment_id) for segment_id in touched]
+        heapq.heapify(pending)
+        queued = set(touched)
+        while pending:
+            _, segment_id = heapq.heappop(pending)
             condition = self._segments[segment_id].condition
             inside = holds(condition, contact, history, now)
             if inside != (segment_id in state.members):
@@ -278,6 +296,10 @@ class SegmentSet:
                 else:
                     del state.members[segment_id]
                 changes.append(MembershipChange(segment=segment_id, entered=inside, at=now))
+                for dependent in self._dependents.get(segment_id, ()):
+                    if dependent not in queued:
+                        queued.add(dependent)
+                        heapq.heappush(pending, (self._rank[dependent], dependent))
             due = _changes_at(condition, contact, state, now)
             if due is None:
                 state.due.pop(segment_id, None)

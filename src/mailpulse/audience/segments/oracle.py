@@ -3,7 +3,7 @@ evaluation must always agree with, and what a backfill of a new segment computes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mailpulse.audience.segments.conditions import (
     TOPIC_SUBSCRIBED,
@@ -17,8 +17,15 @@ from mailpulse.types import Contact, Event, EventType
 
 
 class _FullHistory:
-    def __init__(self, events: Sequence[Event]) -> None:
-        self._events = events
+    def __init__(
+        self,
+        contact: Contact,
+        events: Sequence[Event],
+        now: float,
+        segments: Mapping[str, Segment],
+    ) -> None:
+        self._contact, self._events, self._now = contact, events, now
+        self._segments = segments
 
     def performed(self, condition: Performed, now: float) -> bool:
         within = condition.within
@@ -40,10 +47,19 @@ class _FullHistory:
                     latest = False
         return latest
 
+    def member(self, segment: str) -> bool:
+        referred = self._segments[segment]
+        return holds(referred.condition, self._contact, self, self._now)
+
 
 def full_membership(
-    segment: Segment, contact: Contact, history: Sequence[Event], now: float
+    segment: Segment,
+    contact: Contact,
+    history: Sequence[Event],
+    now: float,
+    segments: Mapping[str, Segment] | None = None,
 ) -> bool:
     """Whether `contact`, whose events are `history` (all of them, in log order), is in
-    `segment` at `now`."""
-    return holds(segment.condition, contact, _FullHistory(history), now)
+    `segment` at `now`; `segments` holds the segments it refers to (`segment:`)."""
+    full = _FullHistory(contact, history, now, segments or {})
+    return holds(segment.condition, contact, full, now)

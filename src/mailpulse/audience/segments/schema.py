@@ -12,6 +12,7 @@ conditions:
     - {not_performed: Order Completed, within: 30d}
     - {email: opened, within: 30d, template: weekly}   # opened, clicked or received
     - {subscribed: newsletter}
+    - {segment: vip}                            # a member of another segment
     - any: [...]
     - not: {...}
 ```
@@ -36,7 +37,9 @@ from mailpulse.audience.segments.conditions import (
     Aggregate,
     AllOf,
     AnyOf,
+    BadReference,
     Condition,
+    InSegment,
     Not,
     Performed,
     RelativeDate,
@@ -45,6 +48,7 @@ from mailpulse.audience.segments.conditions import (
     Subscribed,
     TraitCondition,
     condition_version,
+    evaluation_order,
 )
 from mailpulse.audience.segments.located import DataLocated, Located, YamlLocated
 from mailpulse.errors import ProjectError
@@ -65,6 +69,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
     "not_performed": ("not_performed", "where", "within"),
     "email": ("email", "template", "journey", *_COUNT_KEYS),
     "subscribed": ("subscribed",),
+    "segment": ("segment",),
     "all": ("all",),
     "any": ("any",),
     "not": ("not",),
@@ -77,6 +82,7 @@ _EXAMPLES = {
     "not_performed": "{not_performed: Order Completed, within: 30d}",
     "email": "{email: opened, within: 30d}",
     "subscribed": "{subscribed: newsletter}",
+    "segment": "{segment: vip}",
     "all": "{all: [{trait: plan, eq: pro}, {seen: last, within: 30d}]}",
     "any": "{any: [{trait: plan, eq: pro}, {trait: plan, eq: team}]}",
     "not": "{not: {subscribed: newsletter}}",
@@ -123,6 +129,7 @@ def load_segments(segments_dir: Path) -> list[Segment]:
     if not segments_dir.is_dir():
         raise ProjectError(segments_dir, "must be a folder holding one <segment id>.yaml each")
     segments: dict[str, Segment] = {}
+    sources: dict[str, tuple[Path, str]] = {}
     for path in sorted([*segments_dir.glob("*.yaml"), *segments_dir.glob("*.yml")]):
         try:
             text = path.read_text(encoding="utf-8")
@@ -132,7 +139,20 @@ def load_segments(segments_dir: Path) -> list[Segment]:
         if segment.id in segments:
             raise ProjectError(path, f"a second file for segment {segment.id!r}: keep one")
         segments[segment.id] = segment
+        sources[segment.id] = (path, text)
+    try:
+        evaluation_order(segments)
+    except BadReference as error:
+        path, text = sources[error.segment]
+        raise ProjectError(path, str(error), _line_referring(text, error.target)) from None
     return [segments[key] for key in sorted(segments)]
+
+
+def _line_referring(text: str, target: str) -> int | None:
+    """The line of the `segment:` condition naming `target`."""
+    pattern = re.compile(rf"\bsegment\s*:\s*['\"]?{re.escape(target)}['\"]?\s*[,}}\n]")
+    found = pattern.search(text + "\n")
+    return None if found is None else text.count("\n", 0, found.start()) + 1
 
 
 def _bad_id(segment_id: str) -> str:
@@ -318,6 +338,13 @@ def _subscribed(entries: dict[str, Located], at: Located) -> Condition:
     return Subscribed(topic=entries["subscribed"].text("subscribed (a topic name)"))
 
 
+def _in_segment(entries: dict[str, Located], at: Located) -> Condition:
+    segment = entries["segment"].text("segment (a segment id)")
+    if not _ID.fullmatch(segment):
+        entries["segment"].fail(_bad_id(segment))
+    return InSegment(segment=segment)
+
+
 def _all(entries: dict[str, Located], at: Located) -> Condition:
     return AllOf(conditions=_children(entries["all"], "all"))
 
@@ -344,6 +371,7 @@ _PARSERS: dict[str, Callable[[dict[str, Located], Located], Condition]] = {
     "not_performed": _not_performed,
     "email": _email,
     "subscribed": _subscribed,
+    "segment": _in_segment,
     "all": _all,
     "any": _any,
     "not": _not,
