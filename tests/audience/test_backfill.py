@@ -286,7 +286,7 @@ def test_a_history_read_in_many_chunks_is_the_one_read_in_one(
         _owned(identify(T0), "a"),
     ]
     whole = build_history(segments, ["a", "b"], log)
-    monkeypatch.setattr(backfill_module._HistoryBuilder, "CHUNK", 2)
+    monkeypatch.setattr(backfill_module.HistoryBuilder, "CHUNK", 2)
     chunked = build_history(segments, ["a", "b"], log)
     for field in ("contact", "name", "received_at"):
         assert np.array_equal(getattr(chunked, field), getattr(whole, field))

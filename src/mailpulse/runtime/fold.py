@@ -37,6 +37,7 @@ from mailpulse.journeys import (
 from mailpulse.observe import Metrics
 from mailpulse.policy import NO_POLICY, SendPolicy, check_send, remember_marketing
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import (
     FoldCommit,
@@ -264,6 +265,16 @@ class FoldWorker:
         # Also after a crash of this task: whatever a failed batch left in the caches goes.
         await self._forget_speculation()
         await self._load_versions()
+        if self._segments is not None:
+            job = SegmentBackfill(
+                log=self._log,
+                state=self._state,
+                segments=self._segments,
+                partition=self._partition,
+                clock=self._clock,
+            )
+            if await job.needed():
+                await job.run()
         while await self._fold_from_log():
             pass
         self._next_wake = await self._state.next_wake(self._partition)

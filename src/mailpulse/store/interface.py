@@ -91,6 +91,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # (object, contact id, when): the contact showed interest in the object then.
     interests: list[tuple[str, str, float]] = msgspec.field(default_factory=list)
+    # The segment set the partition's memberships now follow (after a backfill).
+    segment_set: str | None = None
     # (journey id, version, what, how many) to add to the journey's counts.
     journey_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
@@ -167,6 +169,18 @@ class StateStore(Protocol):
         ...
 
     async def active_instance_counts(self) -> dict[str, int]: ...
+
+    async def segment_set(self, partition: int = 0) -> str | None:
+        """The fingerprint of the segment set the partition's memberships follow."""
+        ...
+
+    async def contacts_after(self, after: str, limit: int) -> list[Contact]:
+        """Every contact, paged in id order."""
+        ...
+
+    async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(key, contact id) of every identity, paged in key order."""
+        ...
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         """The contacts that showed interest in `object_key` at `since` or later."""

@@ -186,7 +186,10 @@ class _ColumnBuilder:
         self.codes.append(codes)
 
 
-class _HistoryBuilder:
+class HistoryBuilder:
+    """The columnar history of a list of contacts, built from their events in log order, a
+    page at a time (`add`), then `build`."""
+
     # Events are taken a chunk at a time, each field read for the whole chunk by one
     # comprehension: a third faster than one event at a time through all fields.
     CHUNK = 65536
@@ -260,7 +263,7 @@ def build_history(
     contacts `contact_ids` in that order. An event belongs to the contact whose id is its
     `contact_key` (resolve merged identities first); one of another contact is a ValueError.
     Only the track events some segment counts are kept: no other event moves an aggregate."""
-    builder = _HistoryBuilder(segments, contact_ids)
+    builder = HistoryBuilder(segments, contact_ids)
     builder.feed(events)
     return builder.build()
 

@@ -91,6 +91,8 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["drop-interest"], [(src,) for _, src in moves])
     await _many(conn, Q["note-interest"], change.interests)
     await _many(conn, Q["add-journey-count"], change.journey_counts)
+    if change.segment_set is not None:
+        await conn.execute(Q["set-segment-set"], partition, change.segment_set)
     await _many(conn, Q["upsert-identity"], list(change.identities.items()))
     await _many(
         conn,
@@ -120,6 +122,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
 
 class PostgresStateStore:
     def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 10.0) -> None:
+        self.dsn = dsn  # the catalog's tables are in the same database (see runtime.wiring)
         self._dsn = dsn
         self._where = describe(dsn)
         self._pool_size = pool_size
@@ -188,6 +191,18 @@ class PostgresStateStore:
 
     async def active_instance_counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._db.fetch(Q["active-instance-counts"])}
+
+    async def segment_set(self, partition: int = 0) -> str | None:
+        fingerprint: str | None = await self._db.fetchval(Q["segment-set"], partition)
+        return fingerprint
+
+    async def contacts_after(self, after: str, limit: int) -> list[Contact]:
+        rows = await self._db.fetch(Q["contacts-after"], after, limit)
+        return [decode_contact(r[0]) for r in rows]
+
+    async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        rows = await self._db.fetch(Q["identities-after"], after, limit)
+        return [(r[0], r[1]) for r in rows]
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         return [r[0] for r in await self._db.fetch(Q["interested"], object_key, since)]

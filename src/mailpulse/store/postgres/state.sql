@@ -176,3 +176,16 @@ SELECT version, name, count FROM journey_counts WHERE journey_id = $1 ORDER BY v
 
 -- name: active-instance-counts
 SELECT journey_id, count(*) FROM journey_instances WHERE status = 'active' GROUP BY journey_id
+
+-- name: set-segment-set
+INSERT INTO segment_sets (partition, fingerprint) VALUES ($1, $2)
+ON CONFLICT (partition) DO UPDATE SET fingerprint = excluded.fingerprint
+
+-- name: segment-set
+SELECT fingerprint FROM segment_sets WHERE partition = $1
+
+-- name: contacts-after
+SELECT body FROM contacts WHERE id > $1 ORDER BY id LIMIT $2
+
+-- name: identities-after
+SELECT key, contact_id FROM identities WHERE key > $1 ORDER BY key LIMIT $2

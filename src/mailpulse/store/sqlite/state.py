@@ -44,6 +44,8 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["drop-interest"], [(src,) for _, src in moves])
     conn.executemany(Q["note-interest"], change.interests)
     conn.executemany(Q["add-journey-count"], change.journey_counts)
+    if change.segment_set is not None:
+        conn.execute(Q["set-segment-set"], (change.segment_set,))
     conn.executemany(Q["upsert-identity"], list(change.identities.items()))
     conn.executemany(
         Q["upsert-instance"],
@@ -80,6 +82,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
 
 class SqliteStateStore:
     def __init__(self, path: Path) -> None:
+        self.path = path  # the catalog's file goes beside it (see mailpulse.runtime.wiring)
         self._db = SqliteFile(path, durable=False, schema=Q["schema"], name="mp-state")
         self._outbox_select = Q["outbox-columns"]
 
@@ -146,6 +149,20 @@ class SqliteStateStore:
 
     async def active_instance_counts(self) -> dict[str, int]:
         return dict(self._db.read(lambda c: c.execute(Q["active-instance-counts"]).fetchall()))
+
+    async def segment_set(self, partition: int = 0) -> str | None:
+        only_partition(partition)
+        row = self._db.read(lambda c: c.execute(Q["segment-set"]).fetchone())
+        return row[0] if row else None
+
+    async def contacts_after(self, after: str, limit: int) -> list[Contact]:
+        query = Q["contacts-after"]
+        rows = self._db.read(lambda c: c.execute(query, (after, limit)).fetchall())
+        return [decode_contact(r[0]) for r in rows]
+
+    async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        query = Q["identities-after"]
+        return self._db.read(lambda c: c.execute(query, (after, limit)).fetchall())
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         query = Q["interested"]

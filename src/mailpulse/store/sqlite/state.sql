@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS segment_timers (
     wake_at    REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segment_timers_by_wake ON segment_timers (wake_at);
+-- The segment set the stored memberships were computed with (backfilled, then kept).
+CREATE TABLE IF NOT EXISTS segment_sets (
+    partition   INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+) WITHOUT ROWID;
 -- Who showed interest in which object, for the notifications an event about it fans out.
 CREATE TABLE IF NOT EXISTS object_interest (
     object     TEXT NOT NULL,
@@ -211,3 +216,16 @@ SELECT version, name, count FROM journey_counts WHERE journey_id = ? ORDER BY ve
 
 -- name: active-instance-counts
 SELECT journey_id, COUNT(*) FROM journey_instances WHERE status = 'active' GROUP BY journey_id
+
+-- name: set-segment-set
+INSERT INTO segment_sets (partition, fingerprint) VALUES (0, ?)
+ON CONFLICT (partition) DO UPDATE SET fingerprint = excluded.fingerprint
+
+-- name: segment-set
+SELECT fingerprint FROM segment_sets WHERE partition = 0
+
+-- name: contacts-after
+SELECT body FROM contacts WHERE id > ? ORDER BY id LIMIT ?
+
+-- name: identities-after
+SELECT key, contact_id FROM identities WHERE key > ? ORDER BY key LIMIT ?

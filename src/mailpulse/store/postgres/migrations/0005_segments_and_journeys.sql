@@ -8,6 +8,13 @@ CREATE TABLE segment_timers (
 );
 CREATE INDEX segment_timers_by_wake ON segment_timers (partition, wake_at);
 
+-- The segment set each partition's stored memberships were computed with: a fold that
+-- starts with another set computes them again from the whole history (a backfill).
+CREATE TABLE segment_sets (
+    partition   integer PRIMARY KEY,
+    fingerprint text NOT NULL
+);
+
 -- Who showed interest in which object (viewed a product, wished for it), for the
 -- notifications an event about the object fans out (`Back In Stock`): an index, so a fan-out
 -- reads its audience instead of scanning every contact.
