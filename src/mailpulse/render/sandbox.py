@@ -73,8 +73,16 @@ def _none_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _no_catalog(catalog: Any = None, item_id: Any = None) -> dict[str, Any]:
+    """`catalog(name, id)` where no catalog is wired in (a preview, a test): every item is
+    missing. A send passes the real one in its context (see mailpulse.catalog.lookup)."""
+    return {}
+
+
 HTML_ENV = MailSandbox(autoescape=True)
 TEXT_ENV = MailSandbox(autoescape=False)
+for _env in (HTML_ENV, TEXT_ENV):
+    _env.globals["catalog"] = _no_catalog
 
 
 def sandbox_violations(tree: nodes.Template) -> Iterator[tuple[int, str]]:

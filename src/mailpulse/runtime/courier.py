@@ -16,10 +16,12 @@ from typing import Any, Protocol
 
 import msgspec
 
+from mailpulse.catalog import CatalogReader, CatalogUnavailable, ItemKey
+from mailpulse.catalog.lookup import MAX_ROUNDS, NeedItems, RenderCatalog, fetch_fields
 from mailpulse.delivery import DkimSigner, OpenTransaction, build_message, make_message_id
 from mailpulse.errors import RenderError
 from mailpulse.render import TemplateLibrary
-from mailpulse.types import DeliveryResult, RenderedMessage, SendIntent
+from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage, SendIntent
 
 
 class Delivered(msgspec.Struct, kw_only=True):
@@ -67,7 +69,11 @@ class SenderIdentity:
 
 
 class MessageFactory:
-    """Template + intent → signed RFC 5322 bytes. Same key, same Message-ID."""
+    """Template + intent → signed RFC 5322 bytes. Same key, same Message-ID.
+
+    With a `catalog`, templates read its items as they are now (`catalog(name, id)`, see
+    mailpulse.catalog.lookup): `make` renders with the items it is given and raises NeedItems
+    for those it was not, `make_current` fetches them and renders again."""
 
     def __init__(
         self,
@@ -75,14 +81,40 @@ class MessageFactory:
         signer: DkimSigner | None,
         identity: SenderIdentity,
         clock: Callable[[], float] = time.time,
+        catalog: CatalogReader | None = None,
     ) -> None:
         self._templates = templates
         self._signer = signer
         self._identity = identity
         self._clock = clock
+        self._catalog = catalog
 
-    def make(self, intent: SendIntent) -> tuple[RenderedMessage, float, float]:
-        """The message, and the seconds spent rendering and signing it."""
+    async def make_current(
+        self, intent: SendIntent, wanted: set[ItemKey] | None = None
+    ) -> tuple[RenderedMessage, float, float]:
+        """`make`, with the catalog items the template looks up (starting with `wanted`)
+        fetched from the catalog for this message; CatalogUnavailable if it cannot be read."""
+        fields: dict[ItemKey, dict[str, Any]] = {}
+        if wanted and self._catalog is not None:
+            await fetch_fields(self._catalog, wanted, fields)
+        for attempt in range(MAX_ROUNDS):
+            try:
+                return self.make(intent, fields, final=attempt == MAX_ROUNDS - 1)
+            except NeedItems as need:
+                assert self._catalog is not None
+                await fetch_fields(self._catalog, need.keys, fields)
+        raise AssertionError("the last round asks for nothing")  # pragma: no cover
+
+    def make(
+        self,
+        intent: SendIntent,
+        items: dict[ItemKey, dict[str, Any]] | None = None,
+        *,
+        final: bool = False,
+    ) -> tuple[RenderedMessage, float, float]:
+        """The message, and the seconds spent rendering and signing it. NeedItems if the
+        template asked for catalog items not in `items` (never when `final` or without a
+        catalog: they count as missing)."""
         ident = self._identity
         message_id = make_message_id(intent.key, ident.message_id_domain)
         t0 = time.perf_counter()
@@ -90,7 +122,17 @@ class MessageFactory:
         context["project"] = ident.project
         context["message_id"] = message_id
         context.setdefault("unsubscribe_url", f"{ident.project.get('url', '')}/unsubscribe")
-        content = self._templates.get(intent.template).render(context)
+        lookup = RenderCatalog(items or {}, asking=self._catalog is not None and not final)
+        context["catalog"] = lookup
+        try:
+            content = self._templates.get(intent.template).render(context)
+        except RenderError:
+            # It may have failed on an item it did not have yet (a price that was missing).
+            if lookup.missing:
+                raise NeedItems(lookup.missing) from None
+            raise
+        if lookup.missing:
+            raise NeedItems(lookup.missing)
         headers = {"X-Mailpulse-Key": intent.key}
         if ident.feedback_id:
             headers["Feedback-ID"] = ident.feedback_id
@@ -118,6 +160,30 @@ class MessageFactory:
 PREPARED_FOR = 2.0  # seconds a prepared intent waits for its submit before it is dropped
 
 
+@dataclass(frozen=True)
+class _Wanting:
+    """An intent whose template reads catalog items: made once they are fetched."""
+
+    intent: SendIntent
+    keys: set[ItemKey]
+
+
+def _not_made(job: _Job) -> Delivered:
+    if job.unavailable:
+        # Not the message's fault: deferred, and retried like any other deferral.
+        return Delivered(
+            message_id="",
+            result=DeliveryResult(
+                key=job.intent.key,
+                status=DeliveryStatus.DEFERRED,
+                code=0,
+                text=job.unavailable,
+                at=time.time(),
+            ),
+        )
+    return Delivered(message_id="", error=job.error)
+
+
 @dataclass
 class _Job:
     """One intent on its way: the signed message (or why it could not be made) and the
@@ -130,6 +196,8 @@ class _Job:
     sign_s: float
     opening: asyncio.Task[OpenTransaction | DeliveryResult] | None = None
     expiry: asyncio.TimerHandle | None = None
+    # Why it could not be made now, though it may be later (the catalog could not be read).
+    unavailable: str = ""
 
     def drop(self) -> None:
         if self.expiry is not None:
@@ -149,7 +217,10 @@ class LocalCourier:
     A prepared intent has its message made and its transaction opened up to DATA before it
     is submitted, so the submit costs only the content and its reply. Preparing yields to
     submits (it runs one intent per turn of the loop, behind whatever is waiting), and opens
-    transactions only on spare connections: speculation never makes real work wait."""
+    transactions only on spare connections: speculation never makes real work wait.
+
+    A template that reads the catalog is made once its items are fetched; a prepared message
+    shows them as they were at most PREPARED_FOR seconds before its submit."""
 
     def __init__(self, factory: MessageFactory, transport: Transport) -> None:
         self._factory = factory
@@ -157,6 +228,7 @@ class LocalCourier:
         self._to_prepare: dict[str, SendIntent] = {}
         self._prepared: dict[str, _Job] = {}
         self._preparing: asyncio.Task[None] | None = None
+        self._fetching: set[str] = set()  # keys being prepared while their items are fetched
 
     async def start(self) -> None:
         pass
@@ -182,7 +254,15 @@ class LocalCourier:
         try:
             while self._to_prepare:
                 key = next(iter(self._to_prepare))
-                job = self._make(self._to_prepare.pop(key))
+                made = self._make(self._to_prepare.pop(key))
+                if isinstance(made, _Wanting):
+                    self._fetching.add(key)
+                    job = await self._make_current(made)
+                    if key not in self._fetching:
+                        continue  # submitted meanwhile, and made afresh there
+                    self._fetching.discard(key)
+                else:
+                    job = made
                 if job.message is not None and self._transport.has_free_connection():
                     job.opening = self._open(job.message)
                 job.expiry = loop.call_later(PREPARED_FOR, self._expire, key)
@@ -193,25 +273,48 @@ class LocalCourier:
 
     def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         self._to_prepare.pop(intent.key, None)
+        self._fetching.discard(intent.key)
         job = self._prepared.pop(intent.key, None)
         if job is not None and job.intent != intent:
             job.drop()  # prepared from an event that was rolled back: made afresh
             job = None
         if job is None:
-            job = self._make(intent)
+            made = self._make(intent)
+            if isinstance(made, _Wanting):
+                return asyncio.ensure_future(self._make_and_send(made))
+            job = made
         elif job.expiry is not None:
             job.expiry.cancel()
+        return self._send(job)
+
+    def _send(self, job: _Job) -> Awaitable[Delivered]:
         if job.message is None:
             failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
-            failed.set_result(Delivered(message_id="", error=job.error))
+            failed.set_result(_not_made(job))
             return failed
         if job.opening is None:
             job.opening = self._open(job.message)
         return asyncio.ensure_future(self._transmit(job, job.message, job.opening))
 
-    def _make(self, intent: SendIntent) -> _Job:
+    async def _make_and_send(self, wanting: _Wanting) -> Delivered:
+        return await self._send(await self._make_current(wanting))
+
+    def _make(self, intent: SendIntent) -> _Job | _Wanting:
+        """The job, made at once; or, if its template reads catalog items, what to fetch."""
         try:
             message, render_s, sign_s = self._factory.make(intent)
+        except NeedItems as need:
+            return _Wanting(intent, need.keys)
+        except (RenderError, KeyError) as exc:
+            return _Job(intent, None, str(exc), 0.0, 0.0)
+        return _Job(intent, message, "", render_s, sign_s)
+
+    async def _make_current(self, wanting: _Wanting) -> _Job:
+        intent = wanting.intent
+        try:
+            message, render_s, sign_s = await self._factory.make_current(intent, wanting.keys)
+        except CatalogUnavailable as exc:
+            return _Job(intent, None, "", 0.0, 0.0, unavailable=f"catalog unavailable: {exc}")
         except (RenderError, KeyError) as exc:
             return _Job(intent, None, str(exc), 0.0, 0.0)
         return _Job(intent, message, "", render_s, sign_s)

@@ -11,6 +11,10 @@ If the child dies, the intents it held come back as deferrals (`code` 0) and are
 any other; the next intent starts a new child. The child leaves when its stdin closes, so it
 never outlives its parent, even one killed with -9, and it leaves at once: a message it has not
 started must not go out after the parent that would record it is gone.
+
+Templates read the catalog as it is when the message is made, so the child opens the catalog
+itself: its location (a file path, or a postgresql:// URL with its credentials) comes in the
+environment, which other users cannot read, unlike a command line.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ log = logging.getLogger("mailpulse.courier")
 
 _LENGTH = struct.Struct(">I")
 _READY = 0
+CATALOG_ENV = "MAILPULSE_COURIER_CATALOG"
 
 
 class _Request(msgspec.Struct):
@@ -63,9 +68,17 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
 
 
 class CourierProcess:
-    def __init__(self, project_root: Path, smtp: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        smtp: tuple[str, int] | None = None,
+        catalog: str | None = None,
+    ) -> None:
+        """`catalog`: the location of the catalog templates read (CatalogStore.location);
+        without one, every item looked up is missing."""
         self._project_root = project_root
         self._smtp = smtp
+        self._catalog = catalog
         self._proc: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[Delivered]] = {}
@@ -81,6 +94,9 @@ class CourierProcess:
             args = [str(self._project_root)]
             if self._smtp is not None:
                 args += ["--smtp", f"{self._smtp[0]}:{self._smtp[1]}"]
+            env = {k: v for k, v in os.environ.items() if k != CATALOG_ENV}
+            if self._catalog is not None:
+                env[CATALOG_ENV] = self._catalog
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -89,6 +105,7 @@ class CourierProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=2**24,
+                env=env,
             )
             assert proc.stdout is not None
             try:
@@ -175,11 +192,16 @@ def _lost() -> Delivered:
 
 
 async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: int) -> None:
+    from mailpulse.catalog import catalog_reader
     from mailpulse.project import load_project
     from mailpulse.runtime.heap import settle_heap
     from mailpulse.runtime.wiring import local_courier
 
-    courier = local_courier(load_project(project_root), smtp)
+    location = os.environ.get(CATALOG_ENV)
+    catalog = catalog_reader(location) if location else None
+    if catalog is not None:
+        await catalog.open()
+    courier = local_courier(load_project(project_root), smtp, catalog)
     settle_heap()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
@@ -217,6 +239,8 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
         # QUIT politely, but never hang on a peer that does not answer.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(courier.close(), 10)
+        if catalog is not None:
+            await catalog.close()
 
 
 def main(argv: list[str]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailpulse.bus import Bus, InProcessBus
+from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
@@ -25,6 +26,7 @@ from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
+from mailpulse.runtime.wiring import catalog_for, embedded_catalog
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
@@ -39,9 +41,12 @@ class Pipeline:
         state: StateStore,
         bus: Bus,
         courier: Courier | None = None,
+        catalog: CatalogStore | None = None,
         run_partitions: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`catalog`: where catalog items live, by default beside the state (see
+        `wiring.catalog_for`); a given `courier` must read the same one."""
         self.project = project
         self.metrics = Metrics()
         self.log = log
@@ -49,10 +54,15 @@ class Pipeline:
         self.bus = bus
         self._clock = clock
         self._ingest = Ingest(log, bus, self.metrics)
+        catalog = catalog or catalog_for(state)
+        # Its derived events take the way of every other event in (`append`).
+        self.catalogs = Catalogs(catalog, self.append, clock) if catalog is not None else None
         self.courier: Courier | None = None
         if run_partitions:
             # By default the send leg runs in a child process: a core of its own.
-            self.courier = courier or CourierProcess(project.root)
+            self.courier = courier or CourierProcess(
+                project.root, catalog=catalog.location if catalog is not None else None
+            )
         self.runners: list[PartitionRunner] = []
         if self.courier is not None:
             parts = PartitionParts(
@@ -68,27 +78,35 @@ class Pipeline:
         data_dir: Path,
         *,
         courier: Courier | None = None,
+        smtp: tuple[str, int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Pipeline:
-        """One process, SQLite files in `data_dir`, the in-process bus."""
+        """One process, SQLite files in `data_dir`, the in-process bus. Without a `courier`,
+        a courier process sends through the project's relay, or `smtp` (a local sink)."""
+        catalog = embedded_catalog(data_dir)
         return cls(
             project,
             log=SqliteEventLog(data_dir / "log.db"),
             state=SqliteStateStore(data_dir / "state.db"),
             bus=InProcessBus(partitions=1),
-            courier=courier,
+            courier=courier or CourierProcess(project.root, smtp, catalog=catalog.location),
+            catalog=catalog,
             clock=clock,
         )
 
     async def start(self) -> None:
         await self.log.open()
         await self.state.open()
+        if self.catalogs is not None:
+            await self.catalogs.store.open()
         await self.bus.open()
         if self.courier is not None:
             await self.courier.start()
         for runner in self.runners:
             await runner.start()
         stages = [("dedup-window", self._forget_old_message_ids)]
+        if self.catalogs is not None:
+            stages.append(("catalog-events", self.catalogs.run))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
             stages.append(("gauges", self._update_gauges))
         self._tasks = start_stages(stages, self.metrics, "mailpulse")
@@ -101,6 +119,8 @@ class Pipeline:
             await self.courier.close()
         await self._ingest.drain()
         await self.bus.close()
+        if self.catalogs is not None:
+            await self.catalogs.store.close()
         await self.state.close()
         await self.log.close()
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from mailpulse.catalog import CatalogReader, CatalogStore
+from mailpulse.catalog.postgres import PostgresCatalogStore
+from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery import DkimSigner, SmtpRelay
 from mailpulse.delivery.shaping import LocalTimeline, RateLimiter, Timeline
 from mailpulse.project import Project
 from mailpulse.runtime.courier import LocalCourier, MessageFactory, SenderIdentity
 from mailpulse.store import StateStore
+from mailpulse.store.postgres import PostgresStateStore
+from mailpulse.store.sqlite import SqliteStateStore
 
 
 def relay_for(project: Project, smtp: tuple[str, int] | None = None) -> SmtpRelay:
@@ -44,16 +51,35 @@ def sender_identity(project: Project) -> SenderIdentity:
     )
 
 
-def message_factory(project: Project) -> MessageFactory:
+def message_factory(project: Project, catalog: CatalogReader | None = None) -> MessageFactory:
     dkim = project.config.dkim
     signer = None
     if dkim is not None and project.dkim_private_key is not None:
         signer = DkimSigner(dkim.domain, dkim.selector, project.dkim_private_key)
-    return MessageFactory(project.templates, signer, sender_identity(project))
+    return MessageFactory(project.templates, signer, sender_identity(project), catalog=catalog)
 
 
-def local_courier(project: Project, smtp: tuple[str, int] | None = None) -> LocalCourier:
-    return LocalCourier(message_factory(project), relay_for(project, smtp))
+def local_courier(
+    project: Project,
+    smtp: tuple[str, int] | None = None,
+    catalog: CatalogReader | None = None,
+) -> LocalCourier:
+    return LocalCourier(message_factory(project, catalog), relay_for(project, smtp))
+
+
+def embedded_catalog(data_dir: Path) -> SqliteCatalogStore:
+    return SqliteCatalogStore(data_dir / "catalog.db")
+
+
+def catalog_for(state: StateStore) -> CatalogStore | None:
+    """The catalog that goes with a state store: a file beside the SQLite state (of its own,
+    see mailpulse.catalog.sqlite for why), or tables in the PostgreSQL state's database. None
+    for any other store (a test's stand-in): no catalog then."""
+    if isinstance(state, SqliteStateStore):
+        return embedded_catalog(state.path.parent)
+    if isinstance(state, PostgresStateStore):
+        return PostgresCatalogStore(state.dsn)
+    return None
 
 
 def rate_limiter_for(state: StateStore) -> RateLimiter:

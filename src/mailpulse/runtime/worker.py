@@ -21,6 +21,7 @@ from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
+from mailpulse.runtime.wiring import catalog_for
 from mailpulse.store import EventLog, StateStore
 
 log = logging.getLogger("mailpulse.worker")
@@ -46,7 +47,11 @@ class Worker:
         self.state = state
         self.bus = bus
         self.leases = leases
-        self.courier = courier or CourierProcess(project.root)
+        if courier is None:
+            # Its templates read the catalog kept beside the state.
+            catalog = catalog_for(state)
+            courier = CourierProcess(project.root, catalog=catalog and catalog.location)
+        self.courier = courier
         self._ingest = Ingest(log, bus, self.metrics)
         self._parts = PartitionParts(
             project, log, state, bus, self.courier, self._ingest.append, self.metrics, clock
