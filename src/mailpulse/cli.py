@@ -269,7 +269,6 @@ def demo(
     """Server + example shop project + capture inbox + traffic, all on this machine."""
     from mailpulse.api import create_app
     from mailpulse.demo import CaptureInbox, TrafficGenerator, inbox_router
-    from mailpulse.runtime.courier_process import CourierProcess
     from mailpulse.runtime.pipeline import Pipeline
 
     loaded = _load(project or _find_demo_project())
@@ -278,8 +277,7 @@ def demo(
     async def main() -> None:
         inbox = CaptureInbox(host="127.0.0.1", port=0)
         await inbox.start()
-        courier = CourierProcess(loaded.root, smtp=("127.0.0.1", inbox.port))
-        pipeline = Pipeline.embedded(loaded, data, courier=courier)
+        pipeline = Pipeline.embedded(loaded, data, smtp=("127.0.0.1", inbox.port))
         web = create_app(pipeline, extra_routers=[inbox_router(inbox)])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -308,7 +306,7 @@ def demo(
         )
         console.print(f"  SMTP capture inbox      127.0.0.1:{inbox.port}")
         console.print("Traffic is flowing; press Ctrl-C to stop.")
-        traffic = TrafficGenerator(base, cfg.write_keys[0], rate=rate)
+        traffic = TrafficGenerator(base, cfg.write_keys[0], rate=rate, admin_key=cfg.admin_key)
         traffic_task = asyncio.create_task(traffic.run(stop))
         if duration:
             loop.call_later(duration, stop.set)

@@ -3,6 +3,12 @@
 Visitors sign up, browse the built-in catalog, fill carts, and about 40 % of carts are abandoned
 (some after starting checkout), so the example shop's journeys all have something to react to.
 `_Shop` decides what happens next (seeded, no I/O); `TrafficGenerator` paces and sends it.
+
+Given the admin key, the generator also keeps the server's `products` catalog: it puts the
+built-in catalog there at start (with stock, some of it sold out), and now and then marks a
+price down, sells stock or restocks a sold-out product (`_Merchandiser`). Mail then shows
+today's price and stock rather than the event's, and the catalog derives `Price Dropped` and
+`Back In Stock` for the journeys that fan them out.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ CHECKOUT_ABANDON_SHARE = 0.35
 MAX_RATE = 1000.0
 _MAX_ACTIVE_VISITORS = 12
 _MAX_CART_LINES = 3
+# Of the shop's actions, this share is followed by a change to the catalog (with an admin key).
+CATALOG_CHANGE_SHARE = 0.03
+CATALOG_PATH = "/admin/catalogs/products/items"
 
 
 @dataclass(frozen=True)
@@ -260,6 +269,43 @@ class _Shop:
         }
 
 
+class _Merchandiser:
+    """The shop's catalog as the server should have it, and what changes in it next: each a
+    call to the catalog admin API (path, JSON body, HTTP method)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._stock = {p.product_id: rng.choice((0, 2, 4, 8, 12, 25)) for p in CATALOG}
+        self._price = {p.product_id: p.price for p in CATALOG}
+
+    def fields(self, product: Product) -> dict[str, Any]:
+        return {
+            "name": product.name,
+            "price": self._price[product.product_id],
+            "stock": self._stock[product.product_id],
+            "url": product.url,
+            "image_url": product.image_url,
+        }
+
+    def seed(self) -> tuple[str, Any, str]:
+        items = [{"id": p.product_id, "fields": self.fields(p)} for p in CATALOG]
+        return CATALOG_PATH, items, "POST"
+
+    def next_change(self) -> tuple[str, Any, str]:
+        rng = self._rng
+        product = rng.choice(CATALOG)
+        pid = product.product_id
+        if self._stock[pid] == 0:
+            self._stock[pid] = rng.choice((5, 10, 20))  # back in stock
+        elif rng.random() < 0.5:
+            # A markdown; once half off, back to the list price (a rise derives nothing).
+            marked = round(self._price[pid] * rng.choice((0.8, 0.85, 0.9)), 2)
+            self._price[pid] = product.price if marked < product.price / 2 else marked
+        else:
+            self._stock[pid] = max(0, self._stock[pid] - rng.randint(1, 4))  # sold
+        return f"{CATALOG_PATH}/{pid}", self.fields(product), "PUT"
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -287,34 +333,66 @@ class TrafficGenerator:
     """
 
     def __init__(
-        self, base_url: str, write_key: str, *, rate: float = 2.0, seed: int | None = None
+        self,
+        base_url: str,
+        write_key: str,
+        *,
+        rate: float = 2.0,
+        seed: int | None = None,
+        admin_key: str | None = None,
     ) -> None:
         if not 0 < rate <= MAX_RATE:
             raise ValueError(f"rate must be above 0 and at most {MAX_RATE:g} per second: {rate}")
         self.base_url = base_url
         self.rate = rate
         self.actions_sent = 0
+        self.catalog_updates = 0  # calls to the catalog admin API (with `admin_key` only)
         self.errors = 0
         self._write_key = write_key
+        self._admin_key = admin_key
         rng = random.Random(seed)
         self._shop = _Shop(random.Random(rng.getrandbits(64)))
         self._pacer = _Pacer(rate, random.Random(rng.getrandbits(64)))
+        self._merchandiser = _Merchandiser(random.Random(rng.getrandbits(64)))
+        self._changes = random.Random(rng.getrandbits(64))
         self._reasons_logged: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send actions until `stop` is set."""
         async with self._client() as client:
+            await self._update_catalog(client, self._merchandiser.seed())
             loop = asyncio.get_running_loop()
             while not await _set_within(stop, self._pacer.delay(loop.time())):
-                await self._send(client, self._shop.next_call())
+                await self._act(client)
 
     async def run_for(self, n_actions: int) -> None:
         """Send exactly `n_actions` actions, paced like `run`."""
         async with self._client() as client:
+            await self._update_catalog(client, self._merchandiser.seed())
             loop = asyncio.get_running_loop()
             for _ in range(n_actions):
                 await asyncio.sleep(self._pacer.delay(loop.time()))
-                await self._send(client, self._shop.next_call())
+                await self._act(client)
+
+    async def _act(self, client: httpx.AsyncClient) -> None:
+        await self._send(client, self._shop.next_call())
+        if self._admin_key and self._changes.random() < CATALOG_CHANGE_SHARE:
+            await self._update_catalog(client, self._merchandiser.next_change())
+
+    async def _update_catalog(self, client: httpx.AsyncClient, call: tuple[str, Any, str]) -> None:
+        if not self._admin_key:
+            return
+        path, body, method = call
+        self.catalog_updates += 1
+        headers = {"Authorization": f"Bearer {self._admin_key}"}
+        try:
+            # auth=None: the admin key, not the write key the client sends by default.
+            response = await client.request(method, path, json=body, headers=headers, auth=None)
+        except httpx.HTTPError as exc:
+            self._failed(f"{path}: {type(exc).__name__}: {exc}")
+            return
+        if not response.is_success:
+            self._failed(f"{method} {path}: HTTP {response.status_code}: {_reason(response)}")
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
