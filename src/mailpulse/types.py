@@ -80,6 +80,23 @@ class SegmentState(msgspec.Struct, kw_only=True, omit_defaults=True):
     evaluated_by: str = ""
 
 
+# Events about an object (a product back in stock) rather than a person carry this contact key.
+OBJECT_KEY_PREFIX = "object:"
+
+
+def object_key(catalog: str, item_id: str) -> str:
+    """The contact key of events about one item of a catalog."""
+    return f"{OBJECT_KEY_PREFIX}{catalog}:{item_id}"
+
+
+def object_of(event: Event) -> tuple[str, str] | None:
+    """(catalog, id) of an event about an object; None for an event about a contact."""
+    if not event.contact_key.startswith(OBJECT_KEY_PREFIX):
+        return None
+    catalog, _, item_id = event.contact_key[len(OBJECT_KEY_PREFIX) :].partition(":")
+    return (catalog, item_id) if catalog and item_id else None
+
+
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.
 

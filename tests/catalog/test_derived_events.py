@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mailpulse.audience.interests import object_of
 from mailpulse.catalog import BACK_IN_STOCK, PRICE_DROPPED, CatalogItem, Catalogs, derive
 from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.store import LogUnavailable
 from mailpulse.store.sqlite import SqliteEventLog
-from mailpulse.types import Event
+from mailpulse.types import Event, object_of
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 

@@ -17,17 +17,7 @@ from typing import Any
 
 from mailpulse.journeys import JourneyDefinition
 from mailpulse.journeys.definition import FanOut
-from mailpulse.types import Event, EventType
-
-OBJECT_PREFIX = "object:"
-
-
-def object_of(event: Event) -> tuple[str, str] | None:
-    """(catalog, id) of an event about an object; None for an event about a contact."""
-    if not event.contact_key.startswith(OBJECT_PREFIX):
-        return None
-    catalog, _, item_id = event.contact_key[len(OBJECT_PREFIX) :].partition(":")
-    return (catalog, item_id) if catalog and item_id else None
+from mailpulse.types import Event, EventType, object_of
 
 
 def interest_key(catalog: str, item_id: str, performed: str) -> str:

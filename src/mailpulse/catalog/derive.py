@@ -38,16 +38,11 @@ from typing import Any
 import msgspec
 
 from mailpulse.catalog.model import IN_STOCK, PRICE, STOCK, CatalogItem, Upserted
-from mailpulse.types import Event, EventType
+from mailpulse.types import Event, EventType, object_key
 
 PRICE_DROPPED = "Price Dropped"
 BACK_IN_STOCK = "Back In Stock"
 DERIVED_EVENTS = (PRICE_DROPPED, BACK_IN_STOCK)
-
-
-def object_key(catalog: str, item_id: str) -> str:
-    """The contact key of events about an item."""
-    return f"object:{catalog}:{item_id}"
 
 
 def derived_message_id(catalog: str, item_id: str, updated_at: float, name: str) -> str:

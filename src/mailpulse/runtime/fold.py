@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import msgspec
 
 from mailpulse.audience import apply_event, merge_contacts
-from mailpulse.audience.interests import InterestIndex, fan_out_copy, interest_key, object_of
+from mailpulse.audience.interests import InterestIndex, fan_out_copy, interest_key
 from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.audience.segments.evaluate import holds
 from mailpulse.audience.segments.incremental import KeptHistory
@@ -49,7 +49,7 @@ from mailpulse.store import (
     StateStore,
 )
 from mailpulse.store.interface import EventLog
-from mailpulse.types import Contact, Event, EventType, MessageClass, SendIntent
+from mailpulse.types import Contact, Event, EventType, MessageClass, SendIntent, object_of
 
 log = logging.getLogger("mailpulse.fold")
 
