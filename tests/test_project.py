@@ -199,11 +199,19 @@ def test_the_send_policy_loads(project: Path) -> None:
     assert (policy.frequency_cap.count, policy.frequency_cap.period) == (3, 86400.0)
 
 
+def test_a_send_window_is_the_quiet_hours_outside_it(project: Path) -> None:
+    edit(project, "[delivery]", '[policy]\nsend_window = "09:00-20:00"\n\n[delivery]')
+    quiet = load_project(project).send_policy.quiet_hours
+    assert quiet is not None and (quiet.start.hour, quiet.end.hour) == (20, 9)
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
         ('quiet_hours = "21-8"', "e.g. '21:00-08:00'"),
         ('quiet_hours = "09:00-09:00"', "e.g. '21:00-08:00'"),
+        ('send_window = "9-20"', "e.g. '09:00-20:00'"),
+        ('send_window = "09:00-20:00"\nquiet_hours = "21:00-08:00"', "not both"),
         ('frequency_cap = "3 per day"', "e.g. '3/1d'"),
         ('frequency_cap = "0/1d"', "e.g. '3/1d'"),
         ('frequency_cap = "3/soon"', "e.g. '3/1d'"),

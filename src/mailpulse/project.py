@@ -84,6 +84,8 @@ class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Marketing only, on each contact's clock: "21:00-08:00"; held, then sent when they end.
     quiet_hours: str = ""
+    # Or the other way round, the hours marketing may go out: "09:00-20:00".
+    send_window: str = ""
     # Marketing per contact across all journeys: "3/1d"; over it, a message is not sent.
     frequency_cap: str = ""
     # Per topic (a journey's or send step's `topic`), on top of frequency_cap:
@@ -346,15 +348,18 @@ def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
             f"{timezone!r} is not a time zone: write an IANA name such as 'Europe/Berlin'",
         )
     quiet, cap = None, None
-    if config.policy.quiet_hours:
-        m = _TIME_RANGE.match(config.policy.quiet_hours)
+    if config.policy.quiet_hours and config.policy.send_window:
+        fail("policy", "send_window", "give quiet_hours or send_window, not both")
+    for key, example in (("quiet_hours", "21:00-08:00"), ("send_window", "09:00-20:00")):
+        written = getattr(config.policy, key)
+        if not written:
+            continue
+        m = _TIME_RANGE.match(written)
         if m is None or m.group(1, 2) == m.group(3, 4):
-            fail(
-                "policy",
-                "quiet_hours",
-                "write the local times they start and end, e.g. '21:00-08:00'",
-            )
-        quiet = QuietHours(time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4])))
+            fail("policy", key, f"write the local times they start and end, e.g. '{example}'")
+        start, end = time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
+        # A send window is the quiet hours outside it.
+        quiet = QuietHours(start, end) if key == "quiet_hours" else QuietHours(end, start)
     if config.policy.frequency_cap:
         cap = _cap(config.policy.frequency_cap)
         if cap is None:
