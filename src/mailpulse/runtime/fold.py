@@ -198,6 +198,7 @@ class _Batch:
         self.segment_timers: dict[str, float | None] = {}
         self.interests: list[tuple[str, str, float]] = []
         self.journey_counts: Counter[tuple[str, str, str]] = Counter()
+        self.segment_members: Counter[str] = Counter()
 
 
 class FoldWorker:
@@ -405,6 +406,7 @@ class FoldWorker:
             intents=batch.intents,
             interests=batch.interests,
             journey_counts=[(*key, n) for key, n in batch.journey_counts.items()],
+            segment_members={seg: n for seg, n in batch.segment_members.items() if n},
             lifecycle=batch.lifecycle,
         )
         inserted = set(await self._state.commit(change))
@@ -535,6 +537,7 @@ class FoldWorker:
         for change in changes:
             if "/" not in change.segment:  # a journey's branch condition, not an audience
                 batch.lifecycle.append(segment_event(contact.id, change, cause))
+                batch.segment_members[change.segment] += 1 if change.entered else -1
         if changes:
             batch.contacts.add(contact.id)
         timer = self._segments.next_change_at(contact.segments)
@@ -793,6 +796,11 @@ class FoldWorker:
         """Fold the contact `source` into `target`; both are in the caches or the store."""
         src = self._contacts.get(source)
         if src is not None:
+            # The merged contact's memberships go with it; the survivor's evaluation counts
+            # what it enters.
+            for segment in src.segments.members:
+                if "/" not in segment:
+                    batch.segment_members[segment] -= 1
             survivor = self._contacts[target]
             merge_contacts(survivor, src)
             # Whatever the merged contact was waiting for, the survivor now waits for; its

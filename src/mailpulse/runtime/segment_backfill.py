@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import msgspec
@@ -119,6 +120,12 @@ class SegmentBackfill:
 
     async def _write(self, contacts: list[Contact]) -> None:
         checkpoint = await self._state.checkpoint(self._partition)
+        members = Counter(
+            segment
+            for contact in contacts
+            for segment in contact.segments.members
+            if "/" not in segment  # a journey's branch condition, not an audience
+        )
         for start in range(0, max(len(contacts), 1), WRITE_BATCH):
             batch = contacts[start : start + WRITE_BATCH]
             last = start + WRITE_BATCH >= len(contacts)
@@ -128,6 +135,8 @@ class SegmentBackfill:
                     partition=self._partition,
                     contacts=batch,
                     segment_timers={c.id: self._segments.next_change_at(c.segments) for c in batch},
+                    # The last batch sets the partition's counts afresh, with the set.
                     segment_set=self._segments.fingerprint if last else None,
+                    segment_members=dict(members) if last else {},
                 )
             )

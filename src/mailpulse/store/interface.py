@@ -91,8 +91,11 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     intents: list[OutboxRow] = msgspec.field(default_factory=list)
     # (object, contact id, when): the contact showed interest in the object then.
     interests: list[tuple[str, str, float]] = msgspec.field(default_factory=list)
-    # The segment set the partition's memberships now follow (after a backfill).
+    # The segment set the partition's memberships now follow (after a backfill), whose
+    # member counts then start again from zero.
     segment_set: str | None = None
+    # Segment → change in its member count.
+    segment_members: dict[str, int] = msgspec.field(default_factory=dict)
     # (journey id, version, what, how many) to add to the journey's counts.
     journey_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
@@ -172,6 +175,10 @@ class StateStore(Protocol):
 
     async def segment_set(self, partition: int = 0) -> str | None:
         """The fingerprint of the segment set the partition's memberships follow."""
+        ...
+
+    async def segment_members(self) -> dict[str, int]:
+        """Segment → how many contacts are in it, across all partitions."""
         ...
 
     async def contacts_after(self, after: str, limit: int) -> list[Contact]:

@@ -93,6 +93,12 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["add-journey-count"], change.journey_counts)
     if change.segment_set is not None:
         await conn.execute(Q["set-segment-set"], partition, change.segment_set)
+        await conn.execute(Q["clear-segment-members"], partition)
+    await _many(
+        conn,
+        Q["add-segment-members"],
+        [(partition, segment, delta) for segment, delta in change.segment_members.items()],
+    )
     await _many(conn, Q["upsert-identity"], list(change.identities.items()))
     await _many(
         conn,
@@ -195,6 +201,9 @@ class PostgresStateStore:
     async def segment_set(self, partition: int = 0) -> str | None:
         fingerprint: str | None = await self._db.fetchval(Q["segment-set"], partition)
         return fingerprint
+
+    async def segment_members(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._db.fetch(Q["segment-members"])}
 
     async def contacts_after(self, after: str, limit: int) -> list[Contact]:
         rows = await self._db.fetch(Q["contacts-after"], after, limit)

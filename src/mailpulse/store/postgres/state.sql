@@ -189,3 +189,13 @@ SELECT body FROM contacts WHERE id > $1 ORDER BY id LIMIT $2
 
 -- name: identities-after
 SELECT key, contact_id FROM identities WHERE key > $1 ORDER BY key LIMIT $2
+
+-- name: add-segment-members
+INSERT INTO segment_members (partition, segment, count) VALUES ($1, $2, $3)
+ON CONFLICT (partition, segment) DO UPDATE SET count = segment_members.count + excluded.count
+
+-- name: clear-segment-members
+DELETE FROM segment_members WHERE partition = $1
+
+-- name: segment-members
+SELECT segment, sum(count)::bigint FROM segment_members GROUP BY segment

@@ -46,6 +46,8 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["add-journey-count"], change.journey_counts)
     if change.segment_set is not None:
         conn.execute(Q["set-segment-set"], (change.segment_set,))
+        conn.execute(Q["clear-segment-members"])
+    conn.executemany(Q["add-segment-members"], list(change.segment_members.items()))
     conn.executemany(Q["upsert-identity"], list(change.identities.items()))
     conn.executemany(
         Q["upsert-instance"],
@@ -154,6 +156,9 @@ class SqliteStateStore:
         only_partition(partition)
         row = self._db.read(lambda c: c.execute(Q["segment-set"]).fetchone())
         return row[0] if row else None
+
+    async def segment_members(self) -> dict[str, int]:
+        return dict(self._db.read(lambda c: c.execute(Q["segment-members"]).fetchall()))
 
     async def contacts_after(self, after: str, limit: int) -> list[Contact]:
         query = Q["contacts-after"]

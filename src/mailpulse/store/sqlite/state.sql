@@ -35,6 +35,14 @@ CREATE TABLE IF NOT EXISTS segment_sets (
     partition   INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL
 ) WITHOUT ROWID;
+-- How many contacts are in each segment, per partition (a partition's count may go below
+-- zero when a contact merges into another partition's: the sum is what counts).
+CREATE TABLE IF NOT EXISTS segment_members (
+    partition INTEGER NOT NULL,
+    segment   TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (partition, segment)
+) WITHOUT ROWID;
 -- Who showed interest in which object, for the notifications an event about it fans out.
 CREATE TABLE IF NOT EXISTS object_interest (
     object     TEXT NOT NULL,
@@ -229,3 +237,13 @@ SELECT body FROM contacts WHERE id > ? ORDER BY id LIMIT ?
 
 -- name: identities-after
 SELECT key, contact_id FROM identities WHERE key > ? ORDER BY key LIMIT ?
+
+-- name: add-segment-members
+INSERT INTO segment_members (partition, segment, count) VALUES (0, ?, ?)
+ON CONFLICT (partition, segment) DO UPDATE SET count = count + excluded.count
+
+-- name: clear-segment-members
+DELETE FROM segment_members WHERE partition = 0
+
+-- name: segment-members
+SELECT segment, SUM(count) FROM segment_members GROUP BY segment

@@ -15,6 +15,15 @@ CREATE TABLE segment_sets (
     fingerprint text NOT NULL
 );
 
+-- How many contacts are in each segment, per partition (a partition's count may go below
+-- zero when a contact merges into another partition's: the sum is what counts).
+CREATE TABLE segment_members (
+    partition integer NOT NULL,
+    segment   text NOT NULL,
+    count     bigint NOT NULL,
+    PRIMARY KEY (partition, segment)
+);
+
 -- Who showed interest in which object (viewed a product, wished for it), for the
 -- notifications an event about the object fans out (`Back In Stock`): an index, so a fan-out
 -- reads its audience instead of scanning every contact.
