@@ -19,6 +19,7 @@ from mailpulse.audience.segments import Segment, SegmentSet, load_segments
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
 from mailpulse.errors import ProjectError
+from mailpulse.events.plan import load_plan
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
@@ -319,6 +320,7 @@ def load_project(project_dir: Path) -> Project:
     journeys = load_journeys(
         project_dir / "journeys", templates.names(), [seg.id for seg in segments]
     )
+    _check_against_plan(project_dir)
     return Project(
         root=project_dir,
         config=config,
@@ -330,6 +332,16 @@ def load_project(project_dir: Path) -> Project:
         send_policy=send_policy,
         dkim_private_key=_load_dkim_key(project_dir, config, text),
     )
+
+
+def _check_against_plan(project_dir: Path) -> None:
+    """With a tracking plan (`events.yaml`), the filters of every journey and segment."""
+    plan = load_plan(project_dir)
+    if plan is None:
+        return
+    for folder in ("journeys", "segments"):
+        for path in sorted((project_dir / folder).glob("*.y*ml")):
+            plan.check_file(path, path.read_text(encoding="utf-8"))
 
 
 _TIME_RANGE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
