@@ -34,6 +34,9 @@ class ProjectSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = "https://example.com"
     postal_address: str = ""
     write_keys: list[str] = msgspec.field(default_factory=list)
+    # Keys kept on servers, never in a web page: they write events, and may also update
+    # catalogs with `Catalog Item Updated` (see mailpulse.api.catalog_events).
+    server_write_keys: list[str] = msgspec.field(default_factory=list)
     admin_key: str = ""
     # The clock of contacts without a `timezone` trait (an IANA name).
     timezone: str = "UTC"

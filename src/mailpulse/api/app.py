@@ -85,4 +85,12 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return TrackingApi(pipeline.append, frozenset(config.project.write_keys), pipeline.metrics, app)
+    catalogs = pipeline.catalogs
+    return TrackingApi(
+        pipeline.append,
+        frozenset(config.project.write_keys),
+        pipeline.metrics,
+        app,
+        server_keys=frozenset(config.project.server_write_keys),
+        upsert=None if catalogs is None else catalogs.upsert,
+    )

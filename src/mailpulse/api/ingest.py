@@ -20,6 +20,13 @@ from typing import Any
 import orjson
 
 from mailpulse.api.auth import write_key_problem
+from mailpulse.api.catalog_events import (
+    CatalogEventError,
+    UpsertFn,
+    catalog_updates,
+    is_catalog_update,
+)
+from mailpulse.catalog import CatalogUnavailable
 from mailpulse.events import (
     MAX_REQUEST_BYTES,
     EventError,
@@ -27,6 +34,7 @@ from mailpulse.events import (
     json_schema,
     parse_batch,
     parse_call,
+    write_key_from_basic,
 )
 from mailpulse.observe import Metrics
 from mailpulse.store import LogUnavailable
@@ -62,10 +70,20 @@ class TrackingApi:
     """Handles POST /v1/{call}; everything else goes to `fallback`."""
 
     def __init__(
-        self, append: AppendFn, write_keys: frozenset[str], metrics: Metrics, fallback: ASGIApp
+        self,
+        append: AppendFn,
+        write_keys: frozenset[str],
+        metrics: Metrics,
+        fallback: ASGIApp,
+        *,
+        server_keys: frozenset[str] = frozenset(),
+        upsert: UpsertFn | None = None,
     ) -> None:
         self._append = append
-        self._write_keys = write_keys
+        # Server keys write like any other, and may also update catalogs.
+        self._write_keys = write_keys | server_keys
+        self._server_keys = server_keys
+        self._upsert = upsert
         self._metrics = metrics
         self._fallback = fallback
 
@@ -110,10 +128,32 @@ class TrackingApi:
         if problem:
             self._metrics.events_rejected.labels("auth").inc()
             raise _Refusal(401, problem)
+        events = parsed.events
+        if any(is_catalog_update(ev) for ev in events):
+            key = write_key_from_basic(_text(headers.get(b"authorization"))) or parsed.write_key
+            events = await self._update_catalogs(events, key, batch=call == "batch")
         try:
-            await self._append(parsed.events)
+            await self._append(events)
         except LogUnavailable as exc:
             raise _Refusal(503, f"the event log is unavailable: {exc}") from exc
+
+    async def _update_catalogs(
+        self, events: list[Event], key: str | None, *, batch: bool
+    ) -> list[Event]:
+        """Apply the request's catalog updates; the events left for the log."""
+        try:
+            updates = catalog_updates(events, key, self._server_keys, batch)
+        except CatalogEventError as refusal:
+            self._metrics.events_rejected.labels("invalid").inc()
+            raise _Refusal(refusal.status, refusal.error, refusal.where) from refusal
+        if self._upsert is None:
+            raise _Refusal(400, "this deployment has no catalog to update")
+        try:
+            for catalog, items in updates:
+                await self._upsert(catalog, items)
+        except CatalogUnavailable as exc:
+            raise _Refusal(503, f"the catalog is unavailable: {exc}") from exc
+        return [ev for ev in events if not is_catalog_update(ev)]
 
 
 _WANTED_HEADERS = frozenset((b"authorization", b"content-encoding", b"content-length"))
@@ -192,6 +232,9 @@ def openapi_paths() -> dict[str, Any]:
                     },
                     "400": error("The request is invalid; `error` says why, `where` where."),
                     "401": error("Missing or unknown write key."),
+                    "403": error(
+                        "Catalog Item Updated sent with a key that is not a server write key."
+                    ),
                     "503": error("The log is unavailable; nothing was stored."),
                 },
             }
