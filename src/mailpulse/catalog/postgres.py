@@ -18,7 +18,7 @@ import msgspec
 from mailpulse.catalog.derive import plan_upsert
 from mailpulse.catalog.interface import CatalogUnavailable, ItemKey
 from mailpulse.catalog.model import CatalogItem, Upserted, checked_items, encode
-from mailpulse.store.postgres.pool import UNREACHABLE, close_pool, describe, open_pool
+from mailpulse.store.postgres.pool import UNREACHABLE, PoolHolder
 from mailpulse.store.sql import load_queries
 from mailpulse.types import Event
 
@@ -46,29 +46,25 @@ def _item(catalog: str, item_id: str, fields: bytes, updated_at: float) -> Catal
 class PostgresCatalogStore:
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout: float = 10.0) -> None:
         self.location = dsn
-        self._where = describe(dsn)
-        self._pool_size = pool_size
-        self._timeout = timeout
-        self._pool: asyncpg.Pool | None = None
+        self._holder = PoolHolder(
+            dsn,
+            name="mailpulse-catalog",
+            size=pool_size,
+            timeout=timeout,
+            what="catalog",
+            closed=CatalogUnavailable,
+        )
+        self._where = self._holder.where
 
     async def open(self) -> None:
-        self._pool = await open_pool(
-            self.location,
-            name="mailpulse-catalog",
-            max_size=self._pool_size,
-            max_wait=self._timeout,
-        )
+        await self._holder.open()
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await close_pool(pool, self._timeout)
+        await self._holder.close()
 
     @property
     def _db(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise CatalogUnavailable(f"the catalog in {self._where} is not open")
-        return self._pool
+        return self._holder.pool
 
     async def upsert(
         self, catalog: str, items: Sequence[tuple[str, dict[str, Any]]], now: float

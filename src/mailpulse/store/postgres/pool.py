@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -43,6 +44,42 @@ async def close_pool(pool: asyncpg.Pool, max_wait: float) -> None:
         await asyncio.wait_for(pool.close(), max_wait)
     except TimeoutError:
         pool.terminate()
+
+
+class PoolHolder:
+    """A store's pool: opened and closed with the store; asked for while closed, it raises
+    `closed(message)`, whatever error the store's callers expect."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        name: str,
+        size: int,
+        timeout: float,
+        what: str,
+        closed: Callable[[str], Exception] = RuntimeError,
+    ) -> None:
+        self.where = describe(dsn)
+        self._dsn, self._name, self._size, self._timeout = dsn, name, size, timeout
+        self._what, self._closed = what, closed
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await open_pool(
+            self._dsn, name=self._name, max_size=self._size, max_wait=self._timeout
+        )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await close_pool(pool, self._timeout)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise self._closed(f"the {self._what} in {self.where} is not open")
+        return self._pool
 
 
 def describe(dsn: str) -> str:

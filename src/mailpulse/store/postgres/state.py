@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
-from mailpulse.store.postgres.pool import close_pool, describe, open_pool
+from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
     decode_contact,
     decode_event,
@@ -129,27 +129,19 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
 class PostgresStateStore:
     def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 10.0) -> None:
         self.dsn = dsn  # the catalog's tables are in the same database (see runtime.wiring)
-        self._dsn = dsn
-        self._where = describe(dsn)
-        self._pool_size = pool_size
-        self._timeout = timeout
-        self._pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        self._pool = await open_pool(
-            self._dsn, name="mailpulse-state", max_size=self._pool_size, max_wait=self._timeout
+        self._holder = PoolHolder(
+            dsn, name="mailpulse-state", size=pool_size, timeout=timeout, what="state"
         )
 
+    async def open(self) -> None:
+        await self._holder.open()
+
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await close_pool(pool, self._timeout)
+        await self._holder.close()
 
     @property
     def _db(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError(f"the state in {self._where} is not open")
-        return self._pool
+        return self._holder.pool
 
     async def checkpoint(self, partition: int = 0) -> int:
         offset = await self._db.fetchval(Q["get-checkpoint"], partition)
