@@ -127,6 +127,30 @@ def identify(n: int, user: str) -> Event:
     )
 
 
+def anonymous(n: int, key: str, name: str, **properties: object) -> Event:
+    """A track event of a visitor known only by an anonymousId."""
+    return Event(
+        type="track",
+        message_id=f"m{n}",
+        contact_key=key,
+        anonymous_id=key,
+        event=name,
+        properties=dict(properties),
+    )
+
+
+def signs_in(n: int, user: str, key: str, **traits: object) -> Event:
+    """The identify that tells `user` and the anonymous `key` are one person."""
+    return Event(
+        type="identify",
+        message_id=f"m{n}",
+        contact_key=user,
+        user_id=user,
+        anonymous_id=key,
+        traits=dict(traits),
+    )
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -171,25 +195,10 @@ async def test_anonymous_history_merges_into_the_identified_contact(
     tmp_path: Path, clock: Clock
 ) -> None:
     async with running(tmp_path, clock) as h:
-        anon = Event(
-            type="track",
-            message_id="m1",
-            contact_key="anon-1",
-            anonymous_id="anon-1",
-            event="Product Added",
-        )
-        await h.append([anon])
+        await h.append([anonymous(1, "anon-1", "Product Added")])
         await asyncio.sleep(0.2)
         assert await h.bus.next_batch(SENDS, 0, 10, 0.1) == []  # no address yet: suppressed
-        both = Event(
-            type="identify",
-            message_id="m2",
-            contact_key="u9",
-            user_id="u9",
-            anonymous_id="anon-1",
-            traits={"email": "u9@example.com"},
-        )
-        await h.append([both])
+        await h.append([signs_in(2, "u9", "anon-1", email="u9@example.com")])
         await asyncio.sleep(0.2)
         assert await h.state.resolve(["anon-1"]) == {"anon-1": "u9"}
         [row] = await h.state.outbox_for_contact(["u9", "anon-1"], 10)

@@ -11,7 +11,7 @@ import pytest
 from mailpulse.journeys import parse_journey
 from mailpulse.runtime.fold import SENDS
 from mailpulse.types import Event
-from tests.runtime.test_fold import Clock, identify, running, track
+from tests.runtime.test_fold import Clock, anonymous, identify, running, signs_in, track
 
 DAY = 86400.0
 BACK_IN_STOCK = parse_journey(
@@ -97,25 +97,10 @@ async def test_an_anonymous_viewer_who_signs_in_is_reached_under_the_signed_in_p
 ) -> None:
     clock.now = 100 * DAY
     async with running(tmp_path, clock, journeys=JOURNEYS) as h:
-        viewed = Event(
-            type="track",
-            message_id="m1",
-            contact_key="anon-7",
-            anonymous_id="anon-7",
-            event="Product Viewed",
-            properties={"product_id": 77},
-            received_at=clock.now,
-        )
-        signed_in = Event(
-            type="identify",
-            message_id="m2",
-            contact_key="u7",
-            user_id="u7",
-            anonymous_id="anon-7",
-            traits={"email": "u7@example.com"},
-        )
+        viewed = anonymous(1, "anon-7", "Product Viewed", product_id=77)
+        viewed.received_at = clock.now
         await h.append([viewed])
-        await h.append([signed_in])
+        await h.append([signs_in(2, "u7", "anon-7", email="u7@example.com")])
         await h.append([about("77", "stock-77", clock.now + 60)])
         [send] = await h.sends(1)
         assert (send.contact_id, send.email) == ("u7", "u7@example.com")

@@ -16,7 +16,7 @@ from mailpulse.journeys import parse_journey
 from mailpulse.project import load_project
 from mailpulse.runtime.fold import SEGMENT_ENTERED, SEGMENT_EXITED, SENDS
 from mailpulse.types import Event
-from tests.runtime.test_fold import Clock, Harness, identify, running, track
+from tests.runtime.test_fold import Clock, Harness, anonymous, identify, running, signs_in, track
 
 
 @pytest.fixture
@@ -156,26 +156,13 @@ async def test_a_merge_counts_both_histories(tmp_path: Path, clock: Clock) -> No
           within: 1d
         """,
     )
-    anon = Event(
-        type="track",
-        message_id="m1",
-        contact_key="anon-1",
-        anonymous_id="anon-1",
-        event="Product Added",
-        received_at=clock.now,
-    )
+    anon = anonymous(1, "anon-1", "Product Added")
+    anon.received_at = clock.now
     async with running(tmp_path, clock, journeys={}, segments=twice) as h:
         await h.append([anon, identify(2, "u"), track(3, "u", "Product Added")])
         await asyncio.sleep(0.3)
         assert await memberships(h, "u") == []
-        signed_in = Event(
-            type="identify",
-            message_id="m4",
-            contact_key="u",
-            user_id="u",
-            anonymous_id="anon-1",
-        )
-        await h.append([signed_in])
+        await h.append([signs_in(4, "u", "anon-1")])
 
         async def entered() -> bool:
             return await memberships(h, "u") == [(SEGMENT_ENTERED, "twice")]
