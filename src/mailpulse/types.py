@@ -141,6 +141,7 @@ class SendIntent(msgspec.Struct, kw_only=True):
     context: dict[str, Any]
     message_class: str = MessageClass.MARKETING
     topic: str | None = None
+    campaign: str | None = None
     journey: str | None = None
     step: str | None = None
     event_offset: int = 0

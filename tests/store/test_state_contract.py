@@ -215,3 +215,37 @@ async def test_interest_is_indexed_by_object_and_follows_merges(
     await state.commit(FoldCommit(checkpoint=4, merges={"b": "a"}, deleted_contacts=["b"]))
     assert await state.interested("p:1:Viewed", 0.0) == ["a"]
     assert await state.interested("p:1:Viewed", 35.0) == ["a"]
+
+
+async def test_a_campaign_advances_only_while_it_runs(open_state: StateFactory) -> None:
+    state = await open_state()
+    assert await state.create_campaign("c1", "scheduled", b'{"id":"c1"}', 1.0)
+    assert not await state.create_campaign("c1", "sending", b"{}", 2.0)  # the id is taken
+    await state.advance_campaign("c1", cursor="u2", appended=2, status="sending", at=3.0)
+    record = await state.campaign("c1")
+    assert record is not None
+    assert (record.status, record.cursor, record.appended, record.body) == (
+        "sending",
+        "u2",
+        2,
+        b'{"id":"c1"}',
+    )
+    # Paused meanwhile: a page read before the pause does not set it running again.
+    await state.set_campaign_status("c1", "paused", 4.0)
+    await state.advance_campaign("c1", cursor="u4", appended=2, status="sending", at=5.0)
+    record = await state.campaign("c1")
+    assert record is not None and (record.status, record.cursor) == ("paused", "u2")
+    assert [r.id for r in await state.campaigns()] == ["c1"]
+    assert await state.campaign("nope") is None
+
+
+async def test_outbox_counts_of_a_key_range_and_queued(open_state: StateFactory) -> None:
+    state = await open_state()
+    rows = [intent("campaign:c1:a"), intent("campaign:c1:b"), intent("campaign:c10:a")]
+    await state.commit(FoldCommit(checkpoint=1, intents=[*rows, intent("other")]))
+    await state.outbox_update([update("campaign:c1:b", "sent", code=250, next_at=11.0)])
+    assert await state.outbox_counts_between("campaign:c1:", "campaign:c1;") == {
+        "queued": 1,
+        "sent": 1,
+    }
+    assert await state.queued_count() == 3

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailpulse import __version__
 from mailpulse.api.admin import admin_router
+from mailpulse.api.campaigns import campaigns_router
 from mailpulse.api.catalogs import catalogs_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
@@ -59,6 +60,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(admin_router(pipeline.log, pipeline.state, pipeline.project))
     app.include_router(journeys_router(pipeline.state, pipeline.project))
     app.include_router(segments_router(pipeline.state, pipeline.project))
+    app.include_router(campaigns_router(pipeline.state, pipeline.project))
     app.include_router(catalogs_router(pipeline.catalogs))
     for router in extra_routers:
         app.include_router(router)

@@ -25,6 +25,7 @@ from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.audience.segments.evaluate import holds
 from mailpulse.audience.segments.incremental import KeptHistory
 from mailpulse.bus import Bus, BusUnavailable, partition_of
+from mailpulse.campaigns import CANCELLED, Campaign
 from mailpulse.journeys import (
     BranchStep,
     ContactTime,
@@ -67,6 +68,7 @@ PAUSED, ARCHIVED = "paused", "archived"
 _encode = msgspec.json.Encoder().encode
 _decode_instance = msgspec.json.Decoder(JourneyInstance).decode
 _decode_journey = msgspec.json.Decoder(JourneyDefinition).decode
+_decode_campaign = msgspec.json.Decoder(Campaign).decode
 
 
 def _record(instance: JourneyInstance) -> InstanceRecord:
@@ -154,6 +156,11 @@ def segment_event(contact_id: str, change: MembershipChange, cause: str) -> Even
     )
 
 
+def _campaign_of(ev: Event) -> str | None:
+    """The campaign a recipient's copy of a campaign send is of (see mailpulse.campaigns)."""
+    return ev.context.get("campaign") if ev.forwarded else None
+
+
 def contact_view(contact: Contact) -> dict[str, object]:
     """What templates see as `contact`: the traits plus id and address."""
     return {**contact.traits, "id": contact.id, "email": contact.email}
@@ -223,6 +230,8 @@ class FoldWorker:
         self._interests = InterestIndex(journeys.values())
         # Message id of an event about an object → its audience: journey ids by contact.
         self._audiences: dict[str, dict[str, list[str]]] = {}
+        # Campaign id → its definition and status, as of the batch that sends it.
+        self._campaigns: dict[str, tuple[Campaign, str]] = {}
         self._cached_contacts = cached_contacts
         self._foresee = foresee
         self._log = log
@@ -464,6 +473,9 @@ class FoldWorker:
             before = self._segments.next_change_at(contact.segments)
             changes = self._segments.apply(contact.segments, contact, ev, now)
             self._segments_changed(contact, changes, ev.message_id, before, batch)
+        if _campaign_of(ev) is not None:
+            self._campaign_send(ev, contact, now, batch)
+            return
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
@@ -613,6 +625,7 @@ class FoldWorker:
     async def _prefetch(self, events: Iterable[Event]) -> None:
         """Load into the caches every contact this batch touches: one store call per miss."""
         await self._find_audiences(events)
+        await self._load_campaigns(events)
         await self._load_keys(events)
         # An answered merge brings in the other side's contact as it was handed over, and
         # the events its survivor held back are folded after it.
@@ -882,35 +895,75 @@ class FoldWorker:
                 event_received_at=origin_received_at,
                 created_at=now,
             )
-            verdict = check_send(contact, eff.message_class, now, self._policy, eff.topic)
-            send_at = now
-            if not verdict.allowed:
-                status = OutboxStatus.SUPPRESSED
-                event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
-                self._metrics.emails.labels("suppressed").inc()
-            elif verdict.hold_until is not None:
-                # Held as a deferred row: the sender's retry sweep sends it when it is due.
-                status, send_at = OutboxStatus.DEFERRED, verdict.hold_until
-                event = lifecycle_event(
-                    Lifecycle.HELD, intent, now, reason=verdict.reason, until=send_at
-                )
-                self._metrics.emails.labels("held").inc()
-            else:
-                status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
-                self._metrics.emails.labels("queued").inc()
-            if verdict.allowed and eff.message_class == MessageClass.MARKETING:
-                remember_marketing(contact, now, self._policy, eff.topic)
-                batch.contacts.add(contact.id)
-            batch.intents.append(
-                OutboxRow(
-                    intent=intent,
-                    status=status,
-                    next_attempt_at=send_at,
-                    last_text=verdict.reason,
-                    updated_at=now,
-                )
+            self._queue(contact, intent, now, batch)
+
+    def _queue(self, contact: Contact, intent: SendIntent, now: float, batch: _Batch) -> None:
+        """The outbox row of one intent, as the send policy has it: queued, held or
+        suppressed, with its lifecycle event."""
+        verdict = check_send(contact, intent.message_class, now, self._policy, intent.topic)
+        send_at = now
+        if not verdict.allowed:
+            status = OutboxStatus.SUPPRESSED
+            event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
+            self._metrics.emails.labels("suppressed").inc()
+        elif verdict.hold_until is not None:
+            # Held as a deferred row: the sender's retry sweep sends it when it is due.
+            status, send_at = OutboxStatus.DEFERRED, verdict.hold_until
+            event = lifecycle_event(
+                Lifecycle.HELD, intent, now, reason=verdict.reason, until=send_at
             )
-            batch.lifecycle.append(event)
+            self._metrics.emails.labels("held").inc()
+        else:
+            status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
+            self._metrics.emails.labels("queued").inc()
+        if verdict.allowed and intent.message_class == MessageClass.MARKETING:
+            remember_marketing(contact, now, self._policy, intent.topic)
+            batch.contacts.add(contact.id)
+        batch.intents.append(
+            OutboxRow(
+                intent=intent,
+                status=status,
+                next_attempt_at=send_at,
+                last_text=verdict.reason,
+                updated_at=now,
+            )
+        )
+        batch.lifecycle.append(event)
+
+    # -- campaigns -----------------------------------------------------------------------
+
+    async def _load_campaigns(self, events: Iterable[Event]) -> None:
+        """Before a batch: the definition and current status of every campaign it sends."""
+        wanted = {ev.context["campaign"] for ev in events if _campaign_of(ev) is not None}
+        for campaign_id in wanted:
+            record = await self._state.campaign(campaign_id)
+            if record is None:
+                self._campaigns.pop(campaign_id, None)
+                continue
+            if campaign_id not in self._campaigns:
+                self._campaigns[campaign_id] = (_decode_campaign(record.body), record.status)
+            else:
+                self._campaigns[campaign_id] = (self._campaigns[campaign_id][0], record.status)
+
+    def _campaign_send(self, ev: Event, contact: Contact, now: float, batch: _Batch) -> None:
+        """One recipient of a campaign: its message, as the send policy has it."""
+        known = self._campaigns.get(ev.context["campaign"])
+        if known is None or known[1] == CANCELLED:
+            return
+        campaign = known[0]
+        intent = SendIntent(
+            key=campaign.key_for(contact.id),
+            contact_id=contact.id,
+            email=contact.email or "",
+            template=campaign.template,
+            context={"contact": contact_view(contact), "campaign": {"id": campaign.id}},
+            message_class=MessageClass.MARKETING,
+            topic=campaign.topic,
+            campaign=campaign.id,
+            event_received_at=ev.received_at,
+            created_at=now,
+        )
+        self._queue(contact, intent, now, batch)
 
     async def _fire_timers(self) -> None:
         await self._read_controls()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from mailpulse.bus import Bus, InProcessBus
+from mailpulse.campaigns.runner import CampaignRunner
 from mailpulse.delivery.shaping import RateLimiter
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
@@ -72,19 +73,25 @@ class PartitionRunner:
             policy=project.send_policy,
             segments=project.segment_set(),
         )
+        self.campaigns = CampaignRunner(state=state, append=append, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         # Rows queued before a crash (or by the partition's previous owner) are dispatched
         # once, before the fold can publish anything new.
         await self.sender.recover()
+        stages = [
+            ("fold", self.fold.run),
+            ("lifecycle", self.shipper.run),
+            ("sender", self.sender.run),
+            ("retries", self.sender.run_retries),
+        ]
+        if self.partition == 0:
+            # Campaigns read the whole audience and route each recipient through the log: one
+            # runner for the deployment, where partition 0 runs.
+            stages.append(("campaigns", self.campaigns.run))
         self._tasks = start_stages(
-            [
-                ("fold", self.fold.run),
-                ("lifecycle", self.shipper.run),
-                ("sender", self.sender.run),
-                ("retries", self.sender.run_retries),
-            ],
+            stages,
             self._metrics,
             f"mailpulse-p{self.partition}",
         )

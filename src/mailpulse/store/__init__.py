@@ -2,6 +2,7 @@
 (scale-out, `store.postgres`) implement it."""
 
 from mailpulse.store.interface import (
+    CampaignRecord,
     EventLog,
     FoldCommit,
     Handover,
@@ -15,6 +16,7 @@ from mailpulse.store.interface import (
 )
 
 __all__ = [
+    "CampaignRecord",
     "EventLog",
     "FoldCommit",
     "Handover",

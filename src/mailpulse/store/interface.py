@@ -68,6 +68,18 @@ class Handover(msgspec.Struct, frozen=True):
     partition: int
 
 
+class CampaignRecord(msgspec.Struct, kw_only=True):
+    """A campaign as stored: its definition (`body`), where it stands (`status`), the id of the
+    last contact its audience was read up to (`cursor`) and how many messages it made."""
+
+    id: str
+    status: str
+    cursor: str
+    appended: int
+    body: bytes
+    updated_at: float
+
+
 class FoldCommit(msgspec.Struct, kw_only=True):
     """Everything one fold batch changed, written atomically with its checkpoint.
 
@@ -187,6 +199,29 @@ class StateStore(Protocol):
 
     async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
         """(key, contact id) of every identity, paged in key order."""
+        ...
+
+    async def create_campaign(self, campaign_id: str, status: str, body: bytes, at: float) -> bool:
+        """False when a campaign of that id exists already (nothing changes then)."""
+        ...
+
+    async def campaigns(self) -> list[CampaignRecord]: ...
+    async def campaign(self, campaign_id: str) -> CampaignRecord | None: ...
+
+    async def advance_campaign(
+        self, campaign_id: str, *, cursor: str, appended: int, status: str, at: float
+    ) -> None:
+        """Record how far its audience was read, unless it was paused or cancelled since."""
+        ...
+
+    async def set_campaign_status(self, campaign_id: str, status: str, at: float) -> None: ...
+
+    async def queued_count(self) -> int:
+        """How many messages wait for delivery, in every partition."""
+        ...
+
+    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
+        """Outbox rows per status, of keys from `first` up to (not including) `last`."""
         ...
 
     async def interested(self, object_key: str, since: float) -> list[str]:

@@ -14,7 +14,13 @@ from typing import Any
 
 import asyncpg
 
-from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.interface import (
+    CampaignRecord,
+    FoldCommit,
+    InstanceRecord,
+    OutboxRow,
+    OutboxUpdate,
+)
 from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
     decode_contact,
@@ -126,6 +132,17 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     return inserted
 
 
+def _campaign(row: asyncpg.Record) -> CampaignRecord:
+    return CampaignRecord(
+        id=row[0],
+        status=row[1],
+        cursor=row[2],
+        appended=row[3],
+        body=bytes(row[4]),
+        updated_at=row[5],
+    )
+
+
 class PostgresStateStore:
     def __init__(self, dsn: str, *, pool_size: int = 8, timeout: float = 10.0) -> None:
         self.dsn = dsn  # the catalog's tables are in the same database (see runtime.wiring)
@@ -204,6 +221,32 @@ class PostgresStateStore:
     async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
         rows = await self._db.fetch(Q["identities-after"], after, limit)
         return [(r[0], r[1]) for r in rows]
+
+    async def create_campaign(self, campaign_id: str, status: str, body: bytes, at: float) -> bool:
+        result = await self._db.execute(Q["create-campaign"], campaign_id, status, body, at)
+        return result.endswith(" 1")  # "INSERT 0 1", or "INSERT 0 0" when it existed
+
+    async def campaigns(self) -> list[CampaignRecord]:
+        return [_campaign(r) for r in await self._db.fetch(Q["campaigns"])]
+
+    async def campaign(self, campaign_id: str) -> CampaignRecord | None:
+        row = await self._db.fetchrow(Q["campaign"], campaign_id)
+        return None if row is None else _campaign(row)
+
+    async def advance_campaign(
+        self, campaign_id: str, *, cursor: str, appended: int, status: str, at: float
+    ) -> None:
+        await self._db.execute(Q["advance-campaign"], cursor, appended, status, at, campaign_id)
+
+    async def set_campaign_status(self, campaign_id: str, status: str, at: float) -> None:
+        await self._db.execute(Q["set-campaign-status"], status, at, campaign_id)
+
+    async def queued_count(self) -> int:
+        count: int = await self._db.fetchval(Q["queued-count"])
+        return count
+
+    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._db.fetch(Q["outbox-counts-between"], first, last)}
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         return [r[0] for r in await self._db.fetch(Q["interested"], object_key, since)]

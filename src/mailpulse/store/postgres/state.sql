@@ -199,3 +199,27 @@ DELETE FROM segment_members WHERE partition = $1
 
 -- name: segment-members
 SELECT segment, sum(count)::bigint FROM segment_members GROUP BY segment
+
+-- name: create-campaign
+INSERT INTO campaigns (id, status, body, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO NOTHING
+
+-- name: campaigns
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
+
+-- name: campaign
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = $1
+
+-- name: advance-campaign
+-- Only while it runs: a pause or cancel that came meanwhile stands.
+UPDATE campaigns SET cursor = $1, appended = appended + $2, status = $3, updated_at = $4
+WHERE id = $5 AND status IN ('scheduled', 'sending')
+
+-- name: set-campaign-status
+UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3
+
+-- name: outbox-counts-between
+SELECT status, count(*) FROM outbox WHERE key >= $1 AND key < $2 GROUP BY status
+
+-- name: queued-count
+SELECT count(*) FROM outbox WHERE status = 'queued'

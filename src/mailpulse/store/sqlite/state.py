@@ -11,7 +11,13 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailpulse.store.interface import FoldCommit, InstanceRecord, OutboxRow, OutboxUpdate
+from mailpulse.store.interface import (
+    CampaignRecord,
+    FoldCommit,
+    InstanceRecord,
+    OutboxRow,
+    OutboxUpdate,
+)
 from mailpulse.store.rows import (
     decode_contact,
     decode_event,
@@ -80,6 +86,12 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["keep-lifecycle"], [(ev.message_id, encode(ev)) for ev in change.lifecycle])
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
+
+
+def _campaign(row: tuple) -> CampaignRecord:
+    return CampaignRecord(
+        id=row[0], status=row[1], cursor=row[2], appended=row[3], body=row[4], updated_at=row[5]
+    )
 
 
 class SqliteStateStore:
@@ -168,6 +180,39 @@ class SqliteStateStore:
     async def identities_after(self, after: str, limit: int) -> list[tuple[str, str]]:
         query = Q["identities-after"]
         return self._db.read(lambda c: c.execute(query, (after, limit)).fetchall())
+
+    async def create_campaign(self, campaign_id: str, status: str, body: bytes, at: float) -> bool:
+        query = Q["create-campaign"]
+        rowcount = await self._db.write(
+            lambda c: c.execute(query, (campaign_id, status, body, at)).rowcount
+        )
+        return bool(rowcount)
+
+    async def campaigns(self) -> list[CampaignRecord]:
+        rows = self._db.read(lambda c: c.execute(Q["campaigns"]).fetchall())
+        return [_campaign(r) for r in rows]
+
+    async def campaign(self, campaign_id: str) -> CampaignRecord | None:
+        query = Q["campaign"]
+        row = self._db.read(lambda c: c.execute(query, (campaign_id,)).fetchone())
+        return None if row is None else _campaign(row)
+
+    async def advance_campaign(
+        self, campaign_id: str, *, cursor: str, appended: int, status: str, at: float
+    ) -> None:
+        params = (cursor, appended, status, at, campaign_id)
+        await self._db.write(lambda c: c.execute(Q["advance-campaign"], params))
+
+    async def set_campaign_status(self, campaign_id: str, status: str, at: float) -> None:
+        params = (status, at, campaign_id)
+        await self._db.write(lambda c: c.execute(Q["set-campaign-status"], params))
+
+    async def queued_count(self) -> int:
+        return int(self._db.read(lambda c: c.execute(Q["queued-count"]).fetchone()[0]))
+
+    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
+        query = Q["outbox-counts-between"]
+        return dict(self._db.read(lambda c: c.execute(query, (first, last)).fetchall()))
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         query = Q["interested"]

@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS journey_counts (
     count      INTEGER NOT NULL,
     PRIMARY KEY (journey_id, version, name)
 ) WITHOUT ROWID;
+-- Broadcasts: each campaign's definition, where it stands, and how far its audience is read.
+CREATE TABLE IF NOT EXISTS campaigns (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    cursor     TEXT NOT NULL DEFAULT '',
+    appended   INTEGER NOT NULL DEFAULT 0,
+    body       BLOB NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -91,6 +100,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)
     WHERE status IN ('queued', 'deferred');
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
+-- How many messages wait for delivery: what a campaign reads before it queues more.
+CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE status = 'queued';
 
 -- name: get-checkpoint
 SELECT "offset" FROM checkpoints WHERE name = 'fold'
@@ -247,3 +258,26 @@ DELETE FROM segment_members WHERE partition = 0
 
 -- name: segment-members
 SELECT segment, SUM(count) FROM segment_members GROUP BY segment
+
+-- name: create-campaign
+INSERT OR IGNORE INTO campaigns (id, status, body, updated_at) VALUES (?, ?, ?, ?)
+
+-- name: campaigns
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
+
+-- name: campaign
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = ?
+
+-- name: advance-campaign
+-- Only while it runs: a pause or cancel that came meanwhile stands.
+UPDATE campaigns SET cursor = ?, appended = appended + ?, status = ?, updated_at = ?
+WHERE id = ? AND status IN ('scheduled', 'sending')
+
+-- name: set-campaign-status
+UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?
+
+-- name: outbox-counts-between
+SELECT status, COUNT(*) FROM outbox WHERE key >= ? AND key < ? GROUP BY status
+
+-- name: queued-count
+SELECT COUNT(*) FROM outbox WHERE status = 'queued'

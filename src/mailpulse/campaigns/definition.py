@@ -1,0 +1,97 @@
+"""A broadcast campaign: one template to a whole audience, at once or from a given time.
+
+Created over the admin API (or the CLI, which calls it) from data such as
+
+```json
+{"id": "black-friday", "name": "Black Friday", "template": "sale",
+ "audience": {"segment": "engaged"}, "topic": "promotions", "send_at": "2026-11-27T08:00:00Z"}
+```
+
+`audience` is a segment of the project, or `"all"` (every contact with an address). Every
+mistake is refused with a JSON Pointer to it and the fix, and nothing is created.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+import msgspec
+
+from mailpulse.audience.segments.conditions import epoch
+from mailpulse.audience.segments.located import DataLocated, Located
+from mailpulse.yamlnodes import suggest
+
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_KEYS = ("id", "name", "template", "audience", "topic", "send_at")
+_EXAMPLE = '{"id": "spring-sale", "template": "sale", "audience": {"segment": "engaged"}}'
+
+# Where a campaign stands: `scheduled` until its time, `sending` while its audience is read,
+# `sent` once every recipient's message is queued; `paused` and `cancelled` by a person.
+SCHEDULED, SENDING, SENT, PAUSED, CANCELLED = "scheduled", "sending", "sent", "paused", "cancelled"
+CAMPAIGN_SEND = "Campaign Send"
+
+
+class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    id: str
+    name: str
+    template: str
+    segment: str | None = None  # None: every contact with an address
+    topic: str | None = None
+    send_at: float = 0.0  # epoch seconds; 0: at once
+    created_at: float = 0.0
+
+    def key_for(self, contact_id: str) -> str:
+        """The idempotency key of the message to one recipient."""
+        return f"campaign:{self.id}:{contact_id}"
+
+
+def campaign_from_data(
+    data: Any, *, templates: Collection[str], segments: Collection[str], now: float
+) -> Campaign:
+    """The campaign in `data`; raises `DefinitionError` (mailpulse.audience.segments) with a
+    JSON Pointer to the bad value."""
+    at = DataLocated(data, "campaign")
+    pairs = at.pairs("a campaign", _EXAMPLE)
+    for key, key_at, _ in pairs:
+        if key not in _KEYS:
+            key_at.fail(f"unknown key {key!r} in a campaign: {suggest(key, _KEYS)}")
+    entries = {key: value for key, _, value in pairs}
+    for key in ("id", "template", "audience"):
+        if key not in entries or entries[key].is_null:
+            at.fail(f"missing `{key}`: e.g. {_EXAMPLE}")
+    campaign_id = entries["id"].text("id")
+    if not _ID.fullmatch(campaign_id):
+        entries["id"].fail("an id is 1 to 64 letters, digits, '_', '-' or '.'")
+    template = entries["template"].text("template")
+    if template not in templates:
+        entries["template"].fail(f"no template named {template!r}: {suggest(template, templates)}")
+    return Campaign(
+        id=campaign_id,
+        name=entries["name"].text("name") if "name" in entries else campaign_id,
+        template=template,
+        segment=_segment(entries["audience"], segments),
+        topic=entries["topic"].text("topic") if "topic" in entries else None,
+        send_at=_send_at(entries["send_at"]) if "send_at" in entries else 0.0,
+        created_at=now,
+    )
+
+
+def _segment(at: Located, segments: Collection[str]) -> str | None:
+    if at.plain() == "all":
+        return None
+    entries = {key: value for key, _, value in at.pairs("audience", '{"segment": "engaged"}')}
+    if set(entries) != {"segment"}:
+        at.fail('an audience is {"segment": "<segment id>"} or "all"')
+    segment = entries["segment"].text("segment")
+    if segment not in segments:
+        entries["segment"].fail(f"no segment named {segment!r}: {suggest(segment, segments)}")
+    return segment
+
+
+def _send_at(at: Located) -> float:
+    moment = epoch(at.plain())
+    if moment is None:
+        at.fail("send_at is a date and time, e.g. 2026-11-27T08:00:00Z, or epoch seconds")
+    return moment
