@@ -52,9 +52,17 @@ from bench.common import (
 NEWSLETTER = Path(__file__).with_name("newsletter.mjml")
 
 
-def write_project(root: Path, smtp_port: int) -> Path:
+def write_project(root: Path, smtp_port: int, couriers: int = 1) -> Path:
     project = write_bench_project(root, smtp_port, journeys=False)
     shutil.copy(NEWSLETTER, project / "templates" / "newsletter.mjml")
+    toml = project / "mailpulse.toml"
+    text = toml.read_text()
+    setting = f"couriers = {couriers}\n"
+    if "[delivery]\n" in text:
+        text = text.replace("[delivery]\n", f"[delivery]\n{setting}")
+    else:
+        text += f"\n[delivery]\n{setting}"
+    toml.write_text(text)
     return project
 
 
@@ -95,10 +103,10 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def one_run(recipients: int, sink_port: int) -> dict[str, float]:
+def one_run(recipients: int, sink_port: int, couriers: int) -> dict[str, float]:
     emails = [f"r{i}@bench.example.org" for i in range(recipients)]
     with workdir() as tmp:
-        project = write_project(tmp / "project", sink_port)
+        project = write_project(tmp / "project", sink_port, couriers)
         port = free_port()
         command = ["serve", "--project", str(project), "--data", str(tmp / "data")]
         server = subprocess.Popen(
@@ -214,6 +222,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=1000)
+    parser.add_argument("--couriers", type=int, default=2, help="courier processes")
     args = parser.parse_args()
     sink = SmtpSink()
     try:
@@ -222,7 +231,7 @@ def main() -> None:
             size = rendered_size(project)
             runs, wires, plains = [], [], []
             for _ in range(args.runs):
-                runs.append(one_run(args.recipients, sink.port))
+                runs.append(one_run(args.recipients, sink.port, args.couriers))
                 wires.append(wire_limit(args.recipients, size))
                 plains.append(plain_python(project, args.baseline, sink.port))
     finally:
@@ -236,6 +245,7 @@ def main() -> None:
                 "bench": "broadcast",
                 "runs": args.runs,
                 "recipients": args.recipients,
+        "couriers": args.couriers,
                 "message_bytes": size,
                 "messages_per_s": round(per_s, 1),
                 "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs]), 1),

@@ -78,6 +78,9 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     max_age: str = "4d"
     concurrency: int = 32
+    # Processes that render, sign and send: one core each. More than one pays for broadcasts
+    # on a machine with cores to spare; each keeps its own SMTP connections.
+    couriers: int = 1
     shaping: list[ShapingSection] = msgspec.field(default_factory=list)
 
 

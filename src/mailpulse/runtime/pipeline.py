@@ -21,12 +21,11 @@ from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
-from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
-from mailpulse.runtime.wiring import catalog_for, embedded_catalog
+from mailpulse.runtime.wiring import catalog_for, courier_processes, embedded_catalog
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.types import Event
@@ -59,9 +58,9 @@ class Pipeline:
         self.catalogs = Catalogs(catalog, self.append, clock) if catalog is not None else None
         self.courier: Courier | None = None
         if run_partitions:
-            # By default the send leg runs in a child process: a core of its own.
-            self.courier = courier or CourierProcess(
-                project.root, catalog=catalog.location if catalog is not None else None
+            # By default the send leg runs in child processes: cores of their own.
+            self.courier = courier or courier_processes(
+                project, catalog=catalog.location if catalog is not None else None
             )
         self.runners: list[PartitionRunner] = []
         if self.courier is not None:
@@ -89,7 +88,7 @@ class Pipeline:
             log=SqliteEventLog(data_dir / "log.db"),
             state=SqliteStateStore(data_dir / "state.db"),
             bus=InProcessBus(partitions=1),
-            courier=courier or CourierProcess(project.root, smtp, catalog=catalog.location),
+            courier=courier or courier_processes(project, smtp, catalog=catalog.location),
             catalog=catalog,
             clock=clock,
         )

@@ -10,7 +10,9 @@ from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery import DkimSigner, SmtpRelay
 from mailpulse.delivery.shaping import LocalTimeline, RateLimiter, Timeline
 from mailpulse.project import Project
-from mailpulse.runtime.courier import LocalCourier, MessageFactory, SenderIdentity
+from mailpulse.runtime.courier import Courier, LocalCourier, MessageFactory, SenderIdentity
+from mailpulse.runtime.courier_pool import CourierPool
+from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.store import StateStore
 from mailpulse.store.postgres import PostgresStateStore
 from mailpulse.store.sqlite import SqliteStateStore
@@ -86,3 +88,12 @@ def rate_limiter_for(state: StateStore) -> RateLimiter:
     """Shaping turns are kept where every process that sends sees them: in a store that can
     keep them (PostgreSQL, shared by all workers), else in this process, the only one."""
     return RateLimiter(state if isinstance(state, Timeline) else LocalTimeline())
+
+
+def courier_processes(
+    project: Project, smtp: tuple[str, int] | None = None, catalog: str | None = None
+) -> Courier:
+    """The project's couriers, each a child process (`[delivery] couriers`)."""
+    count = project.config.delivery.couriers
+    couriers = [CourierProcess(project.root, smtp, catalog=catalog) for _ in range(count)]
+    return couriers[0] if count == 1 else CourierPool(couriers)

@@ -17,11 +17,10 @@ from mailpulse.bus import Bus
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
-from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
-from mailpulse.runtime.wiring import catalog_for
+from mailpulse.runtime.wiring import catalog_for, courier_processes
 from mailpulse.store import EventLog, StateStore
 
 log = logging.getLogger("mailpulse.worker")
@@ -50,7 +49,7 @@ class Worker:
         if courier is None:
             # Its templates read the catalog kept beside the state.
             catalog = catalog_for(state)
-            courier = CourierProcess(project.root, catalog=catalog and catalog.location)
+            courier = courier_processes(project, catalog=catalog and catalog.location)
         self.courier = courier
         self._ingest = Ingest(log, bus, self.metrics)
         self._parts = PartitionParts(
