@@ -69,11 +69,21 @@ class CampaignOut(BaseModel):
     send_at: float
     status: str
     queued: int  # recipients whose message was queued so far
+    # How many contacts the segment holds now (what the campaign reaches, give or take the
+    # ones without an address); None for "all".
+    audience: int | None = None
     messages: dict[str, int] | None = None  # per delivery state, for one campaign
 
 
-def _out(record: CampaignRecord, messages: dict[str, int] | None = None) -> CampaignOut:
+def _out(
+    record: CampaignRecord,
+    messages: dict[str, int] | None = None,
+    members: dict[str, int] | None = None,
+) -> CampaignOut:
     campaign = _decode(record.body)
+    audience = None
+    if members is not None and campaign.segment is not None:
+        audience = members.get(campaign.segment, 0)
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -83,6 +93,7 @@ def _out(record: CampaignRecord, messages: dict[str, int] | None = None) -> Camp
         send_at=campaign.send_at,
         status=record.status,
         queued=record.appended,
+        audience=audience,
         messages=messages,
     )
 
@@ -135,7 +146,7 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
         key = _decode(record.body).key_for("")
         # Its rows sort together: keys "campaign:<id>:<contact>", up to "campaign:<id>;".
         messages = await state.outbox_counts_between(key, key[:-1] + ";")
-        return _out(record, messages)
+        return _out(record, messages, await state.segment_members())
 
     async def move(campaign_id: str, action: str) -> CampaignOut:
         record = await record_of(campaign_id)

@@ -1,0 +1,175 @@
+"""`mailpulse campaign`: create, follow, pause, resume and cancel campaigns on a running
+server, through its admin API (the CLI holds no state of its own).
+
+The server is `--url` (default http://127.0.0.1:8000); the admin key comes from
+`--admin-key`, the MAILPULSE_ADMIN_KEY environment variable, or the project's mailpulse.toml.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+campaign_app = typer.Typer(help="Broadcast campaigns on a running server.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+Url = Annotated[str, typer.Option("--url", help="The server.")]
+AdminKey = Annotated[
+    str | None, typer.Option("--admin-key", envvar="MAILPULSE_ADMIN_KEY", help="Admin key.")
+]
+ProjectDir = Annotated[
+    Path | None, typer.Option("--project", "-p", help="Read the admin key from this project.")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINAL = ("sent", "cancelled")
+
+
+def _client(url: str, admin_key: str | None, project: Path | None) -> httpx.Client:
+    if admin_key is None and project is not None:
+        from mailpulse.project import load_config
+
+        admin_key = load_config(project.resolve())[0].project.admin_key
+    if not admin_key:
+        err.print("[bold red]error:[/] give the admin key: --admin-key, MAILPULSE_ADMIN_KEY or -p")
+        raise typer.Exit(2)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"})
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"[bold red]error:[/] no answer from {client.base_url}: {exc}")
+        raise typer.Exit(1) from exc
+    if response.status_code >= 400:
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        body = response.json() if is_json else {"error": response.text}
+        where = f" (at {body['where']})" if body.get("where") else ""
+        err.print(f"[bold red]error:[/] {body.get('error')}{where}")
+        raise typer.Exit(1)
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@campaign_app.command("send")
+def send(
+    campaign_id: Annotated[str, typer.Argument(help="A new campaign's id.")],
+    template: Annotated[str, typer.Option("--template", "-t", help="The template to send.")],
+    segment: Annotated[
+        str | None, typer.Option("--segment", "-s", help="The audience; none: everyone.")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="Its topic (subscriptions, caps).")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Send from this time, e.g. 2026-12-01T08:00Z.")
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="Show progress until it is sent.")] = True,
+    url: Url = DEFAULT_URL,
+    admin_key: AdminKey = None,
+    project: ProjectDir = None,
+) -> None:
+    """Create a campaign: sent at once (with its progress), or from --at."""
+    body: dict[str, Any] = {
+        "id": campaign_id,
+        "template": template,
+        "audience": {"segment": segment} if segment else "all",
+    }
+    if topic:
+        body["topic"] = topic
+    if at:
+        body["send_at"] = at
+    with _client(url, admin_key, project) as client:
+        created = _call(client, "POST", "/admin/campaigns", json=body)
+        later = created["send_at"] > time.time()
+        when = time.strftime(" for %Y-%m-%d %H:%M UTC", time.gmtime(created["send_at"]))
+        out.print(f"campaign {created['id']}: {created['status']}{when if later else ''}")
+        if follow and not later:
+            _follow(client, campaign_id)
+
+
+@campaign_app.command("status")
+def status(
+    campaign_id: Annotated[str, typer.Argument()],
+    follow: Annotated[bool, typer.Option(help="Show progress until it is sent.")] = False,
+    url: Url = DEFAULT_URL,
+    admin_key: AdminKey = None,
+    project: ProjectDir = None,
+) -> None:
+    """Where a campaign stands, and its messages per delivery state."""
+    with _client(url, admin_key, project) as client:
+        if follow:
+            _follow(client, campaign_id)
+            return
+        state = _call(client, "GET", f"/admin/campaigns/{campaign_id}")
+        messages = ", ".join(f"{k} {v}" for k, v in sorted(state["messages"].items())) or "none"
+        out.print(
+            f"campaign {state['id']}: {state['status']}; {state['queued']} queued; "
+            f"messages: {messages}"
+        )
+
+
+def _move(action: str) -> Any:
+    def command(
+        campaign_id: Annotated[str, typer.Argument()],
+        url: Url = DEFAULT_URL,
+        admin_key: AdminKey = None,
+        project: ProjectDir = None,
+    ) -> None:
+        with _client(url, admin_key, project) as client:
+            state = _call(client, "POST", f"/admin/campaigns/{campaign_id}/{action}")
+            out.print(f"campaign {state['id']}: {state['status']}")
+
+    command.__doc__ = {
+        "pause": "Stop reading the audience; messages already queued still go.",
+        "resume": "Read on from where it stopped.",
+        "cancel": "For good: nobody else gets it.",
+    }[action]
+    return command
+
+
+for _action in ("pause", "resume", "cancel"):
+    campaign_app.command(_action)(_move(_action))
+
+
+def _follow(client: httpx.Client, campaign_id: str) -> None:
+    """A progress bar of messages sent, with the rate and the time left, until it is done."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[counted]}"),
+        TextColumn("{task.fields[rate]:,.0f}/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=out) as progress:
+        task = progress.add_task(campaign_id, total=None, rate=0.0, counted="")
+        started, first_sent = time.monotonic(), None
+        while True:
+            state = _call(client, "GET", f"/admin/campaigns/{campaign_id}")
+            messages = state["messages"]
+            sent = messages.get("sent", 0)
+            # Done with: all but those waiting to go (queued) or to be tried again (deferred).
+            done = sum(n for k, n in messages.items() if k not in ("queued", "deferred"))
+            final = state["status"] in FINAL
+            total = state["queued"] if final else max(state["audience"] or 0, state["queued"])
+            if first_sent is None and sent:
+                first_sent = time.monotonic()
+            rate = sent / (time.monotonic() - (first_sent or started)) if sent else 0.0
+            progress.update(
+                task,
+                completed=done,
+                total=total or None,
+                rate=rate,
+                counted=f"{done:,}/{total:,} done" if total else f"{done:,} done",
+                description=f"{campaign_id} ({state['status']})",
+            )
+            if final and not messages.get("queued"):
+                break
+            time.sleep(0.5)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(messages.items())) or "no messages"
+    out.print(f"campaign {campaign_id}: {state['status']}; {summary}")
