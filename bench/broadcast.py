@@ -126,7 +126,7 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
     await wait_identified(hostport, emails[-1:], within=3600)
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://{hostport}", headers=headers) as c:
-        peak = tree_rss(server_pid)
+        peak = before = tree_rss(server_pid)
         started = time.time()
         body = {"id": "winter", "template": "newsletter", "audience": "all"}
         (await c.post("/admin/campaigns", json=body)).raise_for_status()
@@ -137,7 +137,13 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
             state = (await c.get("/admin/campaigns/winter")).json()
             sent = state["messages"].get("sent", 0)
         window = time.time() - started
-    return {"sent": sent, "window_s": window, "per_s": sent / window, "peak_rss_mb": peak / 2**20}
+    return {
+        "sent": sent,
+        "window_s": window,
+        "per_s": sent / window,
+        "peak_rss_mb": peak / 2**20,
+        "rss_before_mb": before / 2**20,
+    }
 
 
 def rendered_size(project_root: Path) -> int:
@@ -249,7 +255,8 @@ def main() -> None:
                 "message_bytes": size,
                 "messages_per_s": round(per_s, 1),
                 "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs]), 1),
-                "every_run": [[round(r["per_s"], 1), round(r["peak_rss_mb"], 1)] for r in runs],
+                "rss_before_mb": round(median([r["rss_before_mb"] for r in runs]), 1),
+        "every_run": [[round(r["per_s"], 1), round(r["peak_rss_mb"], 1)] for r in runs],
                 "wire": {
                     "what": "smtp-source to smtp-sink, same count and size",
                     "per_s": round(wire, 1),

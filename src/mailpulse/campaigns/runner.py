@@ -4,8 +4,8 @@ each recipient's send goes into the log as a copy of the campaign send for that 
 The log takes it from there like any event: each copy reaches the fold of the partition that
 owns its contact, which applies the send policy (address, caps, quiet hours) and queues the
 message; delivery is the same as for every other email. The audience is never held whole,
-and the runner reads on only while fewer than `AHEAD` messages wait for delivery, so memory
-stays flat however large the audience, and a pause takes effect within those.
+and the runner reads on only while fewer than `AHEAD` messages (and events not yet folded)
+wait, so memory stays flat however large the audience, and a pause takes effect within those.
 
 After each page the campaign's cursor (the last contact read) is stored. A crash between the
 append and the cursor reads the page again: the copies' message ids derive from campaign and
@@ -23,6 +23,7 @@ import msgspec
 
 from mailpulse.campaigns.definition import CAMPAIGN_SEND, SCHEDULED, SENDING, SENT, Campaign
 from mailpulse.store import CampaignRecord, StateStore
+from mailpulse.store.interface import EventLog
 from mailpulse.types import Contact, Event, EventType
 
 log = logging.getLogger("mailpulse.campaigns")
@@ -65,13 +66,14 @@ class CampaignRunner:
     def __init__(
         self,
         *,
+        log: EventLog,
         state: StateStore,
         append: AppendFn,
         clock: Callable[[], float] = time.time,
         page: int = PAGE,
         ahead: int = AHEAD,
     ) -> None:
-        self._state, self._append, self._clock = state, append, clock
+        self._log, self._state, self._append, self._clock = log, state, append, clock
         self._page, self._ahead = page, ahead
 
     async def run(self) -> None:
@@ -87,10 +89,19 @@ class CampaignRunner:
             for r in await self._state.campaigns()
             if r.status in (SCHEDULED, SENDING) and _decode(r.body).send_at <= now
         ]
-        if not due or await self._state.queued_count() >= self._ahead:
+        if not due or await self._waiting() >= self._ahead:
             return False
         await self._read_page(due[0], now)
         return True
+
+    async def _waiting(self) -> int:
+        """Messages waiting for delivery, and events not folded yet (each may become one):
+        what is in memory on their way."""
+        unfolded = 0
+        for partition in range(self._log.partitions):
+            head = await self._log.head(partition)
+            unfolded += max(0, head - await self._state.checkpoint(partition))
+        return await self._state.queued_count() + unfolded
 
     async def _read_page(self, record: CampaignRecord, now: float) -> None:
         campaign = _decode(record.body)

@@ -59,7 +59,7 @@ SENDS = "sends"
 _BATCH = 2000
 # The caches hold the contacts seen lately, not the whole audience: past this many, the oldest
 # are dropped between batches (they are in the store, and come back on their next event).
-CACHED_CONTACTS = 100_000
+CACHED_CONTACTS = 20_000
 # How often the fold reads which journeys are paused or archived: a pause takes effect within
 # this many seconds.
 CONTROLS_EVERY = 0.5

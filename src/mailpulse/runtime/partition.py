@@ -73,7 +73,7 @@ class PartitionRunner:
             policy=project.send_policy,
             segments=project.segment_set(),
         )
-        self.campaigns = CampaignRunner(state=state, append=append, clock=clock)
+        self.campaigns = CampaignRunner(log=log, state=state, append=append, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
