@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 
@@ -100,6 +100,13 @@ class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     topic_caps: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class CampaignsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Contacts read at a time, and messages (or unfolded events) that may wait for delivery
+    # before a campaign reads on: what bounds memory, and how soon a pause takes hold.
+    page: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    ahead: Annotated[int, msgspec.Meta(ge=1)] = 5000
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -108,6 +115,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delivery: DeliverySection = msgspec.field(default_factory=DeliverySection)
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
+    campaigns: CampaignsSection = msgspec.field(default_factory=CampaignsSection)
 
 
 _KNOWN_KEYS = {
@@ -120,6 +128,7 @@ _KNOWN_KEYS = {
     "delivery.shaping": ShapingSection,
     "ingest": IngestSection,
     "policy": PolicySection,
+    "campaigns": CampaignsSection,
 }
 
 

@@ -73,7 +73,15 @@ class PartitionRunner:
             policy=project.send_policy,
             segments=project.segment_set(),
         )
-        self.campaigns = CampaignRunner(log=log, state=state, append=append, clock=clock)
+        reading = project.config.campaigns
+        self.campaigns = CampaignRunner(
+            log=log,
+            state=state,
+            append=append,
+            clock=clock,
+            page=reading.page,
+            ahead=reading.ahead,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
