@@ -15,6 +15,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from mailpulse.audience.import_command import import_contacts
 from mailpulse.campaigns.command import campaign_app
 from mailpulse.errors import ProjectError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(campaign_app, name="campaign")
+app.command("import")(import_contacts)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -17,6 +17,7 @@ from mailpulse import __version__
 from mailpulse.api.admin import admin_router
 from mailpulse.api.campaigns import campaigns_router
 from mailpulse.api.catalogs import catalogs_router
+from mailpulse.api.contacts_import import contacts_import_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.segments import segments_router
@@ -61,6 +62,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(journeys_router(pipeline.state, pipeline.project))
     app.include_router(segments_router(pipeline.state, pipeline.project))
     app.include_router(campaigns_router(pipeline.state, pipeline.project))
+    app.include_router(contacts_import_router(pipeline.append))
     app.include_router(catalogs_router(pipeline.catalogs))
     for router in extra_routers:
         app.include_router(router)

@@ -1,14 +1,12 @@
 """`mailpulse campaign`: create, follow, pause, resume and cancel campaigns on a running
 server, through its admin API (the CLI holds no state of its own).
 
-The server is `--url` (default http://127.0.0.1:8000); the admin key comes from
-`--admin-key`, the MAILPULSE_ADMIN_KEY environment variable, or the project's mailpulse.toml.
+The server and the admin key: see mailpulse.admin_client.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -16,46 +14,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mailpulse.admin_client import DEFAULT_URL, AdminKey, ProjectDir, Url, call, client_for
+
 campaign_app = typer.Typer(help="Broadcast campaigns on a running server.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-Url = Annotated[str, typer.Option("--url", help="The server.")]
-AdminKey = Annotated[
-    str | None, typer.Option("--admin-key", envvar="MAILPULSE_ADMIN_KEY", help="Admin key.")
-]
-ProjectDir = Annotated[
-    Path | None, typer.Option("--project", "-p", help="Read the admin key from this project.")
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL = ("sent", "cancelled")
-
-
-def _client(url: str, admin_key: str | None, project: Path | None) -> httpx.Client:
-    if admin_key is None and project is not None:
-        from mailpulse.project import load_config
-
-        admin_key = load_config(project.resolve())[0].project.admin_key
-    if not admin_key:
-        err.print("[bold red]error:[/] give the admin key: --admin-key, MAILPULSE_ADMIN_KEY or -p")
-        raise typer.Exit(2)
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"})
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        err.print(f"[bold red]error:[/] no answer from {client.base_url}: {exc}")
-        raise typer.Exit(1) from exc
-    if response.status_code >= 400:
-        is_json = response.headers.get("content-type", "").startswith("application/json")
-        body = response.json() if is_json else {"error": response.text}
-        where = f" (at {body['where']})" if body.get("where") else ""
-        err.print(f"[bold red]error:[/] {body.get('error')}{where}")
-        raise typer.Exit(1)
-    result: dict[str, Any] = response.json()
-    return result
 
 
 @campaign_app.command("send")
@@ -84,8 +49,8 @@ def send(
         body["topic"] = topic
     if at:
         body["send_at"] = at
-    with _client(url, admin_key, project) as client:
-        created = _call(client, "POST", "/admin/campaigns", json=body)
+    with client_for(url, admin_key, project) as client:
+        created = call(client, "POST", "/admin/campaigns", json=body)
         later = created["send_at"] > time.time()
         when = time.strftime(" for %Y-%m-%d %H:%M UTC", time.gmtime(created["send_at"]))
         out.print(f"campaign {created['id']}: {created['status']}{when if later else ''}")
@@ -102,11 +67,11 @@ def status(
     project: ProjectDir = None,
 ) -> None:
     """Where a campaign stands, and its messages per delivery state."""
-    with _client(url, admin_key, project) as client:
+    with client_for(url, admin_key, project) as client:
         if follow:
             _follow(client, campaign_id)
             return
-        state = _call(client, "GET", f"/admin/campaigns/{campaign_id}")
+        state = call(client, "GET", f"/admin/campaigns/{campaign_id}")
         messages = ", ".join(f"{k} {v}" for k, v in sorted(state["messages"].items())) or "none"
         out.print(
             f"campaign {state['id']}: {state['status']}; {state['queued']} queued; "
@@ -121,8 +86,8 @@ def _move(action: str) -> Any:
         admin_key: AdminKey = None,
         project: ProjectDir = None,
     ) -> None:
-        with _client(url, admin_key, project) as client:
-            state = _call(client, "POST", f"/admin/campaigns/{campaign_id}/{action}")
+        with client_for(url, admin_key, project) as client:
+            state = call(client, "POST", f"/admin/campaigns/{campaign_id}/{action}")
             out.print(f"campaign {state['id']}: {state['status']}")
 
     command.__doc__ = {
@@ -150,7 +115,7 @@ def _follow(client: httpx.Client, campaign_id: str) -> None:
         task = progress.add_task(campaign_id, total=None, rate=0.0, counted="")
         started, first_sent = time.monotonic(), None
         while True:
-            state = _call(client, "GET", f"/admin/campaigns/{campaign_id}")
+            state = call(client, "GET", f"/admin/campaigns/{campaign_id}")
             messages = state["messages"]
             sent = messages.get("sent", 0)
             # Done with: all but those waiting to go (queued) or to be tried again (deferred).
