@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from mailpulse.delivery.shaping import (
     RESERVE_AHEAD,
+    Backoff,
     Destination,
     LocalTimeline,
     RateLimiter,
     Shaping,
     ShapingRule,
+    asks_to_slow_down,
     rule_domain,
 )
 
@@ -216,3 +218,73 @@ async def test_the_timeline_forgets_only_ends_that_have_passed() -> None:
     assert len(timeline._ends) <= 1024
     start, now = await timeline.reserve_turns("busy.example", 1.0)
     assert start == 10_000.0 > now
+
+
+# -- backing off when a destination asks to slow down --------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("code", "enhanced", "slows"),
+    [
+        (421, "", True),
+        (421, "4.7.0", True),
+        (451, "4.7.1", True),  # a policy deferral: "try again later, slower"
+        (450, "4.2.1", False),  # one mailbox busy, not the sender
+        (452, "4.5.3", False),
+        (550, "5.7.1", False),  # a refusal is not a deferral
+        (250, "2.0.0", False),
+    ],
+)
+def test_which_replies_ask_to_slow_down(code: int, enhanced: str, slows: bool) -> None:
+    assert asks_to_slow_down(code, enhanced) is slows
+
+
+def test_a_destination_that_asks_to_slow_down_is_halved_then_recovers() -> None:
+    clock = Clock()
+    backoff = Backoff(clock)
+    assert backoff.factor("gmail.com") == 1.0
+    assert backoff.slow_down("gmail.com") == 0.5
+    clock.now += 0.5
+    assert backoff.slow_down("gmail.com") == 0.5  # the same burst: one signal
+    clock.now += 1.0
+    assert backoff.slow_down("gmail.com") == 0.25
+    assert backoff.factor("yahoo.com") == 1.0  # others are not touched
+    for _ in range(10):
+        clock.now += 1.0
+        backoff.slow_down("gmail.com")
+    assert backoff.factor("gmail.com") == Backoff.FLOOR
+    clock.now += Backoff.RECOVER_EVERY
+    assert backoff.factor("gmail.com") == Backoff.FLOOR + Backoff.RECOVER_BY
+    clock.now += 4 * Backoff.RECOVER_EVERY
+    assert backoff.factor("gmail.com") == 1.0
+
+
+class RecordingTimeline(LocalTimeline):
+    """The in-process timeline, keeping the seconds of each reservation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    async def reserve_turns(self, key: str, seconds: float) -> tuple[float, float]:
+        self.seconds.append(seconds)
+        return await super().reserve_turns(key, seconds)
+
+
+async def test_turns_are_spaced_by_the_rate_the_backoff_allows() -> None:
+    timeline = RecordingTimeline()
+    limiter = RateLimiter(timeline)
+    dest = destination(1000.0)
+    await limiter.wait_turn(dest, count=10)
+    limiter.backoff.slow_down(dest.key)
+    await limiter.wait_turn(dest, count=10)
+    # Ten turns take 10 ms at the rule's rate, 20 ms at half of it.
+    assert timeline.seconds == pytest.approx([0.01, 0.02])

@@ -34,7 +34,7 @@ from mailpulse.runtime.pipeline import Pipeline
 
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"
-_DEFER = re.compile(r"^defer-(\d+)\.")
+_DEFER = re.compile(r"^(defer|throttle)-(\d+)\.")  # deferred N times: 451, or 421 4.7.0
 
 WELCOME = """\
 ---
@@ -189,8 +189,11 @@ class Sink:
         rcpt = envelope.rcpt_tos[0]
         local = rcpt.partition("@")[0]
         m = _DEFER.match(local)
-        if m and self._deferred.get(rcpt, 0) < int(m.group(1)):
+        if m and self._deferred.get(rcpt, 0) < int(m.group(2)):
             self._deferred[rcpt] = self._deferred.get(rcpt, 0) + 1
+            if m.group(1) == "throttle":  # the receiver says: this sender goes too fast
+                self.refused.append((rcpt, "421"))
+                return "421 4.7.0 too many messages, slow down"
             self.refused.append((rcpt, "451"))
             return "451 4.3.0 try again later"
         if local.startswith("bounce."):

@@ -139,10 +139,60 @@ class LocalTimeline:
         return start, now
 
 
-class RateLimiter:
-    """Waits sends out until their destination's turn, reserving turns on a `Timeline`."""
+def asks_to_slow_down(code: int, enhanced: str) -> bool:
+    """A reply that says the receiver takes less from us now: 421 (service not available,
+    closing) or an enhanced status 4.7.x (RFC 3463: security or policy, such as a rate limit),
+    unlike a 4xx about one mailbox."""
+    return code == 421 or enhanced.startswith("4.7.")
 
-    def __init__(self, timeline: Timeline) -> None:
+
+class Backoff:
+    """How much of its rule's rate each destination gets now (a factor up to 1).
+
+    A destination that asks to slow down has its rate halved, at most once per `CUT_EVERY`
+    (a burst of such replies is one signal) and down to `FLOOR`; it then recovers by
+    `RECOVER_BY` for every `RECOVER_EVERY` seconds without another such reply, as an
+    additive-increase, multiplicative-decrease sender does. Kept per process: each process
+    backs off from what it is told.
+    """
+
+    FLOOR = 1 / 16
+    CUT_EVERY = 1.0
+    RECOVER_EVERY = 10.0
+    RECOVER_BY = 0.25
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cuts: dict[str, tuple[float, float]] = {}  # key → (factor when cut, when)
+
+    def factor(self, key: str) -> float:
+        cut = self._cuts.get(key)
+        if cut is None:
+            return 1.0
+        factor, at = cut
+        recovered = factor + self.RECOVER_BY * ((self._clock() - at) // self.RECOVER_EVERY)
+        if recovered >= 1.0:
+            del self._cuts[key]
+            return 1.0
+        return recovered
+
+    def slow_down(self, key: str) -> float:
+        """A destination asked us to slow down; its factor from now on."""
+        now = self._clock()
+        cut = self._cuts.get(key)
+        if cut is not None and now - cut[1] < self.CUT_EVERY:
+            return cut[0]
+        factor = max(self.FLOOR, self.factor(key) / 2)
+        self._cuts[key] = (factor, now)
+        return factor
+
+
+class RateLimiter:
+    """Waits sends out until their destination's turn, reserving turns on a `Timeline`, at
+    the rate of the destination's rule times what its `backoff` allows now."""
+
+    def __init__(self, timeline: Timeline, backoff: Backoff | None = None) -> None:
+        self.backoff = backoff or Backoff()
         self._timeline = timeline
         self._waiting: dict[str, list[tuple[int, asyncio.Future[float]]]] = {}
         self._reserving: dict[str, asyncio.Task[None]] = {}
@@ -178,10 +228,14 @@ class RateLimiter:
         """Reserves turns for whoever waits on `destination`, batch after batch, until nobody
         does; it never runs more than about RESERVE_AHEAD ahead of the clock."""
         loop = asyncio.get_running_loop()
-        key, rate = destination.key, destination.rule.rate
+        key = destination.key
         batch: list[tuple[int, asyncio.Future[float]]] = []
         try:
-            while batch := self._take(key, max(1, math.ceil(rate * RESERVE_AHEAD))):
+            while True:
+                rate = destination.rule.rate * self.backoff.factor(key)
+                batch = self._take(key, max(1, math.ceil(rate * RESERVE_AHEAD)))
+                if not batch:
+                    break
                 messages = sum(count for count, _ in batch)
                 start, now = await self._timeline.reserve_turns(key, messages / rate)
                 # The timeline's clock may be another machine's: only differences from its

@@ -89,6 +89,13 @@ class Metrics:
         self.smtp_in_flight = Gauge(
             "mailpulse_smtp_in_flight", "SMTP transactions under way.", registry=r
         )
+        self.shaping_backoff = Gauge(
+            "mailpulse_shaping_backoff",
+            "The share of its rule's rate a destination was last cut to after it asked to slow "
+            "down (421, 4.7.x); it recovers by itself.",
+            ["rule"],
+            registry=r,
+        )
         self.shaping_wait = Histogram(
             "mailpulse_shaping_wait_seconds",
             "Time a send waited for its destination's turn, by shaping rule (its domain, or *).",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailpulse.bus import Bus
-from mailpulse.delivery.shaping import Destination, RateLimiter, Shaping
+from mailpulse.delivery.shaping import Destination, RateLimiter, Shaping, asks_to_slow_down
 from mailpulse.observe import Metrics
 from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
@@ -173,10 +173,14 @@ class Sender:
             del self._turn_waits[intent.key]
             self._waiting.release()
         self._metrics.shaping_wait.labels(destination.rule.domain).observe(waited)
-        await self._deliver(intent, attempts, self._courier.submit(intent))
+        await self._deliver(intent, attempts, self._courier.submit(intent), destination)
 
     async def _deliver(
-        self, intent: SendIntent, attempts: int, pending: Awaitable[Delivered]
+        self,
+        intent: SendIntent,
+        attempts: int,
+        pending: Awaitable[Delivered],
+        destination: Destination | None = None,
     ) -> None:
         try:
             self._metrics.smtp_in_flight.inc()
@@ -192,7 +196,11 @@ class Sender:
             self._metrics.stage_render.observe(delivered.render_s)
             self._metrics.stage_sign.observe(delivered.sign_s)
             self._metrics.stage_smtp.observe(delivered.smtp_s)
-            await self._record(intent, attempts + 1, delivered.message_id, delivered.result)
+            result = delivered.result
+            if destination is not None and asks_to_slow_down(result.code, result.enhanced):
+                factor = self._limiter.backoff.slow_down(destination.key)
+                self._metrics.shaping_backoff.labels(destination.rule.domain).set(factor)
+            await self._record(intent, attempts + 1, delivered.message_id, result)
         except Exception:
             self._metrics.errors.labels("delivery").inc()
             log.exception("delivery of %s failed", intent.key)
