@@ -58,6 +58,9 @@ class CampaignIn(BaseModel):
     audience: Literal["all"] | SegmentAudience
     topic: str | None = Field(default=None, min_length=1)
     send_at: datetime | None = None  # none: at once; a time without an offset is UTC
+    # Or: at this wall-clock time on each recipient's own clock (trait timezone, else the
+    # project's); an offset in it is ignored.
+    local_time: datetime | None = None
 
 
 class CampaignOut(BaseModel):
@@ -67,6 +70,7 @@ class CampaignOut(BaseModel):
     segment: str | None
     topic: str | None
     send_at: float
+    local_time: str | None
     status: str
     queued: int  # recipients whose message was queued so far
     # How many contacts the segment holds now (what the campaign reaches, give or take the
@@ -91,6 +95,7 @@ def _out(
         segment=campaign.segment,
         topic=campaign.topic,
         send_at=campaign.send_at,
+        local_time=campaign.local_time,
         status=record.status,
         queued=record.appended,
         audience=audience,
@@ -121,6 +126,9 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             data["send_at"] = moment.timestamp()
+        if body.local_time is not None:
+            wall = body.local_time.replace(tzinfo=None)
+            data["local_time"] = wall.isoformat(timespec="minutes")
         now = time.time()
         try:
             campaign = campaign_from_data(

@@ -34,12 +34,16 @@ def send(
     at: Annotated[
         str | None, typer.Option(help="Send from this time, e.g. 2026-12-01T08:00Z.")
     ] = None,
+    local_time: Annotated[
+        str | None,
+        typer.Option(help="Or at this time on each recipient's clock, e.g. 2026-12-01T09:00."),
+    ] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until it is sent.")] = True,
     url: Url = DEFAULT_URL,
     admin_key: AdminKey = None,
     project: ProjectDir = None,
 ) -> None:
-    """Create a campaign: sent at once (with its progress), or from --at."""
+    """Create a campaign: sent at once (with its progress), from --at, or at --local-time."""
     body: dict[str, Any] = {
         "id": campaign_id,
         "template": template,
@@ -49,6 +53,8 @@ def send(
         body["topic"] = topic
     if at:
         body["send_at"] = at
+    if local_time:
+        body["local_time"] = local_time
     with client_for(url, admin_key, project) as client:
         created = call(client, "POST", "/admin/campaigns", json=body)
         later = created["send_at"] > time.time()

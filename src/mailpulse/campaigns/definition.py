@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -24,7 +25,10 @@ from mailpulse.audience.segments.located import DataLocated, Located
 from mailpulse.yamlnodes import suggest
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_KEYS = ("id", "name", "template", "audience", "topic", "send_at")
+_KEYS = ("id", "name", "template", "audience", "topic", "send_at", "local_time")
+# The first zone to reach a wall-clock time is UTC+14 (Kiribati): a campaign sent at a local
+# time starts then, and holds each message until its recipient's clock shows that time.
+_EARLIEST_OFFSET = 14 * 3600
 _EXAMPLE = '{"id": "spring-sale", "template": "sale", "audience": {"segment": "engaged"}}'
 
 # Where a campaign stands: `scheduled` until its time, `sending` while its audience is read,
@@ -40,6 +44,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     segment: str | None = None  # None: every contact with an address
     topic: str | None = None
     send_at: float = 0.0  # epoch seconds; 0: at once
+    # A wall-clock time ("2026-12-01T09:00") each recipient gets it at, on their own clock.
+    local_time: str | None = None
     created_at: float = 0.0
 
     def key_for(self, contact_id: str) -> str:
@@ -67,13 +73,24 @@ def campaign_from_data(
     template = entries["template"].text("template")
     if template not in templates:
         entries["template"].fail(f"no template named {template!r}: {suggest(template, templates)}")
+    send_at, local_time = 0.0, None
+    if "send_at" in entries and "local_time" in entries:
+        entries["local_time"].fail(
+            "give send_at (one moment) or local_time (each recipient's clock)"
+        )
+    if "send_at" in entries:
+        send_at = _send_at(entries["send_at"])
+    if "local_time" in entries:
+        local_time, wall = _local_time(entries["local_time"])
+        send_at = wall.replace(tzinfo=UTC).timestamp() - _EARLIEST_OFFSET
     return Campaign(
         id=campaign_id,
         name=entries["name"].text("name") if "name" in entries else campaign_id,
         template=template,
         segment=_segment(entries["audience"], segments),
         topic=entries["topic"].text("topic") if "topic" in entries else None,
-        send_at=_send_at(entries["send_at"]) if "send_at" in entries else 0.0,
+        send_at=send_at,
+        local_time=local_time,
         created_at=now,
     )
 
@@ -88,6 +105,19 @@ def _segment(at: Located, segments: Collection[str]) -> str | None:
     if segment not in segments:
         entries["segment"].fail(f"no segment named {segment!r}: {suggest(segment, segments)}")
     return segment
+
+
+def _local_time(at: Located) -> tuple[str, datetime]:
+    """A wall-clock time, as written: a time zone in it would say whose clock, and the point
+    is that it is every recipient's own."""
+    text = at.text("local_time")
+    try:
+        wall = datetime.fromisoformat(text)
+    except ValueError:
+        at.fail("local_time is a date and a time without a zone, e.g. 2026-12-01T09:00")
+    if wall.tzinfo is not None:
+        at.fail("local_time is each recipient's own clock: write it without a zone")
+    return wall.isoformat(timespec="minutes"), wall
 
 
 def _send_at(at: Located) -> float:

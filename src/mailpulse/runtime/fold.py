@@ -37,6 +37,8 @@ from mailpulse.journeys import (
 )
 from mailpulse.observe import Metrics
 from mailpulse.policy import NO_POLICY, SendPolicy, check_send, remember_marketing
+from mailpulse.policy.gate import Verdict
+from mailpulse.policy.localtime import contact_zone, trait_instant
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -897,10 +899,20 @@ class FoldWorker:
             )
             self._queue(contact, intent, now, batch)
 
-    def _queue(self, contact: Contact, intent: SendIntent, now: float, batch: _Batch) -> None:
+    def _queue(
+        self,
+        contact: Contact,
+        intent: SendIntent,
+        now: float,
+        batch: _Batch,
+        not_before: float | None = None,
+    ) -> None:
         """The outbox row of one intent, as the send policy has it: queued, held or
-        suppressed, with its lifecycle event."""
+        suppressed, with its lifecycle event. `not_before`: held until then at least."""
         verdict = check_send(contact, intent.message_class, now, self._policy, intent.topic)
+        if verdict.allowed and not_before is not None and not_before > now:
+            hold = max(not_before, verdict.hold_until or 0.0)
+            verdict = Verdict(True, verdict.reason or "the recipient's local time", hold)
         send_at = now
         if not verdict.allowed:
             status = OutboxStatus.SUPPRESSED
@@ -963,7 +975,11 @@ class FoldWorker:
             event_received_at=ev.received_at,
             created_at=now,
         )
-        self._queue(contact, intent, now, batch)
+        not_before = None
+        if campaign.local_time is not None:
+            where = contact_zone(contact.traits, self._policy.default_timezone)
+            not_before = trait_instant(campaign.local_time, where)
+        self._queue(contact, intent, now, batch, not_before)
 
     async def _fire_timers(self) -> None:
         await self._read_controls()
