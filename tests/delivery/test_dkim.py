@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailpulse.delivery import DkimSigner, build_message, dns_txt_record, generate_rsa_key
+from mailpulse.delivery.dkim import relaxed_body
 from mailpulse.types import RenderedContent
 
 # A 768-bit key made with `openssl genrsa 768`: too short for DKIM, kept only to be refused.
@@ -271,3 +272,16 @@ def test_bad_selector_and_missing_from_are_refused(rsa_pem):
 def test_message_without_headers_is_refused(signer):
     with pytest.raises(ValueError, match="header"):
         signer.sign(b" continuation first\r\n\r\nbody")
+
+
+@given(
+    st.lists(
+        st.sampled_from([b" ", b"  ", b"\t", b" \t ", b"a", b"xy", b"\r\n", b"\r\n\r\n", b"=20"]),
+        max_size=40,
+    )
+)
+def test_relaxed_body_canonicalizes_as_dkimpy_does(pieces: list[bytes]) -> None:
+    body = b"".join(pieces)
+    if body and not body.endswith(b"\r\n"):
+        body += b"\r\n"  # what SMTP carries
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
