@@ -7,14 +7,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, WRITE_KEY, Sink, free_port, write_project
-from tests.e2e.test_crash import assert_no_process_for, start_server, wait_healthy
+from tests.e2e.test_crash import (
+    assert_doubles_are_resends,
+    assert_no_process_for,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
 
 RECIPIENTS = 600
 
@@ -77,25 +82,14 @@ async def test_kill_9_mid_campaign_then_resume_loses_nobody(
                     await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # let any late double show itself
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
     await asyncio.to_thread(assert_no_process_for, project_dir)
 
-    _, doubles = sink.distinct_and_doubles()
-    print(f"\ncampaign crash: {sent_before_kill} sent before kill -9, {doubles} doubles")
     assert {r.rcpt for r in sink.received} == everyone
     assert (state["status"], state["queued"], state["messages"]) == (
         "sent",
         RECIPIENTS,
         {"sent": RECIPIENTS},
     )
-    assert doubles <= 8  # one per SMTP connection in flight at the kill, at most
-    ids_per_rcpt: dict[str, set[str]] = {}
-    for r in sink.received:
-        ids_per_rcpt.setdefault(r.rcpt, set()).add(r.message["Message-ID"])
-    assert all(len(ids) == 1 for ids in ids_per_rcpt.values())
+    doubles = assert_doubles_are_resends(sink)
+    print(f"\ncampaign crash: {sent_before_kill} sent before kill -9, {doubles} doubles")

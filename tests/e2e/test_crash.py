@@ -53,6 +53,29 @@ def assert_no_process_for(project_dir: Path, within: float = 15.0) -> None:
         time.sleep(0.1)
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def assert_doubles_are_resends(sink: Sink) -> int:
+    """Doubles only for SMTP transactions in flight at the kill, at most one per connection
+    (`max_connections = 8` in the test project), each with the first attempt's Message-ID so
+    that receivers can drop it. Answers how many there were."""
+    _, doubles = sink.distinct_and_doubles()
+    assert doubles <= 8
+    ids_per_rcpt: dict[str, set[str]] = {}
+    for r in sink.received:
+        ids_per_rcpt.setdefault(r.rcpt, set()).add(r.message["Message-ID"])
+    assert all(len(ids) == 1 for ids in ids_per_rcpt.values())
+    return doubles
+
+
 async def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient() as client, asyncio.timeout(30):
         while True:
@@ -105,29 +128,15 @@ async def test_kill_9_under_load_loses_nothing(project_dir: Path, tmp_path: Path
         await sink.wait_until(lambda: acknowledged <= {r.rcpt for r in sink.received}, within=60)
         await asyncio.sleep(1.0)  # let any late double show itself
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
 
     # Nothing outlives the test: the courier of a killed server leaves with it.
     await asyncio.to_thread(assert_no_process_for, project_dir)
 
-    distinct, doubles = sink.distinct_and_doubles()
-    print(
-        f"\ncrash test: {len(acknowledged)} acknowledged sign-ups, {sent_before_kill} emails "
-        f"before kill -9, {distinct} distinct emails, {doubles} doubles"
-    )
     missing = acknowledged - {r.rcpt for r in sink.received}
     assert not missing
-    # A double is only a message whose SMTP transaction was in flight at the kill: at most
-    # one per SMTP connection (`max_connections = 8` in the test project).
-    assert doubles <= 8
-    # A re-send carries the Message-ID of the first attempt, so receivers can drop it.
-    ids_per_rcpt: dict[str, set[str]] = {}
-    for r in sink.received:
-        ids_per_rcpt.setdefault(r.rcpt, set()).add(r.message["Message-ID"])
-    assert all(len(ids) == 1 for ids in ids_per_rcpt.values())
+    doubles = assert_doubles_are_resends(sink)
+    print(
+        f"\ncrash test: {len(acknowledged)} acknowledged sign-ups, {sent_before_kill} emails "
+        f"before kill -9, {doubles} doubles"
+    )
