@@ -1,8 +1,9 @@
 """Whole-pipeline fixtures: a real project folder, a real SMTP peer, a real HTTP server.
 
 The SMTP peer is aiosmtpd on the test's own loop; it keeps every message and answers
-recipients by their local part: `defer-N.*` gets `451` N times and then `250`,
-`bounce.*` gets `550 5.1.1`.
+recipients by their local part, N times and then `250`: `defer-N.*` with `451 4.3.0`,
+`throttle-N.*` with `421 4.7.0`, `full-N.*` with `452 4.2.2`, `drop-N.*` by closing the
+connection at the end of DATA; always: `bounce.*` with `550 5.1.1`, `big.*` with `552 5.3.4`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ from mailpulse.runtime.pipeline import Pipeline
 
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"
-_DEFER = re.compile(r"^(defer|throttle)-(\d+)\.")  # deferred N times: 451, or 421 4.7.0
+_DEFER = re.compile(r"^(defer|throttle|full|drop)-(\d+)\.")  # answered N times, then 250
+_TEMPORARY = {
+    "defer": "451 4.3.0 try again later",
+    "throttle": "421 4.7.0 too many messages, slow down",  # this sender goes too fast
+    "full": "452 4.2.2 mailbox full",
+}
 
 WELCOME = """\
 ---
@@ -191,14 +197,18 @@ class Sink:
         m = _DEFER.match(local)
         if m and self._deferred.get(rcpt, 0) < int(m.group(2)):
             self._deferred[rcpt] = self._deferred.get(rcpt, 0) + 1
-            if m.group(1) == "throttle":  # the receiver says: this sender goes too fast
-                self.refused.append((rcpt, "421"))
-                return "421 4.7.0 too many messages, slow down"
-            self.refused.append((rcpt, "451"))
-            return "451 4.3.0 try again later"
-        if local.startswith("bounce."):
-            self.refused.append((rcpt, "550"))
-            return "550 5.1.1 no such user"
+            if m.group(1) == "drop":
+                self.refused.append((rcpt, "drop"))
+                assert server.transport is not None
+                server.transport.abort()  # gone without a word, as a crashed peer is
+                return "421 4.4.2 connection dropped"
+            reply = _TEMPORARY[m.group(1)]
+            self.refused.append((rcpt, reply[:3]))
+            return reply
+        for prefix, reply in (("bounce.", "550 5.1.1 no such user"), ("big.", "552 5.3.4 too big")):
+            if local.startswith(prefix):
+                self.refused.append((rcpt, reply[:3]))
+                return reply
         self.received.append(Received(envelope.mail_from, rcpt, envelope.original_content))
         self._arrival.set()
         return "250 2.0.0 OK"
