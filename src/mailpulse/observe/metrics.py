@@ -64,6 +64,12 @@ class Metrics:
             "Events about an object (Back In Stock, Price Dropped) sent on to interested contacts.",
             registry=r,
         )
+        self.campaign_messages = Counter(
+            "mailpulse_campaign_messages_total",
+            "A campaign's messages by what became of them (as mailpulse_emails_total).",
+            ["campaign", "status"],
+            registry=r,
+        )
         self.errors = Counter(
             "mailpulse_errors_total",
             "Unexpected errors, by pipeline stage.",
@@ -108,3 +114,9 @@ class Metrics:
         self.stage_render = self.stage.labels("render")
         self.stage_sign = self.stage.labels("sign")
         self.stage_smtp = self.stage.labels("smtp")
+
+    def count_email(self, status: str, campaign: str | None = None) -> None:
+        """A message's transition, also counted for its campaign when it has one."""
+        self.emails.labels(status).inc()
+        if campaign is not None:
+            self.campaign_messages.labels(campaign, status).inc()

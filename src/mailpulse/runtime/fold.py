@@ -917,17 +917,17 @@ class FoldWorker:
         if not verdict.allowed:
             status = OutboxStatus.SUPPRESSED
             event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
-            self._metrics.emails.labels("suppressed").inc()
+            self._metrics.count_email("suppressed", intent.campaign)
         elif verdict.hold_until is not None:
             # Held as a deferred row: the sender's retry sweep sends it when it is due.
             status, send_at = OutboxStatus.DEFERRED, verdict.hold_until
             event = lifecycle_event(
                 Lifecycle.HELD, intent, now, reason=verdict.reason, until=send_at
             )
-            self._metrics.emails.labels("held").inc()
+            self._metrics.count_email("held", intent.campaign)
         else:
             status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
-            self._metrics.emails.labels("queued").inc()
+            self._metrics.count_email("queued", intent.campaign)
         if verdict.allowed and intent.message_class == MessageClass.MARKETING:
             remember_marketing(contact, now, self._policy, intent.topic)
             batch.contacts.add(contact.id)

@@ -250,7 +250,7 @@ class Sender:
         **properties: Any,
     ) -> None:
         now = self._clock()
-        self._metrics.emails.labels(status).inc()
+        self._metrics.count_email(status, intent.campaign)
         if message_id:
             properties["message_id"] = message_id
         if status == OutboxStatus.DEFERRED:
