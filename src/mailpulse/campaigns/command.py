@@ -139,7 +139,9 @@ def _follow(client: httpx.Client, campaign_id: str) -> None:
                 counted=f"{done:,}/{total:,} done" if total else f"{done:,} done",
                 description=f"{campaign_id} ({state['status']})",
             )
-            if final and not messages.get("queued"):
+            # Every recipient read has a message by now (in scale-out the folds of other
+            # partitions may still be making some), and none waits to go.
+            if final and sum(messages.values()) >= state["queued"] and not messages.get("queued"):
                 break
             time.sleep(0.5)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(messages.items())) or "no messages"
