@@ -4,6 +4,7 @@ from mailpulse.journeys.definition import (
     BranchStep,
     JourneyDefinition,
     branch_segments,
+    is_audience,
     load_journeys,
     parse_journey,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "SendEffect",
     "Transition",
     "branch_segments",
+    "is_audience",
     "load_journeys",
     "on_event",
     "on_timer",

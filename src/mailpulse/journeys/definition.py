@@ -197,6 +197,18 @@ class JourneyDefinition(msgspec.Struct, frozen=True):
     version: str
 
 
+def branch_segment_id(journey_id: str, version: str, step_id: str) -> str:
+    """The id under which the fold keeps a branch's condition current. It holds a '/', which
+    no project segment's id can: see `is_audience`."""
+    return f"{journey_id}@{version}/{step_id}"
+
+
+def is_audience(segment_id: str) -> bool:
+    """Whether a segment id is a project segment (an audience, with `Segment Entered` events
+    and member counts), not a journey's branch condition."""
+    return "/" not in segment_id
+
+
 def branch_segments(journeys: Iterable[JourneyDefinition]) -> list[Segment]:
     """The conditions of the journeys' `branch` steps, as segments the fold keeps current
     (ids hold a '/', which no project segment's can, and appear in no `Segment Entered`)."""
@@ -633,7 +645,7 @@ class _JourneyParser:
         then_node, else_node = r.optional(entries, "then"), r.optional(entries, "else")
         return BranchStep(
             id=step_id,
-            segment_id=f"{self._journey_id}@{self._version}/{step_id}",
+            segment_id=branch_segment_id(self._journey_id, self._version, step_id),
             condition=condition,
             then=self._branch(then_node, message_class, f"{step_id}-then-"),
             otherwise=self._branch(else_node, message_class, f"{step_id}-else-"),

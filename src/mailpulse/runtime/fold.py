@@ -32,6 +32,7 @@ from mailpulse.journeys import (
     JourneyDefinition,
     JourneyInstance,
     SendEffect,
+    is_audience,
     on_event,
     on_timer,
 )
@@ -549,7 +550,7 @@ class FoldWorker:
         them and the log drops the repeats."""
         assert self._segments is not None
         for change in changes:
-            if "/" not in change.segment:  # a journey's branch condition, not an audience
+            if is_audience(change.segment):
                 batch.lifecycle.append(segment_event(contact.id, change, cause))
                 batch.segment_members[change.segment] += 1 if change.entered else -1
         if changes:
@@ -569,15 +570,17 @@ class FoldWorker:
                 if contact is None:
                     batch.segment_timers[cid] = None  # merged away since
                     continue
-                due_at = self._segments.next_change_at(contact.segments)
-                self._reevaluate(contact, now, f"{cid}@{due_at!r}", batch)
+                self._reevaluate(contact, now, batch)
             await self._commit(batch, self.checkpoint)
 
-    def _reevaluate(self, contact: Contact, now: float, cause: str, batch: _Batch) -> None:
-        """Evaluate again without an event: a timer fired, or a merge changed what the
-        memberships rest on."""
+    def _reevaluate(
+        self, contact: Contact, now: float, batch: _Batch, cause: str | None = None
+    ) -> None:
+        """Evaluate again without an event: a timer fired (the changes' ids then derive from
+        the moment it was due), or a merge changed what the memberships rest on (`cause`)."""
         assert self._segments is not None
         before = self._segments.next_change_at(contact.segments)
+        cause = cause or f"{contact.id}@{before!r}"
         changes = self._segments.tick(contact.segments, contact, now)
         # Whatever happens, the timer is written again: a due one must not fire twice.
         batch.segment_timers[contact.id] = None
@@ -800,7 +803,7 @@ class FoldWorker:
         if source and source != cid and source in self._contacts:
             self._merge(source, cid, batch)
             if self._segments is not None:
-                self._reevaluate(contact, self._clock(), ev.message_id, batch)
+                self._reevaluate(contact, self._clock(), batch, ev.message_id)
         batch.contacts.add(cid)
         if not contact.awaiting and contact.held:
             held, contact.held = contact.held, []
@@ -813,9 +816,8 @@ class FoldWorker:
         if src is not None:
             # The merged contact's memberships go with it; the survivor's evaluation counts
             # what it enters.
-            for segment in src.segments.members:
-                if "/" not in segment:
-                    batch.segment_members[segment] -= 1
+            for segment in filter(is_audience, src.segments.members):
+                batch.segment_members[segment] -= 1
             survivor = self._contacts[target]
             merge_contacts(survivor, src)
             # Whatever the merged contact was waiting for, the survivor now waits for; its
@@ -982,7 +984,6 @@ class FoldWorker:
         self._queue(contact, intent, now, batch, not_before)
 
     async def _fire_timers(self) -> None:
-        await self._read_controls()
         now = self._clock()
         if self._segments is not None:
             await self._fire_segment_timers(now)

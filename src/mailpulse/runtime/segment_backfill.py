@@ -24,6 +24,7 @@ import msgspec
 from mailpulse.audience.segments import SegmentSet
 from mailpulse.audience.segments.backfill import HistoryBuilder, backfill
 from mailpulse.bus import partition_of
+from mailpulse.journeys import is_audience
 from mailpulse.store import FoldCommit, StateStore
 from mailpulse.store.interface import EventLog
 from mailpulse.types import Contact, Event, EventType
@@ -123,8 +124,7 @@ class SegmentBackfill:
         members = Counter(
             segment
             for contact in contacts
-            for segment in contact.segments.members
-            if "/" not in segment  # a journey's branch condition, not an audience
+            for segment in filter(is_audience, contact.segments.members)
         )
         for start in range(0, max(len(contacts), 1), WRITE_BATCH):
             batch = contacts[start : start + WRITE_BATCH]
