@@ -66,3 +66,24 @@ def test_the_frequency_cap_counts_what_was_sent_within_its_period() -> None:
     assert check_send(c, "marketing", 3600.5, policy).allowed  # the first has aged out
     remember_marketing(c, 3600.5, policy)
     assert c.marketing_sent == [100.0, 3600.5]  # only what the cap can still see is kept
+
+
+@pytest.mark.parametrize(
+    ("not_before", "held_until"),
+    [
+        # A campaign at 10:00 local, asked at noon the day before: held until then.
+        ("2026-06-02T10:00:00+02:00", "2026-06-02T10:00:00+02:00"),
+        # At 22:00 local: quiet then, so held until the quiet hours end, not sent at 22:00.
+        ("2026-06-02T22:00:00+02:00", "2026-06-03T08:00:00+02:00"),
+        # Already past: no hold.
+        ("2026-06-01T09:00:00+02:00", None),
+    ],
+)
+def test_a_later_send_time_is_judged_at_that_time(not_before: str, held_until: str | None) -> None:
+    policy = SendPolicy(quiet_hours=NIGHT)
+    now = at("2026-06-01T12:00:00+02:00")
+    verdict = check_send(
+        contact(timezone="Europe/Berlin"), "marketing", now, policy, not_before=at(not_before)
+    )
+    assert verdict.allowed
+    assert verdict.hold_until == (None if held_until is None else at(held_until))

@@ -66,7 +66,10 @@ def check_send(
     now: float = 0.0,
     policy: SendPolicy = NO_POLICY,
     topic: str | None = None,
+    not_before: float | None = None,
 ) -> Verdict:
+    """Whether, and when, a message may go. `not_before`: it is not to go before then (a
+    campaign at each recipient's local time); quiet hours are judged at that moment."""
     if contact.email is None:
         return Verdict(False, contact.email_error or "contact has no email address")
     if message_class != MessageClass.MARKETING:
@@ -80,10 +83,13 @@ def check_send(
             False,
             f"frequency cap of topic {topic}: {topic_cap.count} per {topic_cap.period:g}s",
         )
+    goes = now if not_before is None else max(now, not_before)
     quiet = policy.quiet_hours
-    held = None if quiet is None else quiet.held_until(now, contact, policy.default_timezone)
+    held = None if quiet is None else quiet.held_until(goes, contact, policy.default_timezone)
     if held is not None:
         return Verdict(True, "quiet hours on the contact's clock", hold_until=held)
+    if goes > now:
+        return Verdict(True, "the time it is to go", hold_until=goes)
     return ALLOW
 
 

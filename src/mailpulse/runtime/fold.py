@@ -38,7 +38,6 @@ from mailpulse.journeys import (
 )
 from mailpulse.observe import Metrics
 from mailpulse.policy import NO_POLICY, SendPolicy, check_send, remember_marketing
-from mailpulse.policy.gate import Verdict
 from mailpulse.policy.localtime import contact_zone, trait_instant
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
@@ -911,10 +910,9 @@ class FoldWorker:
     ) -> None:
         """The outbox row of one intent, as the send policy has it: queued, held or
         suppressed, with its lifecycle event. `not_before`: held until then at least."""
-        verdict = check_send(contact, intent.message_class, now, self._policy, intent.topic)
-        if verdict.allowed and not_before is not None and not_before > now:
-            hold = max(not_before, verdict.hold_until or 0.0)
-            verdict = Verdict(True, verdict.reason or "the recipient's local time", hold)
+        verdict = check_send(
+            contact, intent.message_class, now, self._policy, intent.topic, not_before
+        )
         send_at = now
         if not verdict.allowed:
             status = OutboxStatus.SUPPRESSED
