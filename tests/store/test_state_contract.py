@@ -236,6 +236,7 @@ async def test_a_campaign_advances_only_while_it_runs(open_state: StateFactory) 
     record = await state.campaign("c1")
     assert record is not None and (record.status, record.cursor) == ("paused", "u2")
     assert [r.id for r in await state.campaigns()] == ["c1"]
+    assert await state.running_campaigns() == []  # paused: the runner does not look at it
     assert await state.campaign("nope") is None
 
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
-from mailpulse.campaigns.definition import CAMPAIGN_SEND, SCHEDULED, SENDING, SENT, Campaign
+from mailpulse.campaigns.definition import CAMPAIGN_SEND, SENDING, SENT, Campaign
 from mailpulse.store import CampaignRecord, StateStore
 from mailpulse.store.interface import EventLog
 from mailpulse.types import Contact, Event, EventType
@@ -84,11 +84,8 @@ class CampaignRunner:
     async def step(self) -> bool:
         """Read one page of one due campaign's audience; whether there was one to read."""
         now = self._clock()
-        due = [
-            r
-            for r in await self._state.campaigns()
-            if r.status in (SCHEDULED, SENDING) and _decode(r.body).send_at <= now
-        ]
+        running = await self._state.running_campaigns()
+        due = [r for r in running if _decode(r.body).send_at <= now]
         if not due or await self._waiting() >= self._ahead:
             return False
         await self._read_page(due[0], now)

@@ -229,6 +229,9 @@ class PostgresStateStore:
     async def campaigns(self) -> list[CampaignRecord]:
         return [_campaign(r) for r in await self._db.fetch(Q["campaigns"])]
 
+    async def running_campaigns(self) -> list[CampaignRecord]:
+        return [_campaign(r) for r in await self._db.fetch(Q["running-campaigns"])]
+
     async def campaign(self, campaign_id: str) -> CampaignRecord | None:
         row = await self._db.fetchrow(Q["campaign"], campaign_id)
         return None if row is None else _campaign(row)

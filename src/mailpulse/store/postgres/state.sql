@@ -207,6 +207,10 @@ ON CONFLICT (id) DO NOTHING
 -- name: campaigns
 SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
 
+-- name: running-campaigns
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns
+WHERE status IN ('scheduled', 'sending') ORDER BY id
+
 -- name: campaign
 SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = $1
 

@@ -192,6 +192,10 @@ class SqliteStateStore:
         rows = self._db.read(lambda c: c.execute(Q["campaigns"]).fetchall())
         return [_campaign(r) for r in rows]
 
+    async def running_campaigns(self) -> list[CampaignRecord]:
+        rows = self._db.read(lambda c: c.execute(Q["running-campaigns"]).fetchall())
+        return [_campaign(r) for r in rows]
+
     async def campaign(self, campaign_id: str) -> CampaignRecord | None:
         query = Q["campaign"]
         row = self._db.read(lambda c: c.execute(query, (campaign_id,)).fetchone())

@@ -265,6 +265,10 @@ INSERT OR IGNORE INTO campaigns (id, status, body, updated_at) VALUES (?, ?, ?, 
 -- name: campaigns
 SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
 
+-- name: running-campaigns
+SELECT id, status, cursor, appended, body, updated_at FROM campaigns
+WHERE status IN ('scheduled', 'sending') ORDER BY id
+
 -- name: campaign
 SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = ?
 
