@@ -14,12 +14,16 @@ in the log. A request with a bad one changes nothing.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mailpulse.catalog import CatalogError
-from mailpulse.catalog.model import check_catalog_name, check_fields, check_item_id
+from mailpulse.catalog.model import (
+    MAX_BULK_ITEMS,
+    check_catalog_name,
+    check_fields,
+    check_item_id,
+)
 from mailpulse.types import Event, EventType
 
 CATALOG_ITEM_UPDATED = "Catalog Item Updated"
@@ -38,15 +42,15 @@ def is_catalog_update(event: Event) -> bool:
 
 
 def catalog_updates(
-    events: Sequence[Event], key: str | None, server_keys: frozenset[str], batch: bool
+    events: Sequence[Event], from_server: bool, batch: bool
 ) -> list[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    """The catalog updates of a request, checked: 403 unless sent with a server key, 400
-    naming the bad field of a bad one."""
+    """The catalog updates of a request, checked before any is applied: 403 unless sent with
+    a server key, 400 naming the bad field of a bad one, or too many for one catalog."""
     updates: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
     for index, event in enumerate(events):
         if not is_catalog_update(event):
             continue
-        if key is None or not any(hmac.compare_digest(key, k) for k in server_keys):
+        if not from_server:
             raise CatalogEventError(
                 403,
                 f"{CATALOG_ITEM_UPDATED} changes the catalog: send it with a server write key "
@@ -60,7 +64,7 @@ def catalog_updates(
             check_fields(props.get("fields"), f"{prefix}.fields")
         except CatalogError as error:
             raise CatalogEventError(400, error.reason, error.where) from error
-        if updates and updates[-1][0] == catalog:
+        if updates and updates[-1][0] == catalog and len(updates[-1][1]) < MAX_BULK_ITEMS:
             updates[-1][1].append((item_id, props["fields"]))
         else:
             updates.append((catalog, [(item_id, props["fields"])]))

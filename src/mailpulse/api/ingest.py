@@ -26,7 +26,7 @@ from mailpulse.api.catalog_events import (
     catalog_updates,
     is_catalog_update,
 )
-from mailpulse.catalog import CatalogUnavailable
+from mailpulse.catalog import CatalogError, CatalogUnavailable
 from mailpulse.events import (
     MAX_REQUEST_BYTES,
     EventError,
@@ -34,7 +34,6 @@ from mailpulse.events import (
     json_schema,
     parse_batch,
     parse_call,
-    write_key_from_basic,
 )
 from mailpulse.observe import Metrics
 from mailpulse.store import LogUnavailable
@@ -130,19 +129,21 @@ class TrackingApi:
             raise _Refusal(401, problem)
         events = parsed.events
         if any(is_catalog_update(ev) for ev in events):
-            key = write_key_from_basic(_text(headers.get(b"authorization"))) or parsed.write_key
-            events = await self._update_catalogs(events, key, batch=call == "batch")
+            from_server = not write_key_problem(
+                self._server_keys, _text(headers.get(b"authorization")), parsed.write_key
+            )
+            events = await self._update_catalogs(events, from_server, batch=call == "batch")
         try:
             await self._append(events)
         except LogUnavailable as exc:
             raise _Refusal(503, f"the event log is unavailable: {exc}") from exc
 
     async def _update_catalogs(
-        self, events: list[Event], key: str | None, *, batch: bool
+        self, events: list[Event], from_server: bool, *, batch: bool
     ) -> list[Event]:
         """Apply the request's catalog updates; the events left for the log."""
         try:
-            updates = catalog_updates(events, key, self._server_keys, batch)
+            updates = catalog_updates(events, from_server, batch)
         except CatalogEventError as refusal:
             self._metrics.events_rejected.labels("invalid").inc()
             raise _Refusal(refusal.status, refusal.error, refusal.where) from refusal
@@ -153,6 +154,8 @@ class TrackingApi:
                 await self._upsert(catalog, items)
         except CatalogUnavailable as exc:
             raise _Refusal(503, f"the catalog is unavailable: {exc}") from exc
+        except CatalogError as exc:  # checked above; the store's own checks, to be sure
+            raise _Refusal(400, exc.reason, exc.where) from exc
         return [ev for ev in events if not is_catalog_update(ev)]
 
 
