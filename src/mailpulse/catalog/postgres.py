@@ -8,6 +8,7 @@ turns, so each derives its events from the other's result, never from the same o
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -145,6 +146,8 @@ class PostgresCatalogReader:
     def __init__(self, dsn: str) -> None:
         self._store = PostgresCatalogStore(dsn, pool_size=2)
         self._opened = False
+        # Renders ask at once; one of them opens the pool, the others wait for it.
+        self._opening = asyncio.Lock()
 
     async def open(self) -> None:
         pass
@@ -155,10 +158,11 @@ class PostgresCatalogReader:
             await self._store.close()
 
     async def get_many(self, keys: Sequence[ItemKey]) -> dict[ItemKey, CatalogItem]:
-        if not self._opened:
-            try:
-                await self._store.open()
-            except UNREACHABLE as exc:
-                raise CatalogUnavailable(f"{self._store._where}: {exc}") from exc
-            self._opened = True
+        async with self._opening:
+            if not self._opened:
+                try:
+                    await self._store.open()
+                except UNREACHABLE as exc:
+                    raise CatalogUnavailable(f"{self._store._where}: {exc}") from exc
+                self._opened = True
         return await self._store.get_many(keys)

@@ -243,7 +243,11 @@ class LocalCourier:
         await self._transport.close()
 
     def prepare(self, intent: SendIntent) -> None:
-        if intent.key in self._prepared or intent.key in self._to_prepare:
+        if (
+            intent.key in self._prepared
+            or intent.key in self._to_prepare
+            or intent.key in self._fetching
+        ):
             return
         self._to_prepare[intent.key] = intent
         if self._preparing is None:
