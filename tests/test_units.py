@@ -68,3 +68,9 @@ def test_rate_scales_with_its_unit(count: int, unit: str) -> None:
 def test_any_rate_parses_positive_or_is_refused(text: str) -> None:
     with contextlib.suppress(ValueError):
         assert parse_rate(text) > 0
+
+
+@pytest.mark.parametrize("endless", [float("inf"), float("-inf"), float("nan")])
+def test_a_duration_is_finite(endless: float) -> None:
+    with pytest.raises(ValueError, match="a duration is a finite number of seconds"):
+        parse_duration(endless)

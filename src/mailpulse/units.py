@@ -6,6 +6,7 @@ Durations are written like `90s`, `15m`, `1h`, `7d`, `2w` or combined (`1h30m`);
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -18,6 +19,9 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, int | float):
+        # An endless one (YAML .inf, .nan) would be stored as a timer nobody can read back.
+        if not math.isfinite(text):
+            raise ValueError(f"a duration is a finite number of seconds, not {text!r}")
         if text < 0:
             raise ValueError(f"a duration cannot be negative: {text!r}")
         return float(text)

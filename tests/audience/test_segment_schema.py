@@ -288,3 +288,10 @@ def test_segments_refer_to_segments_and_are_checked_together(tmp_path: Path) -> 
     assert caught.value.line is not None
     assert "lapsed → vip_readers → vip → lapsed" in caught.value.message
     assert "in a cycle" in caught.value.message
+
+
+def test_an_endless_window_is_refused_with_its_line(tmp_path: Path) -> None:
+    with pytest.raises(ProjectError) as caught:
+        parse_segment("conditions:\n  performed: Signed Up\n  within: .inf\n", tmp_path / "s.yaml")
+    assert caught.value.line == 3
+    assert "finite number of seconds" in caught.value.message

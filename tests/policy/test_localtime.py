@@ -71,3 +71,12 @@ def test_trait_dates_in_the_forms_libraries_send(value: object, expected: str) -
 @pytest.mark.parametrize("value", ["soon", "", None, True, ["2026-05-01"], "2026-13-01"])
 def test_a_trait_that_names_no_moment_is_none(value: object) -> None:
     assert trait_instant(value, BERLIN) is None
+
+
+def test_an_endless_trait_names_no_moment() -> None:
+    from zoneinfo import ZoneInfo
+
+    from mailpulse.policy.localtime import trait_instant
+
+    assert trait_instant(float("inf"), ZoneInfo("UTC")) is None
+    assert trait_instant(float("nan"), ZoneInfo("UTC")) is None

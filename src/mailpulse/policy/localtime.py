@@ -8,6 +8,7 @@ send; a date or time without an offset is read in the contact's zone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -43,7 +44,8 @@ def next_local_time(now: float, at: time, where: ZoneInfo) -> float:
 def trait_instant(value: Any, where: ZoneInfo) -> float | None:
     """The moment a trait's value names, or None when it names none."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        # An endless moment would be a wake time that, stored, reads back as nothing.
+        return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
     text = value.strip()

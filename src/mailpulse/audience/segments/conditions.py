@@ -15,6 +15,7 @@ Time rules, one for every condition so a timer set for a change fires exactly at
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -39,7 +40,7 @@ def epoch(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
     try:
