@@ -92,3 +92,27 @@ def test_csv_reads_back_what_was_written(rows: list[dict[str, str]]) -> None:
 def test_ndjson_reads_back_what_was_written(rows: list[dict[str, str]]) -> None:
     data = [orjson.dumps(row) + b"\n" for row in rows]
     assert [fields for _, fields in read_rows("c.ndjson", data)] == [r for r in rows]
+
+
+def test_rows_are_stored_as_ingestion_would_have_them() -> None:
+    check = ImportCheck()
+    assert check.contact(2, {"email": " Bo@Example.com "}) == (
+        "bo@example.com",
+        {"email": "Bo@example.com"},
+    )
+    assert check.contact(3, {"id": "u3", "score": float("nan"), "big": 2**80}) == (
+        "u3",
+        {"score": None, "big": 2**80},
+    )
+    for row, (fields, reason) in enumerate(
+        [
+            ({"id": True}, "neither text nor a number"),
+            ({"id": "a\x00b"}, "NUL"),
+            ({"id": "x" * 2000}, "at most 1024 bytes"),
+            ({"id": "u9", "note": "x" * 40_000}, "bytes of traits"),
+        ],
+        start=4,
+    ):
+        outcome = check.contact(row, fields)
+        assert isinstance(outcome, Rejected) and outcome.kind == INVALID
+        assert reason in outcome.reason

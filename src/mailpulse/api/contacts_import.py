@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import orjson
+import msgspec
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +49,7 @@ class ImportOut(BaseModel):
 
 def message_id(user_id: str, traits: dict[str, Any]) -> str:
     """The same row imported again (a retried request) is the same event: the log drops it."""
-    body = orjson.dumps([user_id, traits], option=orjson.OPT_SORT_KEYS)
+    body = msgspec.json.encode([user_id, traits], order="sorted")
     return f"mp-import-{hashlib.sha256(body).hexdigest()[:32]}"
 
 

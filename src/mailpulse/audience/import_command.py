@@ -97,6 +97,8 @@ def import_contacts(
 
 def _send(client: Any, rows: list[dict[str, Any]]) -> int:
     answer = call(client, "POST", "/admin/contacts/import", json={"contacts": rows})
+    for rejected in answer["rejected"]:  # checked here first: only if the server knows better
+        err.print(f"  refused by the server: {rejected['kind']}: {rejected['reason']}")
     imported: int = answer["imported"]
     return imported
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from mailpulse.audience.profiles import normalize_email
+from mailpulse.events.schema import MAX_EVENT_BYTES
 from mailpulse.types import Event, EventType
 
 ROLE_ACCOUNTS = frozenset(
@@ -35,6 +37,7 @@ ROLE_ACCOUNTS = frozenset(
 )  # fmt: skip
 INVALID, DUPLICATE, ROLE = "invalid", "duplicate", "role"
 IMPORT_SOURCE = {"library": {"name": "mailpulse-import"}}
+MAX_ID_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,6 @@ class Rejected:
     row: int  # 1-based: the file's line (a CSV's header is line 1), or the item's place
     kind: str
     reason: str
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for r in self.rejected if r.kind == kind)
 
 
 class ImportCheck:
@@ -67,21 +61,41 @@ class ImportCheck:
         if raw_email is not None:
             if not isinstance(raw_email, str):
                 return Rejected(row, INVALID, f"email {raw_email!r} is not text")
-            email, problem = normalize_email(raw_email)
+            email, problem = normalize_email(raw_email.strip())
             if email is None:
                 return Rejected(row, INVALID, f"email {raw_email!r}: {problem}")
             if email.split("@")[0].lower() in ROLE_ACCOUNTS:
                 return Rejected(row, ROLE, f"{email} is a role account, not a person")
-        if raw_id is not None and not isinstance(raw_id, str | int):
-            return Rejected(row, INVALID, f"id {raw_id!r} is neither text nor a number")
-        user_id = str(raw_id) if raw_id is not None else (email or "").lower()
+        if raw_id is not None:
+            problem = _id_problem(raw_id)
+            if problem:
+                return Rejected(row, INVALID, problem)
+        user_id = str(raw_id).strip() if raw_id is not None else (email or "").lower()
         if not user_id:
             return Rejected(row, INVALID, "neither an id nor an email: nothing names the contact")
         if user_id in self._seen:
             return Rejected(row, DUPLICATE, f"contact {user_id!r} is in an earlier row already")
+        # As JSON will store them: a NaN or an endless number is null, as ingestion has it.
+        encoded = msgspec.json.encode(fields)
+        if len(encoded) > MAX_EVENT_BYTES:
+            return Rejected(
+                row, INVALID, f"{len(encoded)} bytes of traits; at most {MAX_EVENT_BYTES}"
+            )
         self._seen.add(user_id)
-        traits = {**fields, "email": email} if email is not None else fields
-        return user_id, traits
+        traits = msgspec.json.decode(encoded)
+        return user_id, {**traits, "email": email} if email is not None else traits
+
+
+def _id_problem(raw_id: Any) -> str | None:
+    """Why an id cannot name a contact (as ingestion refuses it), or None."""
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return f"id {raw_id!r} is neither text nor a number"
+    text = str(raw_id)
+    if "\x00" in text:
+        return "an id cannot hold a NUL character"
+    if len(text.encode()) > MAX_ID_BYTES:
+        return f"an id is at most {MAX_ID_BYTES} bytes"
+    return None
 
 
 def identify(user_id: str, traits: dict[str, Any], message_id: str, now: float) -> Event:
