@@ -108,6 +108,11 @@ def test_segments_and_fan_outs_are_checked_too(project: Path) -> None:
         load_project(project)
     assert (caught.value.path, caught.value.line) == (fan_out, 6)
     assert "did you mean 'product_id'?" in caught.value.message
+    # One event named without a list is checked the same.
+    fan_out.write_text(fan_out.read_text().replace("[Product Viewed]", "Product Viewed"))
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert (caught.value.path, caught.value.line) == (fan_out, 6)
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,10 @@ async def test_the_event_reaches_recent_interest_in_that_object_only(
         # The same event again (a retried request): the log drops it, nobody gets a second.
         await h.append([about("sku-1", "stock-1", clock.now)])
         assert await h.bus.next_batch(SENDS, 0, 10, 0.5) == []
-        # Ids that are not text or whole numbers name no object.
+        # Ids that are not text or whole numbers, or that no catalog item could have (a NUL
+        # that storage would refuse), name no object.
         await h.append([shown(20, "c", "Product Viewed", {"id": 1}, clock.now)])
+        await h.append([shown(21, "c", "Product Viewed", "sku\x00-1", clock.now)])
         contact_events = await h.log.for_contact(["b"], 100)
         copies = [e for e in contact_events if e.event == "Back In Stock"]
         assert [e.message_id for e in copies] == ["stock-1>b"]

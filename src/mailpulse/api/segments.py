@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
 from mailpulse.audience.segments import DefinitionError, Segment, segment_from_data
-from mailpulse.audience.segments.conditions import evaluation_order, referenced
+from mailpulse.audience.segments.conditions import BadReference, evaluation_order, referenced
 from mailpulse.project import Project
 from mailpulse.store import StateStore
 
@@ -117,7 +117,7 @@ def segments_router(state: StateStore, project: Project) -> APIRouter:
             return CheckedOut(
                 ok=False, id=definition.id, error=error.reason, where=error.pointer or "/"
             )
-        except ValueError as error:  # a reference to no segment, or a cycle
+        except BadReference as error:  # a reference to no segment, or a cycle
             return CheckedOut(ok=False, id=definition.id, error=str(error), where="/conditions")
         return CheckedOut(
             ok=True,

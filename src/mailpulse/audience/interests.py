@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mailpulse.catalog.model import ITEM_ID
 from mailpulse.journeys import JourneyDefinition
 from mailpulse.journeys.definition import FanOut
 from mailpulse.types import Event, EventType, object_of
@@ -26,14 +27,11 @@ def interest_key(catalog: str, item_id: str, performed: str) -> str:
 
 
 def _id_text(value: Any) -> str | None:
-    # Ids arrive as JSON: text or whole numbers name an object, anything else does not.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int):
-        return str(value)
-    return None
+    """The object id a property names, when it can name a catalog item at all (properties come
+    from outside and may hold anything, a NUL that storage refuses included)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and ITEM_ID.fullmatch(value) else None
 
 
 class InterestIndex:

@@ -73,9 +73,11 @@ class TrackingPlan:
 
     def _check_fan_out(self, reader: NodeReader, entries: dict[str, Node]) -> None:
         performed, key = entries.get("performed"), entries.get("key")
-        if not isinstance(performed, SequenceNode) or not isinstance(key, ScalarNode):
+        if performed is None or not isinstance(key, ScalarNode):
             return
-        for event_node in performed.value:
+        # One event name, or a list of them, as the journey takes it.
+        named = performed.value if isinstance(performed, SequenceNode) else [performed]
+        for event_node in named:
             properties = self.events.get(getattr(event_node, "value", None))
             if properties is not None:
                 _declared(reader, key, event_node.value, properties)
