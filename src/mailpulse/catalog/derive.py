@@ -37,12 +37,11 @@ from typing import Any
 
 import msgspec
 
-from mailpulse.catalog.model import IN_STOCK, PRICE, STOCK, CatalogItem, Upserted
+from mailpulse.catalog.model import IN_STOCK, PRICE, STOCK, CatalogItem, Upserted, stored_item
 from mailpulse.types import Event, EventType, object_key
 
 PRICE_DROPPED = "Price Dropped"
 BACK_IN_STOCK = "Back In Stock"
-DERIVED_EVENTS = (PRICE_DROPPED, BACK_IN_STOCK)
 
 
 def derived_message_id(catalog: str, item_id: str, updated_at: float, name: str) -> str:
@@ -97,9 +96,6 @@ def _event(item: CatalogItem, name: str, field: str, old: Any, new: Any) -> Even
     )
 
 
-_decode_fields = msgspec.json.Decoder(dict[str, Any]).decode
-
-
 class Plan(msgspec.Struct, kw_only=True):
     """What one upsert writes, worked out from the items as they were."""
 
@@ -132,9 +128,7 @@ def plan_upsert(
         old = None
         at = now
         if stored is not None:
-            old = CatalogItem(
-                catalog=catalog, id=item_id, fields=_decode_fields(stored[0]), updated_at=stored[1]
-            )
+            old = stored_item(catalog, item_id, stored[0], stored[1])
             at = max(now, math.nextafter(stored[1], math.inf))
         item = CatalogItem(catalog=catalog, id=item_id, fields=fields, updated_at=at)
         derived = derive(old, item)

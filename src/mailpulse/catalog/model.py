@@ -61,6 +61,16 @@ class CatalogItem(msgspec.Struct, kw_only=True, frozen=True):
     updated_at: float
 
 
+_decode_fields = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def stored_item(catalog: str, item_id: str, fields: bytes, updated_at: float) -> CatalogItem:
+    """An item as a store row holds it: its fields as encoded JSON."""
+    return CatalogItem(
+        catalog=catalog, id=item_id, fields=_decode_fields(fields), updated_at=updated_at
+    )
+
+
 class Upserted(msgspec.Struct, kw_only=True, frozen=True):
     """What one upsert did to one item: `changed` is False when the fields were already those
     (nothing written, `updated_at` kept); `events` are the events it derived (see

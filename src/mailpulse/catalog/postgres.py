@@ -18,7 +18,7 @@ import msgspec
 
 from mailpulse.catalog.derive import plan_upsert
 from mailpulse.catalog.interface import CatalogUnavailable, ItemKey
-from mailpulse.catalog.model import CatalogItem, Upserted, checked_items, encode
+from mailpulse.catalog.model import CatalogItem, Upserted, checked_items, encode, stored_item
 from mailpulse.store.postgres.pool import UNREACHABLE, PoolHolder
 from mailpulse.store.sql import load_queries
 from mailpulse.types import Event
@@ -28,7 +28,6 @@ Q = load_queries("mailpulse.catalog", "postgres.sql")
 # The first key of the catalog's advisory locks ("mc"); the partition leases use "mp".
 _LOCK_SPACE = 0x6D63
 
-_decode_fields = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_event = msgspec.json.Decoder(Event).decode
 
 
@@ -36,12 +35,6 @@ def _lock_key(catalog: str, item_id: str) -> int:
     """32 bits of the item's name: two items may share a key, and then merely take turns."""
     digest = hashlib.blake2b(f"{catalog}\0{item_id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _item(catalog: str, item_id: str, fields: bytes, updated_at: float) -> CatalogItem:
-    return CatalogItem(
-        catalog=catalog, id=item_id, fields=_decode_fields(fields), updated_at=updated_at
-    )
 
 
 class PostgresCatalogStore:
@@ -101,7 +94,7 @@ class PostgresCatalogStore:
 
     async def get(self, catalog: str, item_id: str) -> CatalogItem | None:
         row = await self._call(self._db.fetchrow, Q["get-item"], catalog, item_id)
-        return None if row is None else _item(catalog, item_id, *row)
+        return None if row is None else stored_item(catalog, item_id, *row)
 
     async def get_many(self, keys: Sequence[ItemKey]) -> dict[ItemKey, CatalogItem]:
         if not keys:
@@ -113,7 +106,7 @@ class PostgresCatalogStore:
             [catalog for catalog, _ in unique],
             [item_id for _, item_id in unique],
         )
-        return {(row[0], row[1]): _item(*row) for row in rows}
+        return {(row[0], row[1]): stored_item(*row) for row in rows}
 
     async def delete(self, catalog: str, item_id: str) -> bool:
         status = await self._call(self._db.execute, Q["delete-item"], catalog, item_id)
@@ -121,7 +114,7 @@ class PostgresCatalogStore:
 
     async def list_items(self, catalog: str, after: str, limit: int) -> list[CatalogItem]:
         rows = await self._call(self._db.fetch, Q["list-items"], catalog, after, limit)
-        return [_item(catalog, *row) for row in rows]
+        return [stored_item(catalog, *row) for row in rows]
 
     async def pending_events(self, limit: int) -> list[Event]:
         rows = await self._call(self._db.fetch, Q["pending-events"], limit)

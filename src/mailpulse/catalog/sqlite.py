@@ -22,22 +22,15 @@ import msgspec
 
 from mailpulse.catalog.derive import plan_upsert
 from mailpulse.catalog.interface import CatalogUnavailable, ItemKey
-from mailpulse.catalog.model import CatalogItem, Upserted, checked_items, encode
+from mailpulse.catalog.model import CatalogItem, Upserted, checked_items, encode, stored_item
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.catalog", "sqlite.sql")
 
-_decode_fields = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_event = msgspec.json.Decoder(Event).decode
 _CHUNK = 400  # keys a statement: two parameters each, well under SQLite's limit
-
-
-def _item(catalog: str, item_id: str, fields: bytes, updated_at: float) -> CatalogItem:
-    return CatalogItem(
-        catalog=catalog, id=item_id, fields=_decode_fields(fields), updated_at=updated_at
-    )
 
 
 def _get_many(conn: sqlite3.Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, CatalogItem]:
@@ -51,7 +44,7 @@ def _get_many(conn: sqlite3.Connection, keys: Sequence[ItemKey]) -> dict[ItemKey
             [part for key in chunk for part in key],
         )
         for catalog, item_id, fields, updated_at in rows:
-            found[(catalog, item_id)] = _item(catalog, item_id, fields, updated_at)
+            found[(catalog, item_id)] = stored_item(catalog, item_id, fields, updated_at)
     return found
 
 
@@ -101,7 +94,7 @@ class SqliteCatalogStore:
 
     async def get(self, catalog: str, item_id: str) -> CatalogItem | None:
         row = self._read(lambda c: c.execute(Q["get-item"], (catalog, item_id)).fetchone())
-        return None if row is None else _item(catalog, item_id, *row)
+        return None if row is None else stored_item(catalog, item_id, *row)
 
     async def get_many(self, keys: Sequence[ItemKey]) -> dict[ItemKey, CatalogItem]:
         return self._read(lambda c: _get_many(c, keys))
@@ -113,7 +106,7 @@ class SqliteCatalogStore:
 
     async def list_items(self, catalog: str, after: str, limit: int) -> list[CatalogItem]:
         rows = self._read(lambda c: c.execute(Q["list-items"], (catalog, after, limit)).fetchall())
-        return [_item(catalog, *row) for row in rows]
+        return [stored_item(catalog, *row) for row in rows]
 
     async def pending_events(self, limit: int) -> list[Event]:
         rows = self._read(lambda c: c.execute(Q["pending-events"], (limit,)).fetchall())
