@@ -181,3 +181,28 @@ def test_braces_written_as_entities_stay_literal(templates, shop_context) -> Non
 
     assert "Type {{ name }} here." in rendered.html
     assert "Type {{ name }} here." in rendered.text
+
+
+def test_blanks_collapse_except_where_they_are_content(templates, shop_context) -> None:
+    """Runs of blanks become one space and none end a line, so that DKIM's relaxed body
+    canonicalization finds nothing to change; <pre>, <textarea> and Jinja keep theirs."""
+    page = (
+        "---\nsubject: Hi\n---\n<html><body>\n  <table>   <tr><td>a\t\tb   </td></tr></table>\n"
+        "<pre>  kept   as is  </pre><textarea>two  spaces</textarea>\n"
+        "<p>{{ 'x  y' }}  and {{ contact.first_name }}</p>   \n</body></html>\n"
+    )
+    page_template = TemplateLibrary.load(templates(page__html=page)).get("page")
+    html = page_template.render(shop_context(first_name="Ada")).html
+    outside = re.sub(r"<(pre|textarea)>.*?</\1>", "", html, flags=re.DOTALL)
+    assert "  " not in outside.replace("x  y", "")
+    assert "\t" not in outside
+    assert not re.search(r" \n", outside)
+    assert "<pre>  kept   as is  </pre>" in html
+    assert "<textarea>two  spaces</textarea>" in html
+    assert "x  y and Ada" in html
+
+
+def test_a_white_space_pre_style_keeps_every_blank(templates, shop_context) -> None:
+    page = '---\nsubject: Hi\n---\n<p style="white-space: pre">a   b</p>\n'
+    html = TemplateLibrary.load(templates(page__html=page)).get("page").render(shop_context()).html
+    assert "a   b" in html

@@ -24,6 +24,11 @@ from mailpulse.render.text import html_to_text_template
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _MJML_POSITION = re.compile(r"at position (\d+):\d+")
+# Where blanks are content, and the style that makes them so anywhere.
+_KEEPS_BLANKS = re.compile(r"(<(pre|textarea)\b.*?</\2\s*>)", re.IGNORECASE | re.DOTALL)
+_PRE_STYLE = re.compile(r"white-space\s*:\s*pre", re.IGNORECASE)
+_LINE_END_BLANKS = re.compile(r"[ \t]+(?=\n)|[ \t]+\Z")
+_BLANK_RUN = re.compile(r"\t[ \t]*| [ \t]+")
 # The usual hidden preview text, padded so clients do not pull body text into the preview.
 _PREHEADER_DIV = (
     '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;'
@@ -53,6 +58,7 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
         markup = _INLINER.inline(markup)
     except (css_inline.InlineError, ValueError) as exc:
         raise ProjectError(main_path, f"CSS could not be inlined: {exc}") from exc
+    markup = _collapse_blanks(markup)
     if front.preheader:
         markup = _BODY_OPEN.sub(
             lambda m: m.group() + _PREHEADER_DIV.format(slot=protected.slot("preheader")),
@@ -90,6 +96,20 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
         html=html,
         text=text,
     )
+
+
+def _collapse_blanks(markup: str) -> str:
+    """Runs of blanks as one space and none at line ends, as an HTML renderer shows them
+    anyway. DKIM's relaxed body canonicalization (RFC 6376 §3.4.4) then has nothing to
+    change in most messages, and it is checked for, instead of done, on every send. Jinja tags
+    are tokens here, so their expressions keep their blanks."""
+    if _PRE_STYLE.search(markup):
+        return markup
+    pieces = _KEEPS_BLANKS.split(markup)
+    # split() with two groups: text, the kept element, its tag name, text, ...
+    for i in range(0, len(pieces), 3):
+        pieces[i] = _BLANK_RUN.sub(" ", _LINE_END_BLANKS.sub("", pieces[i]))
+    return "".join(piece for i, piece in enumerate(pieces) if i % 3 != 2)
 
 
 def _read(path: Path) -> str:
