@@ -12,6 +12,7 @@ import pytest
 from mailpulse.store import FoldCommit, Handover
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.store.sqlite.worker import SqliteFile
+from tests.store.test_state_contract import intent, update
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 
@@ -77,4 +78,29 @@ async def test_an_embedded_store_has_one_partition(tmp_path: Path) -> None:
         assert await state.checkpoint() == 0  # the refused commit changed nothing
     finally:
         await log.close()
+        await state.close()
+
+
+async def test_campaign_counts_are_taken_from_a_state_file_that_had_none(tmp_path: Path) -> None:
+    """A state file from before campaign_messages existed: its campaign rows are counted when
+    it is opened, and kept from there on."""
+    path = tmp_path / "state.db"
+    state = SqliteStateStore(path)
+    await state.open()
+    rows = [intent("campaign:c1:a"), intent("campaign:c1:b")]
+    await state.commit(FoldCommit(checkpoint=1, intents=rows))
+    await state.outbox_update([update("campaign:c1:b", "sent", code=250, next_at=11.0)])
+    await state.close()
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "DROP TRIGGER campaign_message_added; DROP TRIGGER campaign_message_moved;"
+            "DROP TABLE campaign_messages;"
+        )
+    state = SqliteStateStore(path)
+    await state.open()
+    try:
+        assert await state.campaign_messages("c1") == {"queued": 1, "sent": 1}
+        await state.outbox_update([update("campaign:c1:a", "bounced", code=550, next_at=11.0)])
+        assert await state.campaign_messages("c1") == {"sent": 1, "bounced": 1}
+    finally:
         await state.close()

@@ -240,13 +240,14 @@ async def test_a_campaign_advances_only_while_it_runs(open_state: StateFactory) 
     assert await state.campaign("nope") is None
 
 
-async def test_outbox_counts_of_a_key_range_and_queued(open_state: StateFactory) -> None:
+async def test_campaign_messages_by_status_and_queued(open_state: StateFactory) -> None:
     state = await open_state()
     rows = [intent("campaign:c1:a"), intent("campaign:c1:b"), intent("campaign:c10:a")]
     await state.commit(FoldCommit(checkpoint=1, intents=[*rows, intent("other")]))
-    await state.outbox_update([update("campaign:c1:b", "sent", code=250, next_at=11.0)])
-    assert await state.outbox_counts_between("campaign:c1:", "campaign:c1;") == {
-        "queued": 1,
-        "sent": 1,
-    }
+    await state.outbox_update([update("campaign:c1:b", "deferred", code=451, next_at=11.0)])
+    await state.outbox_update([update("campaign:c1:b", "sent", code=250, next_at=12.0)])
+    await state.outbox_update([update("campaign:c1:b", "sent", code=250, next_at=12.0)])
+    assert await state.campaign_messages("c1") == {"queued": 1, "sent": 1}
+    assert await state.campaign_messages("c10") == {"queued": 1}
+    assert await state.campaign_messages("c") == {}
     assert await state.queued_count() == 3

@@ -151,9 +151,7 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
     @router.get("/{campaign_id}", response_model=CampaignOut, responses={**ERRORS, **not_found})
     async def get_campaign(campaign_id: str) -> CampaignOut:
         record = await record_of(campaign_id)
-        key = _decode(record.body).key_for("")
-        # Its rows sort together: keys "campaign:<id>:<contact>", up to "campaign:<id>;".
-        messages = await state.outbox_counts_between(key, key[:-1] + ";")
+        messages = await state.campaign_messages(campaign_id)
         return _out(record, messages, await state.segment_members())
 
     async def move(campaign_id: str, action: str) -> CampaignOut:

@@ -78,6 +78,11 @@ class CampaignRecord(msgspec.Struct, kw_only=True):
     appended: int
     body: bytes
     updated_at: float
+    # Of an A/B-tested campaign (see mailpulse.campaigns.abtest): its phase ("" until its test
+    # sends are done), when the test is decided, and the decision once taken (JSON).
+    phase: str = ""
+    decide_at: float | None = None
+    decision: bytes | None = None
 
 
 class FoldCommit(msgspec.Struct, kw_only=True):
@@ -110,6 +115,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     segment_members: dict[str, int] = msgspec.field(default_factory=dict)
     # (journey id, version, what, how many) to add to the journey's counts.
     journey_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
+    # (campaign id, variant, figure, how many) to add to the counts of a campaign's A/B test.
+    variant_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
     lifecycle: list[Event] = msgspec.field(default_factory=list)
@@ -220,12 +227,31 @@ class StateStore(Protocol):
 
     async def set_campaign_status(self, campaign_id: str, status: str, at: float) -> None: ...
 
+    async def set_campaign_phase(
+        self,
+        expected: CampaignRecord,
+        *,
+        status: str,
+        cursor: str,
+        phase: str,
+        decide_at: float | None,
+        decision: bytes | None,
+        at: float,
+    ) -> bool:
+        """Move an A/B-tested campaign on, unless it changed since `expected` was read (its
+        status or its updated_at differ: a pause, a pick): False then, and nothing changes."""
+        ...
+
+    async def variant_counts(self, campaign_id: str) -> dict[tuple[str, str], int]:
+        """(variant, figure) → how many contacts of its test share, across all partitions."""
+        ...
+
     async def queued_count(self) -> int:
         """How many messages wait for delivery, in every partition."""
         ...
 
-    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
-        """Outbox rows per status, of keys from `first` up to (not including) `last`."""
+    async def campaign_messages(self, campaign_id: str) -> dict[str, int]:
+        """A campaign's messages per outbox status (those with none left out)."""
         ...
 
     async def interested(self, object_key: str, since: float) -> list[str]:

@@ -97,6 +97,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["drop-interest"], [(src,) for _, src in moves])
     await _many(conn, Q["note-interest"], change.interests)
     await _many(conn, Q["add-journey-count"], change.journey_counts)
+    await _many(conn, Q["add-variant-count"], change.variant_counts)
     if change.segment_set is not None:
         await conn.execute(Q["set-segment-set"], partition, change.segment_set)
         await conn.execute(Q["clear-segment-members"], partition)
@@ -140,6 +141,9 @@ def _campaign(row: asyncpg.Record) -> CampaignRecord:
         appended=row[3],
         body=bytes(row[4]),
         updated_at=row[5],
+        phase=row[6] or "",
+        decide_at=row[7],
+        decision=None if row[8] is None else bytes(row[8]),
     )
 
 
@@ -244,11 +248,43 @@ class PostgresStateStore:
     async def set_campaign_status(self, campaign_id: str, status: str, at: float) -> None:
         await self._db.execute(Q["set-campaign-status"], status, at, campaign_id)
 
+    async def set_campaign_phase(
+        self,
+        expected: CampaignRecord,
+        *,
+        status: str,
+        cursor: str,
+        phase: str,
+        decide_at: float | None,
+        decision: bytes | None,
+        at: float,
+    ) -> bool:
+        async with self._db.acquire() as conn, conn.transaction():
+            moved = await conn.execute(
+                Q["move-campaign-on"],
+                status,
+                cursor,
+                at,
+                expected.id,
+                expected.status,
+                expected.updated_at,
+            )
+            if moved.endswith(" 0"):  # "UPDATE 0": it changed since
+                return False
+            await conn.execute(Q["set-campaign-test"], expected.id, phase, decide_at, decision)
+            return True
+
+    async def variant_counts(self, campaign_id: str) -> dict[tuple[str, str], int]:
+        rows = await self._db.fetch(Q["variant-counts"], campaign_id)
+        return {(variant, figure): count for variant, figure, count in rows}
+
     async def queued_count(self) -> int:
         count: int = await self._db.fetchval(Q["queued-count"])
         return count
 
-    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
+    async def campaign_messages(self, campaign_id: str) -> dict[str, int]:
+        # Its rows sort together: keys "campaign:<id>:<contact>", up to "campaign:<id>;".
+        first, last = f"campaign:{campaign_id}:", f"campaign:{campaign_id};"
         return {r[0]: r[1] for r in await self._db.fetch(Q["outbox-counts-between"], first, last)}
 
     async def interested(self, object_key: str, since: float) -> list[str]:

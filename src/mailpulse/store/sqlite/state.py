@@ -50,6 +50,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["drop-interest"], [(src,) for _, src in moves])
     conn.executemany(Q["note-interest"], change.interests)
     conn.executemany(Q["add-journey-count"], change.journey_counts)
+    conn.executemany(Q["add-variant-count"], change.variant_counts)
     if change.segment_set is not None:
         conn.execute(Q["set-segment-set"], (change.segment_set,))
         conn.execute(Q["clear-segment-members"])
@@ -90,8 +91,30 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
 
 def _campaign(row: tuple) -> CampaignRecord:
     return CampaignRecord(
-        id=row[0], status=row[1], cursor=row[2], appended=row[3], body=row[4], updated_at=row[5]
+        id=row[0],
+        status=row[1],
+        cursor=row[2],
+        appended=row[3],
+        body=row[4],
+        updated_at=row[5],
+        phase=row[6] or "",
+        decide_at=row[7],
+        decision=row[8],
     )
+
+
+def _move_campaign_on(
+    conn: sqlite3.Connection,
+    expected: CampaignRecord,
+    moved: tuple[str, str, float],
+    test: tuple[str, float | None, bytes | None],
+) -> bool:
+    status, cursor, at = moved
+    params = (status, cursor, at, expected.id, expected.status, expected.updated_at)
+    if not conn.execute(Q["move-campaign-on"], params).rowcount:
+        return False
+    conn.execute(Q["set-campaign-test"], (expected.id, *test))
+    return True
 
 
 class SqliteStateStore:
@@ -211,12 +234,31 @@ class SqliteStateStore:
         params = (status, at, campaign_id)
         await self._db.write(lambda c: c.execute(Q["set-campaign-status"], params))
 
+    async def set_campaign_phase(
+        self,
+        expected: CampaignRecord,
+        *,
+        status: str,
+        cursor: str,
+        phase: str,
+        decide_at: float | None,
+        decision: bytes | None,
+        at: float,
+    ) -> bool:
+        moved, test = (status, cursor, at), (phase, decide_at, decision)
+        return await self._db.write(lambda c: _move_campaign_on(c, expected, moved, test))
+
+    async def variant_counts(self, campaign_id: str) -> dict[tuple[str, str], int]:
+        query = Q["variant-counts"]
+        rows = self._db.read(lambda c: c.execute(query, (campaign_id,)).fetchall())
+        return {(variant, figure): count for variant, figure, count in rows}
+
     async def queued_count(self) -> int:
         return int(self._db.read(lambda c: c.execute(Q["queued-count"]).fetchone()[0]))
 
-    async def outbox_counts_between(self, first: str, last: str) -> dict[str, int]:
-        query = Q["outbox-counts-between"]
-        return dict(self._db.read(lambda c: c.execute(query, (first, last)).fetchall()))
+    async def campaign_messages(self, campaign_id: str) -> dict[str, int]:
+        query = Q["campaign-messages"]
+        return dict(self._db.read(lambda c: c.execute(query, (campaign_id,)).fetchall()))
 
     async def interested(self, object_key: str, since: float) -> list[str]:
         query = Q["interested"]

@@ -74,6 +74,21 @@ CREATE TABLE IF NOT EXISTS campaigns (
     body       BLOB NOT NULL,
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- An A/B-tested campaign's phase, the moment its test is decided, and the decision (JSON).
+CREATE TABLE IF NOT EXISTS campaign_tests (
+    campaign_id TEXT PRIMARY KEY,
+    phase       TEXT NOT NULL,
+    decide_at   REAL,
+    decision    BLOB
+) WITHOUT ROWID;
+-- How many contacts of each variant's test share were sent it, opened, clicked, converted.
+CREATE TABLE IF NOT EXISTS variant_counts (
+    campaign_id TEXT NOT NULL,
+    variant     TEXT NOT NULL,
+    figure      TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, variant, figure)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -102,6 +117,37 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
 -- How many messages wait for delivery: what a campaign reads before it queues more.
 CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE status = 'queued';
+-- Each campaign's messages by status, kept by the outbox's own triggers: a campaign's progress
+-- is read every second or so, and counting its rows each time would stall the event loop
+-- for longer the larger the campaign. Keys are "campaign:<id>:<contact>", ids have no ':'.
+CREATE TABLE IF NOT EXISTS campaign_messages (
+    campaign TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (campaign, status)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS campaign_message_added AFTER INSERT ON outbox
+WHEN NEW.key GLOB 'campaign:*'
+BEGIN
+    INSERT INTO campaign_messages
+    VALUES (substr(NEW.key, 10, instr(substr(NEW.key, 10), ':') - 1), NEW.status, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS campaign_message_moved AFTER UPDATE OF status ON outbox
+WHEN NEW.key GLOB 'campaign:*' AND NEW.status <> OLD.status
+BEGIN
+    UPDATE campaign_messages SET n = n - 1
+    WHERE campaign = substr(OLD.key, 10, instr(substr(OLD.key, 10), ':') - 1)
+      AND status = OLD.status;
+    INSERT INTO campaign_messages
+    VALUES (substr(NEW.key, 10, instr(substr(NEW.key, 10), ':') - 1), NEW.status, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+-- A state file from before these counts: counted once, when the table is still empty.
+INSERT INTO campaign_messages
+SELECT substr(key, 10, instr(substr(key, 10), ':') - 1), status, COUNT(*) FROM outbox
+WHERE key GLOB 'campaign:*' AND NOT EXISTS (SELECT 1 FROM campaign_messages)
+GROUP BY 1, 2;
 
 -- name: get-checkpoint
 SELECT "offset" FROM checkpoints WHERE name = 'fold'
@@ -263,14 +309,34 @@ SELECT segment, SUM(count) FROM segment_members GROUP BY segment
 INSERT OR IGNORE INTO campaigns (id, status, body, updated_at) VALUES (?, ?, ?, ?)
 
 -- name: campaigns
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id ORDER BY id
 
 -- name: running-campaigns
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns
-WHERE status IN ('scheduled', 'sending') ORDER BY id
+-- A testing one too: the runner decides its test when the time comes.
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id
+WHERE status IN ('scheduled', 'sending', 'testing') ORDER BY id
 
 -- name: campaign
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = ?
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id WHERE id = ?
+
+-- name: move-campaign-on
+UPDATE campaigns SET status = ?, cursor = ?, updated_at = ?
+WHERE id = ? AND status = ? AND updated_at = ?
+
+-- name: set-campaign-test
+INSERT INTO campaign_tests (campaign_id, phase, decide_at, decision) VALUES (?, ?, ?, ?)
+ON CONFLICT (campaign_id) DO UPDATE
+SET phase = excluded.phase, decide_at = excluded.decide_at, decision = excluded.decision
+
+-- name: add-variant-count
+INSERT INTO variant_counts (campaign_id, variant, figure, count) VALUES (?, ?, ?, ?)
+ON CONFLICT (campaign_id, variant, figure) DO UPDATE SET count = count + excluded.count
+
+-- name: variant-counts
+SELECT variant, figure, count FROM variant_counts WHERE campaign_id = ?
 
 -- name: advance-campaign
 -- Only while it runs: a pause or cancel that came meanwhile stands.
@@ -280,8 +346,8 @@ WHERE id = ? AND status IN ('scheduled', 'sending')
 -- name: set-campaign-status
 UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?
 
--- name: outbox-counts-between
-SELECT status, COUNT(*) FROM outbox WHERE key >= ? AND key < ? GROUP BY status
+-- name: campaign-messages
+SELECT status, n FROM campaign_messages WHERE campaign = ? AND n > 0
 
 -- name: queued-count
 SELECT COUNT(*) FROM outbox WHERE status = 'queued'
