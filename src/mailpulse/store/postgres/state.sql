@@ -205,14 +205,35 @@ INSERT INTO campaigns (id, status, body, updated_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (id) DO NOTHING
 
 -- name: campaigns
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns ORDER BY id
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id ORDER BY id
 
 -- name: running-campaigns
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns
-WHERE status IN ('scheduled', 'sending') ORDER BY id
+-- A testing one too: the runner decides its test when the time comes.
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id
+WHERE status IN ('scheduled', 'sending', 'testing') ORDER BY id
 
 -- name: campaign
-SELECT id, status, cursor, appended, body, updated_at FROM campaigns WHERE id = $1
+SELECT id, status, cursor, appended, body, updated_at, phase, decide_at, decision
+FROM campaigns LEFT JOIN campaign_tests ON campaign_id = id WHERE id = $1
+
+-- name: move-campaign-on
+UPDATE campaigns SET status = $1, cursor = $2, updated_at = $3
+WHERE id = $4 AND status = $5 AND updated_at = $6
+
+-- name: set-campaign-test
+INSERT INTO campaign_tests (campaign_id, phase, decide_at, decision) VALUES ($1, $2, $3, $4)
+ON CONFLICT (campaign_id) DO UPDATE
+SET phase = excluded.phase, decide_at = excluded.decide_at, decision = excluded.decision
+
+-- name: add-variant-count
+INSERT INTO variant_counts (campaign_id, variant, figure, count) VALUES ($1, $2, $3, $4)
+ON CONFLICT (campaign_id, variant, figure)
+DO UPDATE SET count = variant_counts.count + excluded.count
+
+-- name: variant-counts
+SELECT variant, figure, count FROM variant_counts WHERE campaign_id = $1
 
 -- name: advance-campaign
 -- Only while it runs: a pause or cancel that came meanwhile stands.
