@@ -13,8 +13,9 @@ In the same run, two references:
 - plain Python: what one would write by hand, a loop of Jinja2 (the same compiled HTML),
   `email.message`, dkimpy and smtplib over one connection, on `--baseline` recipients.
 
-Prints one JSON line: medians over runs of messages/s and peak RSS, every run's figures, the
-message size, the ratio to the wire and to plain Python.
+Prints one JSON line: medians over runs of messages/s, peak RSS and CPU milliseconds per
+message (server, couriers), every run's figures, the message size, the ratio to the wire
+and to plain Python.
 
 usage: python -m bench.broadcast [--runs 3] [--recipients 1000000] [--baseline 1000]
 """
@@ -80,8 +81,8 @@ async def create_contacts(hostport: str, emails: list[str]) -> None:
             (await c.post("/v1/batch", content=orjson.dumps({"batch": batch}))).raise_for_status()
 
 
-def tree_rss(root: int) -> int:
-    """Bytes of resident memory of `root` and every process below it."""
+def process_tree(root: int) -> list[int]:
+    """`root` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -90,10 +91,18 @@ def tree_rss(root: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
+        tree.append(pid)
         todo += children.get(pid, [])
+    return tree
+
+
+def tree_rss(root: int) -> int:
+    """Bytes of resident memory of `root` and every process below it."""
+    total = 0
+    for pid in process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -101,6 +110,23 @@ def tree_rss(root: int) -> int:
         except OSError:
             pass
     return total
+
+
+def tree_cpu(root: int) -> tuple[float, float]:
+    """CPU seconds (user and system) so far of `root` itself and of the processes below it:
+    what a message costs, which a shared machine's noise does not change as it does time."""
+    own = below = 0.0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if pid == root:
+            own += seconds
+        else:
+            below += seconds
+    return own, below
 
 
 def one_run(recipients: int, sink_port: int, couriers: int) -> dict[str, float]:
@@ -127,6 +153,7 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://{hostport}", headers=headers) as c:
         peak = before = tree_rss(server_pid)
+        cpu_before = tree_cpu(server_pid)
         started = time.time()
         body = {"id": "winter", "template": "newsletter", "audience": "all"}
         (await c.post("/admin/campaigns", json=body)).raise_for_status()
@@ -137,7 +164,12 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
             state = (await c.get("/admin/campaigns/winter")).json()
             sent = state["messages"].get("sent", 0)
         window = time.time() - started
+        server_cpu, courier_cpu = (
+            after - first for after, first in zip(tree_cpu(server_pid), cpu_before, strict=True)
+        )
     return {
+        "server_cpu_ms": server_cpu * 1000 / max(sent, 1),
+        "courier_cpu_ms": courier_cpu * 1000 / max(sent, 1),
         "sent": sent,
         "window_s": window,
         "per_s": sent / window,
@@ -251,12 +283,16 @@ def main() -> None:
                 "bench": "broadcast",
                 "runs": args.runs,
                 "recipients": args.recipients,
-        "couriers": args.couriers,
+                "couriers": args.couriers,
                 "message_bytes": size,
                 "messages_per_s": round(per_s, 1),
                 "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs]), 1),
                 "rss_before_mb": round(median([r["rss_before_mb"] for r in runs]), 1),
-        "every_run": [[round(r["per_s"], 1), round(r["peak_rss_mb"], 1)] for r in runs],
+                "cpu_ms_per_message": {
+                    "server": round(median([r["server_cpu_ms"] for r in runs]), 3),
+                    "couriers": round(median([r["courier_cpu_ms"] for r in runs]), 3),
+                },
+                "every_run": [[round(r["per_s"], 1), round(r["peak_rss_mb"], 1)] for r in runs],
                 "wire": {
                     "what": "smtp-source to smtp-sink, same count and size",
                     "per_s": round(wire, 1),
