@@ -97,6 +97,15 @@ def object_of(event: Event) -> tuple[str, str] | None:
     return (catalog, item_id) if catalog and item_id else None
 
 
+class VariantSent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The variant of an A/B-tested campaign one contact of its test share was sent, and which
+    of its figures the contact was counted in already (each at most once)."""
+
+    variant: str
+    sent_at: float = 0.0  # when its `Email Sent` came: conversions count from then
+    counted: list[str] = msgspec.field(default_factory=list)  # "sent", "opens", ...
+
+
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.
 
@@ -120,6 +129,11 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     marketing_sent: list[float] = msgspec.field(default_factory=list)
     topic_sent: dict[str, list[float]] = msgspec.field(default_factory=dict)
     segments: SegmentState = msgspec.field(default_factory=SegmentState)
+    # Campaign id → the variant of its A/B test this contact got, for its test share only.
+    # Kept on the profile, not in a table of its own: the fold has the profile at hand for
+    # every event of the contact (an open, a click, a conversion), and writes it in the commit
+    # that counts the event, so attributing costs no read and counts exactly once.
+    variants: dict[str, VariantSent] = msgspec.field(default_factory=dict)
 
 
 class MessageClass(StrEnum):
@@ -142,6 +156,9 @@ class SendIntent(msgspec.Struct, kw_only=True):
     message_class: str = MessageClass.MARKETING
     topic: str | None = None
     campaign: str | None = None
+    variant: str | None = None  # of the campaign's A/B test
+    # A subject line (Jinja) instead of the template's: a variant's.
+    subject: str | None = None
     journey: str | None = None
     step: str | None = None
     event_offset: int = 0

@@ -7,7 +7,8 @@ Created over the admin API (or the CLI, which calls it) from data such as
  "audience": {"segment": "engaged"}, "topic": "promotions", "send_at": "2026-11-27T08:00:00Z"}
 ```
 
-`audience` is a segment of the project, or `"all"` (every contact with an address). Every
+`audience` is a segment of the project, or `"all"` (every contact with an address); an
+optional `ab_test` tests variants on part of it first (see mailpulse.campaigns.abtest). Every
 mistake is refused with a JSON Pointer to it and the fix, and nothing is created.
 """
 
@@ -22,19 +23,24 @@ import msgspec
 
 from mailpulse.audience.segments.conditions import epoch
 from mailpulse.audience.segments.located import DataLocated, Located
+from mailpulse.campaigns.abtest import AbTest, ab_test_from_data
 from mailpulse.yamlnodes import suggest
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_KEYS = ("id", "name", "template", "audience", "topic", "send_at", "local_time")
+_KEYS = ("id", "name", "template", "audience", "topic", "send_at", "local_time", "ab_test")
 # The first zone to reach a wall-clock time is UTC+14 (Kiribati): a campaign sent at a local
 # time starts then, and holds each message until its recipient's clock shows that time.
 _EARLIEST_OFFSET = 14 * 3600
 _EXAMPLE = '{"id": "spring-sale", "template": "sale", "audience": {"segment": "engaged"}}'
 
 # Where a campaign stands: `scheduled` until its time, `sending` while its audience is read,
-# `sent` once every recipient's message is queued; `paused` and `cancelled` by a person.
+# `sent` once every recipient's message is queued; `paused` and `cancelled` by a person. An
+# A/B-tested one is `testing` between its test sends and the decision, and `awaiting decision`
+# when the test could not tell and a person is to pick.
 SCHEDULED, SENDING, SENT, PAUSED, CANCELLED = "scheduled", "sending", "sent", "paused", "cancelled"
+TESTING, AWAITING_DECISION = "testing", "awaiting decision"
 CAMPAIGN_SEND = "Campaign Send"
+_KEY_PREFIX = "campaign:"
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -46,11 +52,20 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     send_at: float = 0.0  # epoch seconds; 0: at once
     # A wall-clock time ("2026-12-01T09:00") each recipient gets it at, on their own clock.
     local_time: str | None = None
+    ab_test: AbTest | None = None
     created_at: float = 0.0
 
     def key_for(self, contact_id: str) -> str:
         """The idempotency key of the message to one recipient."""
-        return f"campaign:{self.id}:{contact_id}"
+        return f"{_KEY_PREFIX}{self.id}:{contact_id}"
+
+
+def campaign_of_key(key: str) -> str | None:
+    """The campaign a message's idempotency key (`Campaign.key_for`) is of, if any."""
+    if not key.startswith(_KEY_PREFIX):
+        return None
+    campaign_id, colon, _ = key[len(_KEY_PREFIX) :].partition(":")
+    return campaign_id if colon else None
 
 
 def campaign_from_data(
@@ -91,6 +106,7 @@ def campaign_from_data(
         topic=entries["topic"].text("topic") if "topic" in entries else None,
         send_at=send_at,
         local_time=local_time,
+        ab_test=ab_test_from_data(entries["ab_test"], templates) if "ab_test" in entries else None,
         created_at=now,
     )
 

@@ -10,6 +10,7 @@ from jinja2 import Template
 from jinja2.sandbox import SecurityError
 
 from mailpulse.errors import RenderError
+from mailpulse.render.subject import subject_template
 from mailpulse.types import RenderedContent
 
 PREHEADER_VARIABLE = "_preheader"
@@ -42,10 +43,12 @@ class CompiledTemplate:
     def __repr__(self) -> str:
         return f"CompiledTemplate({self.name!r}, version={self.version!r})"
 
-    def render(self, context: Mapping[str, Any]) -> RenderedContent:
-        """Subject, preheader, HTML and text for one recipient; any failure is a RenderError."""
+    def render(self, context: Mapping[str, Any], subject: str | None = None) -> RenderedContent:
+        """Subject, preheader, HTML and text for one recipient; any failure is a RenderError.
+        `subject`: a subject line (Jinja) instead of the template's own."""
         try:
-            subject = _one_line(self._subject.render(context))
+            lines = self._subject if subject is None else subject_template(subject)
+            subject = _one_line(lines.render(context))
             preheader = _one_line(self._preheader.render(context)) if self._preheader else ""
             html = self._html.render(context, **{PREHEADER_VARIABLE: preheader})
             text = _EXTRA_BLANK_LINES.sub("\n\n", self._text.render(context)).strip() + "\n"

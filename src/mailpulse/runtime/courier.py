@@ -125,7 +125,7 @@ class MessageFactory:
         lookup = RenderCatalog(items or {}, asking=self._catalog is not None and not final)
         context["catalog"] = lookup
         try:
-            content = self._templates.get(intent.template).render(context)
+            content = self._templates.get(intent.template).render(context, intent.subject)
         except RenderError:
             # It may have failed on an item it did not have yet (a price that was missing).
             if lookup.missing:

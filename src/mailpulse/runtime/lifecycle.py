@@ -32,6 +32,10 @@ def lifecycle_event(
         "message_class": intent.message_class,
         **properties,
     }
+    if intent.campaign:
+        props["campaign"] = intent.campaign
+        if intent.variant:
+            props["variant"] = intent.variant
     if intent.journey:
         props["journey"] = intent.journey
         props["step"] = intent.step
