@@ -143,7 +143,14 @@ rate = "20/s"
         ('rate = "20/s"', 'rate = "0/s"', '"0/s"', "more than 0"),
         ('rate = "20/s"', "rate = 20", "rate = 20", "Expected `str`, got `int`"),
         ('rate = "20/s"', 'ratee = "20/s"', "ratee", "did you mean 'rate'"),
-        ('rate = "100/s"', "", "[[delivery.shaping]]", "[[delivery.shaping]] needs 'rate'"),
+        ('rate = "100/s"', "", "[[delivery.shaping]]", "give a rate, connections or messages"),
+        ('domain = "yahoo.com"', 'mx = "yahoodns"', "yahoodns", "write the end of the mail hosts"),
+        ('domain = "yahoo.com"', 'mx = "*"', 'mx = "*"', "write the end of the mail hosts"),
+        ('domain = "yahoo.com"', 'domain = "yahoo.com"\nmx = "a.b"', "a.b", "not both"),
+        ('domain = "gmail.com"', "", "[[delivery.shaping]]", "give the domain (or '*') or the"),
+        ('rate = "20/s"', "connections = 0", "connections = 0", "must be at least 1, not 0"),
+        ('rate = "20/s"', "messages_per_connection = -2", "messages_per", "at least 1, not -2"),
+        ('rate = "20/s"', 'connections = "5"', 'connections = "5"', "Expected `int | null`"),
         ('domain = "yahoo.com"', 'domain = "yahoo com"', "yahoo com", "not a domain name"),
         ('domain = "yahoo.com"', 'domain = "*.yahoo.com"', "*.yahoo.com", "covers its subdomains"),
         ('domain = "yahoo.com"', 'domain = "GMAIL.com"', "GMAIL", "has a rule already (line"),
@@ -158,6 +165,59 @@ def test_shaping_errors_name_the_line(
         load_project(project)
     assert err.value.line == line_of(project, needle)
     assert message in err.value.message
+
+
+def test_rules_by_mail_host_and_connections_load(project: Path) -> None:
+    add_shaping(
+        project,
+        """
+        [[delivery.shaping]]
+        mx = ".Google.com"
+        connections = 5
+        messages_per_connection = 50
+
+        [[delivery.shaping]]
+        domain = "gmail.com"
+        rate = "10/s"
+        """,
+    )
+    shaping = load_project(project).shaping
+    workspace = shaping.destination("ann@shop.test", ["aspmx.l.google.com"])
+    assert workspace is not None and workspace.key == "mx:google.com"
+    assert (workspace.rule.rate, workspace.rule.connections) == (None, 5)
+    assert workspace.rule.messages_per_connection == 50
+    gmail = shaping.destination("ann@gmail.com", ["gmail-smtp-in.l.google.com"])
+    assert gmail is not None and gmail.key == "gmail.com"  # a domain rule wins
+
+
+def test_one_rule_per_mail_host_suffix(project: Path) -> None:
+    add_shaping(project, '[[delivery.shaping]]\nmx = "google.com"\nconnections = 5\n')
+    add_shaping(project, '[[delivery.shaping]]\nmx = "GOOGLE.com"\nrate = "1/s"\n')
+    with pytest.raises(ProjectError) as err:
+        load_project(project)
+    assert err.value.line == line_of(project, '"GOOGLE.com"')
+    assert "has a rule already" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ('["dns.example:53"]', "is an IP address"),
+        ('["127.0.0.1:0"]', "from 1 to 65535"),
+        ('["[::1]x"]', "[address]:port"),
+    ],
+)
+def test_nameservers_must_be_addresses(project: Path, written: str, message: str) -> None:
+    edit(project, 'max_age = "1h"', f'max_age = "1h"\nnameservers = {written}')
+    with pytest.raises(ProjectError) as err:
+        load_project(project)
+    assert err.value.line == line_of(project, "nameservers")
+    assert message in err.value.message
+
+
+def test_nameservers_load(project: Path) -> None:
+    edit(project, 'max_age = "1h"', 'max_age = "1h"\nnameservers = ["127.0.0.1:5353", "::1"]')
+    assert load_project(project).nameservers == (("127.0.0.1", 5353), ("::1", 53))
 
 
 def test_not_a_project(tmp_path: Path) -> None:

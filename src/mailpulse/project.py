@@ -11,13 +11,14 @@ import tomllib
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 
 from mailpulse.audience.segments import Segment, SegmentSet, load_segments
 from mailpulse.delivery import DkimSigner
-from mailpulse.delivery.shaping import Shaping, ShapingRule, rule_domain
+from mailpulse.delivery.mx import nameserver
+from mailpulse.delivery.shaping import Shaping, ShapingRule, mx_suffix, rule_domain
 from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
@@ -61,15 +62,26 @@ class SmtpSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     implicit_tls: bool = False
     username: str | None = None
     password: str | None = None
-    tls_verify: bool = True
+    # Check the server's certificate: by default yes for the relay, no for MX hosts (as MTAs
+    # do with opportunistic STARTTLS).
+    tls_verify: bool | None = None
     max_connections: int = 10
     max_messages_per_connection: int = 100
     timeout: str = "30s"
+    # "relay": everything through host:port; "mx": to each recipient domain's mail hosts.
+    route: Literal["relay", "mx"] = "relay"
+    # The port of mail hosts under route = "mx": 25, but for tests against local servers.
+    mx_port: int = 25
 
 
 class ShapingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    domain: str  # a recipient domain (its subdomains too), or "*" for each other domain
-    rate: str  # "100/s", "6000/m", "50000/h"
+    # One of: a recipient domain (its subdomains too), or "*" for each other domain; or a
+    # suffix of mail host names ("google.com": every domain whose MX is Google's).
+    domain: str = ""
+    mx: str = ""
+    rate: str = ""  # "100/s", "6000/m", "50000/h"
+    connections: int | None = None  # transactions at once, per sending process
+    messages_per_connection: int | None = None  # direct-MX delivery
 
 
 class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -82,6 +94,8 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # on a machine with cores to spare; each keeps its own SMTP connections.
     couriers: int = 1
     shaping: list[ShapingSection] = msgspec.field(default_factory=list)
+    # DNS resolvers for mail host look-ups ("127.0.0.1:5353"); the system's by default.
+    nameservers: list[str] = msgspec.field(default_factory=list)
 
 
 class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -204,26 +218,57 @@ def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectErro
 
 
 def _shaping(config: ProjectConfig, path: Path, text: str) -> Shaping:
-    def error(index: int, key: str, why: object) -> ProjectError:
+    def error(index: int, key: str | None, why: object) -> ProjectError:
         line = _line_of(text, "delivery.shaping", key, index)
-        return ProjectError(path, f"[[delivery.shaping]] {key}: {why}", line)
+        where = f"[[delivery.shaping]] {key}" if key else "[[delivery.shaping]]"
+        return ProjectError(path, f"{where}: {why}", line)
 
     rules: list[ShapingRule] = []
     for index, section in enumerate(config.delivery.shaping):
+        if section.domain and section.mx:
+            raise error(index, "mx", "give domain or mx, not both")
+        if not section.domain and not section.mx:
+            raise error(index, None, "give the domain (or '*') or the mx suffix it limits")
+        key = "domain" if section.domain else "mx"
         try:
-            domain = rule_domain(section.domain)
+            domain = rule_domain(section.domain) if section.domain else ""
+            mx = mx_suffix(section.mx) if section.mx else ""
         except ValueError as exc:
-            raise error(index, "domain", exc) from exc
+            raise error(index, key, exc) from exc
         try:
-            rate = parse_rate(section.rate)
+            rate = parse_rate(section.rate) if section.rate else None
         except ValueError as exc:
             raise error(index, "rate", exc) from exc
-        first = next((n for n, rule in enumerate(rules) if rule.domain == domain), None)
+        for limit in ("connections", "messages_per_connection"):
+            value = getattr(section, limit)
+            if value is not None and value < 1:
+                raise error(index, limit, f"must be at least 1, not {value}")
+        if rate is None and section.connections is None and section.messages_per_connection is None:
+            raise error(index, None, "give a rate, connections or messages_per_connection")
+        first = next(
+            (n for n, rule in enumerate(rules) if (rule.domain, rule.mx) == (domain, mx)), None
+        )
         if first is not None:
-            line = _line_of(text, "delivery.shaping", "domain", first)
-            raise error(index, "domain", f"{domain!r} has a rule already (line {line}); keep one")
-        rules.append(ShapingRule(domain, rate))
+            line = _line_of(text, "delivery.shaping", key, first)
+            raise error(index, key, f"{domain or mx!r} has a rule already (line {line}); keep one")
+        rules.append(
+            ShapingRule(
+                domain,
+                rate,
+                mx=mx,
+                connections=section.connections,
+                messages_per_connection=section.messages_per_connection,
+            )
+        )
     return Shaping(rules)
+
+
+def _nameservers(config: ProjectConfig, path: Path, text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return tuple(nameserver(written) for written in config.delivery.nameservers)
+    except ValueError as exc:
+        line = _line_of(text, "delivery", "nameservers")
+        raise ProjectError(path, f"[delivery] nameservers: {exc}", line) from exc
 
 
 def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations, Shaping]:
@@ -282,6 +327,7 @@ class Project:
     config: ProjectConfig
     durations: Durations
     shaping: Shaping
+    nameservers: tuple[tuple[str, int], ...]
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
     segments: dict[str, Segment]
@@ -330,6 +376,7 @@ def load_project(project_dir: Path) -> Project:
     text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
     _check_sender(config, project_dir / CONFIG_FILE, text)
     send_policy = _send_policy(config, project_dir / CONFIG_FILE, text)
+    nameservers = _nameservers(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
     segments = load_segments(project_dir / "segments")
     journeys = load_journeys(
@@ -341,6 +388,7 @@ def load_project(project_dir: Path) -> Project:
         config=config,
         durations=durations,
         shaping=shaping,
+        nameservers=nameservers,
         templates=templates,
         journeys={j.id: j for j in journeys},
         segments={seg.id: seg for seg in segments},

@@ -9,17 +9,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailpulse.delivery.mx import MxResolver, nameserver
 from mailpulse.delivery.shaping import (
     RESERVE_AHEAD,
     Backoff,
+    ConnectionLimits,
     Destination,
+    Destinations,
     LocalTimeline,
     RateLimiter,
     Shaping,
     ShapingRule,
     asks_to_slow_down,
+    mx_suffix,
     rule_domain,
 )
+from tests.dns_server import DnsServer
 
 # -- rules ---------------------------------------------------------------------------------
 
@@ -115,6 +120,106 @@ def test_matching_agrees_with_its_definition(
 
     found = Shaping(rules).destination(f"x@{recipient}")
     assert (None if found is None else (found.key, found.rule.rate)) == expected
+
+
+@given(
+    st.lists(_DOMAINS, max_size=4, unique=True),
+    st.lists(_DOMAINS, max_size=4, unique=True),
+    st.lists(_DOMAINS, max_size=3),
+    st.booleans(),
+    _DOMAINS,
+)
+def test_mx_matching_agrees_with_its_definition(
+    domains: list[str],
+    suffixes: list[str],
+    hosts: list[str],
+    with_default: bool,
+    recipient: str,
+) -> None:
+    """A domain rule covering the recipient wins; else the first mail host (by preference)
+    that some MX suffix covers, by its longest such suffix; else `*`, for the recipient's
+    domain. An MX rule is one destination, named after its suffix."""
+    rules = [ShapingRule(d, 1.0) for d in domains]
+    rules += [ShapingRule(rate=2.0, mx=m) for m in suffixes]
+    if with_default:
+        rules.append(ShapingRule("*", 100.0))
+
+    def covering(names: list[str], name: str) -> list[str]:
+        return [n for n in names if name == n or name.endswith("." + n)]
+
+    expected: str | None = recipient if with_default else None
+    by_host = [max(covering(suffixes, h), key=len) for h in hosts if covering(suffixes, h)]
+    if covering(domains, recipient):
+        expected = max(covering(domains, recipient), key=len)
+    elif by_host:
+        expected = "mx:" + by_host[0]
+
+    found = Shaping(rules).destination(f"x@{recipient}", hosts)
+    assert (None if found is None else found.key) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "suffix"),
+    [("google.com", "google.com"), (".Google.COM.", "google.com"), ("mail.icloud.com", None)],
+)
+def test_mx_suffixes(written: str, suffix: str | None) -> None:
+    assert mx_suffix(written) == (suffix or written)
+
+
+@pytest.mark.parametrize("bad", ["*", "com", "", "goo gle.com"])
+def test_an_mx_suffix_is_a_domain_name_of_two_labels(bad: str) -> None:
+    with pytest.raises(ValueError):
+        mx_suffix(bad)
+
+
+async def test_destinations_by_mail_host_from_dns(dns_server: DnsServer) -> None:
+    dns_server.zone.update(
+        {
+            "acme.test": {"mx": [(1, "aspmx.l.google.com"), (5, "alt1.aspmx.l.google.com")]},
+            "gmail.com": {"mx": [(5, "gmail-smtp-in.l.google.com")]},
+            "other.test": {"mx": [(10, "mx.other.test")]},
+        }
+    )
+    dns_server.failing.add("down.test")
+    rules = [
+        ShapingRule(mx="google.com", connections=5),
+        ShapingRule("gmail.com", 10.0),
+        ShapingRule("*", 50.0),
+    ]
+    destinations = Destinations(
+        Shaping(rules), MxResolver([nameserver(dns_server.address)], timeout=1.0)
+    )
+    assert destinations.known("ann@acme.test") == (False, None)  # not looked up yet
+    workspace = await destinations.of("ann@acme.test")
+    assert workspace is not None and workspace.key == "mx:google.com"
+    assert destinations.known("bob@ACME.test") == (True, workspace)
+    # A domain rule decides without a look-up.
+    assert destinations.known("ann@gmail.com")[1] == Destination("gmail.com", rules[1])
+    other = await destinations.of("ann@other.test")
+    assert other is not None and (other.key, other.rule) == ("other.test", rules[2])
+    # A failed look-up leaves it to the domain rules and `*`.
+    down = await destinations.of("ann@down.test")
+    assert down is not None and (down.key, down.rule) == ("down.test", rules[2])
+    assert dns_server.asked[("gmail.com", "mx")] == 0
+
+
+async def test_connection_limits_hold_a_destination_to_its_connections() -> None:
+    limits = ConnectionLimits()
+    limited = Destination("mx:google.com", ShapingRule(mx="google.com", connections=2))
+    free = Destination("other.test", ShapingRule("other.test", 5.0))
+    most = 0
+
+    async def send(destination: Destination) -> None:
+        nonlocal most
+        await limits.acquire(destination)
+        most = max(most, limits.in_flight(limited.key))
+        await asyncio.sleep(0.01)
+        limits.release(destination)
+
+    await asyncio.gather(*(send(limited) for _ in range(10)), *(send(free) for _ in range(5)))
+    assert most == 2
+    assert limits.in_flight(limited.key) == 0
+    assert not limits._slots  # nobody sends there now: forgotten
 
 
 # -- the limiter over an in-process timeline --------------------------------------------------

@@ -32,6 +32,7 @@ from mailpulse.api import create_app
 from mailpulse.delivery import dns_txt_record, generate_rsa_key
 from mailpulse.project import Project, load_project
 from mailpulse.runtime.pipeline import Pipeline
+from tests.dns_server import dns_server as dns_server
 
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"
@@ -182,17 +183,28 @@ class Sink:
     """aiosmtpd on the test loop, scripted by recipient."""
 
     port: int = 0
+    host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another mail host
     delay: float = 0.0  # seconds before each end-of-DATA reply: a slow receiver
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    # Messages being taken at once per recipient domain, now and at most (with a `delay`,
+    # how many transactions a sender keeps open to the domain at once).
+    busy: Counter[str] = field(default_factory=Counter)
+    most_busy: Counter[str] = field(default_factory=Counter)
     _deferred: dict[str, int] = field(default_factory=dict)
     _server: asyncio.AbstractServer | None = None
     _arrival: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.delay:
-            await asyncio.sleep(self.delay)
         rcpt = envelope.rcpt_tos[0]
+        if self.delay:
+            domain = rcpt.rpartition("@")[2].lower()
+            self.busy[domain] += 1
+            self.most_busy[domain] = max(self.most_busy[domain], self.busy[domain])
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.busy[domain] -= 1
         local = rcpt.partition("@")[0]
         m = _DEFER.match(local)
         if m and self._deferred.get(rcpt, 0) < int(m.group(2)):
@@ -216,7 +228,7 @@ class Sink:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="sink.test", enable_SMTPUTF8=True), "127.0.0.1", 0
+            lambda: SMTP(self, hostname="sink.test", enable_SMTPUTF8=True), self.host, self.port
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -1,8 +1,13 @@
 """Traffic shaping: each destination gets at most its configured rate, however many processes send.
 
-A `ShapingRule` limits a recipient domain and its subdomains to a rate; the rule for `*`
-limits every other recipient domain, each on its own. The most specific rule wins, and a
-domain no rule covers is never delayed.
+A `ShapingRule` limits a recipient domain and its subdomains (`domain`), or every recipient
+domain whose mail hosts lie under a suffix (`mx`, such as "google.com" for every Google
+Workspace domain): to a rate, to a number of transactions at once, or both. The rule for `*`
+limits every other recipient domain, each on its own. A domain rule wins over an MX rule, the
+most specific wins, `*` comes last, and a domain no rule covers is never delayed.
+
+An MX rule is one destination for all the domains it covers, as KumoMTA's mx_rollup: one
+provider's domains share its rate and connections.
 
 The rate is kept with GCRA (the generic cell rate algorithm) in its scheduling form: every
 destination has a timeline whose end, the "theoretical arrival time" (TAT), is the earliest
@@ -23,13 +28,16 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from mailpulse.delivery.address import ascii_domain
+from mailpulse.delivery.mx import LookupFailed, MxResolver
 
 ANY_DOMAIN = "*"
+MX_KEY = "mx:"  # before an MX rule's suffix, in its name: a domain name has no colon
 
 # How far ahead one process reserves a destination's turns. Turns reserved are spent even if
 # their sends never happen (the process stops or dies), and other processes queue behind
@@ -55,13 +63,37 @@ def rule_domain(text: str) -> str:
     return name
 
 
+def mx_suffix(text: str) -> str:
+    """An MX rule's suffix of mail host names ("google.com", ".google.com" alike). Raises
+    ValueError for anything that is not a domain name of two labels or more."""
+    name = text.strip().lower().strip(".")
+    if name == ANY_DOMAIN or "." not in name:
+        raise ValueError(
+            f"{text!r}: write the end of the mail hosts' names, e.g. 'google.com' for "
+            "aspmx.l.google.com"
+        )
+    return rule_domain(name)
+
+
 @dataclass(frozen=True)
 class ShapingRule:
-    """At most `rate` messages per second to `domain` and its subdomains (`*`: to each other
-    domain)."""
+    """At most `rate` messages per second and `connections` transactions at once to `domain`
+    and its subdomains (`*`: to each other domain), or to the domains whose mail hosts lie
+    under `mx`; None: not limited. `messages_per_connection` applies to direct-MX delivery.
+    Rules with one `provider` are one destination (the built-in rules of a mailbox provider)."""
 
-    domain: str
-    rate: float
+    domain: str = ""
+    rate: float | None = None
+    mx: str = ""
+    connections: int | None = None
+    messages_per_connection: int | None = None
+    provider: str = ""
+
+    @property
+    def name(self) -> str:
+        """What the rule is called in metrics and status, and its destination's key unless it
+        is the `*` rule (each domain its own)."""
+        return self.provider or (MX_KEY + self.mx if self.mx else self.domain)
 
 
 @dataclass(frozen=True)
@@ -73,41 +105,150 @@ class Destination:
     rule: ShapingRule
 
 
+def recipient_domain(address: str) -> str:
+    """The domain of a recipient address as rules see it (lower case, IDNA when it can be)."""
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    with contextlib.suppress(ValueError):  # undeliverable; the default rule still applies
+        domain = ascii_domain(domain)
+    return domain
+
+
+def _most_specific(rules: dict[str, ShapingRule], name: str) -> ShapingRule | None:
+    """The rule of the longest key that `name` equals or ends in after a dot."""
+    suffix = name
+    while True:
+        rule = rules.get(suffix)
+        if rule is not None:
+            return rule
+        _, dot, suffix = suffix.partition(".")
+        if not dot:
+            return None
+
+
 class Shaping:
-    """The rules of a project, looked up by recipient address."""
+    """The rules of a project, looked up by recipient address (and its domain's mail hosts)."""
 
     def __init__(self, rules: Iterable[ShapingRule] = ()) -> None:
+        self.rules = list(rules)
         self._by_domain: dict[str, ShapingRule] = {}
+        self._by_mx: dict[str, ShapingRule] = {}
         self._default: ShapingRule | None = None
-        for rule in rules:
-            if rule.domain in self._by_domain or (
+        for rule in self.rules:
+            if rule.mx:
+                if rule.mx in self._by_mx:
+                    raise ValueError(f"two shaping rules for mail hosts under {rule.mx!r}")
+                self._by_mx[rule.mx] = rule
+            elif rule.domain in self._by_domain or (
                 rule.domain == ANY_DOMAIN and self._default is not None
             ):
                 raise ValueError(f"two shaping rules for {rule.domain!r}")
-            if rule.domain == ANY_DOMAIN:
+            elif rule.domain == ANY_DOMAIN:
                 self._default = rule
             else:
                 self._by_domain[rule.domain] = rule
 
     def __bool__(self) -> bool:
-        return bool(self._by_domain) or self._default is not None
+        return bool(self.rules)
 
-    def destination(self, address: str) -> Destination | None:
-        """The destination of a recipient address, or None when no rule limits it."""
+    def needs_mail_hosts(self, address: str) -> bool:
+        """Whether the destination of `address` depends on its domain's mail hosts: an MX rule
+        may cover it and no domain rule does."""
+        return bool(self._by_mx) and self._domain_rule(recipient_domain(address)) is None
+
+    def _domain_rule(self, domain: str) -> ShapingRule | None:
+        return _most_specific(self._by_domain, domain)
+
+    def destination(self, address: str, mail_hosts: Sequence[str] = ()) -> Destination | None:
+        """The destination of a recipient address, or None when no rule limits it.
+        `mail_hosts`: its domain's, by preference; the first that an MX rule covers decides,
+        by that host's most specific rule. Without them, only domain rules and `*` apply."""
         if not self:
             return None
-        domain = address.rpartition("@")[2].lower().rstrip(".")
-        with contextlib.suppress(ValueError):  # undeliverable; the default rule still applies
-            domain = ascii_domain(domain)
-        suffix = domain
-        while True:
-            rule = self._by_domain.get(suffix)
-            if rule is not None:
-                return Destination(rule.domain, rule)
-            _, dot, suffix = suffix.partition(".")
-            if not dot:
-                break
+        domain = recipient_domain(address)
+        rule = self._domain_rule(domain)
+        if rule is None and self._by_mx:
+            rule = next(
+                (
+                    found
+                    for host in mail_hosts
+                    if (found := _most_specific(self._by_mx, host.lower().rstrip("."))) is not None
+                ),
+                None,
+            )
+        if rule is not None:
+            return Destination(rule.name, rule)
         return None if self._default is None else Destination(domain, self._default)
+
+
+class Destinations:
+    """The destination of each send: by its domain's rules, and by its mail hosts where an MX
+    rule may decide. A lookup that fails leaves the domain rules and `*` to decide: a send is
+    never held up by DNS beyond the resolver's timeout, nor lost to it."""
+
+    def __init__(self, shaping: Shaping, resolver: MxResolver) -> None:
+        self.shaping = shaping
+        self._resolver = resolver
+
+    def known(self, address: str) -> tuple[bool, Destination | None]:
+        """`(True, destination)` when it is known without a lookup, else `(False, None)`."""
+        if not self.shaping.needs_mail_hosts(address):
+            return True, self.shaping.destination(address)
+        hosts = self._resolver.cached(recipient_domain(address))
+        if hosts is None:
+            return False, None
+        return True, self.shaping.destination(address, hosts.hosts)
+
+    async def of(self, address: str) -> Destination | None:
+        hosts: tuple[str, ...] = ()
+        if self.shaping.needs_mail_hosts(address):
+            with contextlib.suppress(LookupFailed):
+                hosts = (await self._resolver.mail_hosts(recipient_domain(address))).hosts
+        return self.shaping.destination(address, hosts)
+
+
+class ConnectionLimits:
+    """SMTP transactions under way per destination, at most its rule's `connections` at once.
+
+    Kept by the one process that sends (its sender sees every send of every courier process):
+    in scale-out each worker keeps its own, as KumoMTA's limits hold per node."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._users: Counter[str] = Counter()  # holding or waiting for a slot
+        self._holding: Counter[str] = Counter()
+
+    def in_flight(self, key: str) -> int:
+        return self._holding[key]
+
+    async def acquire(self, destination: Destination) -> None:
+        limit = destination.rule.connections
+        if limit is None:
+            return
+        key = destination.key
+        slots = self._slots.setdefault(key, asyncio.Semaphore(limit))
+        self._users[key] += 1
+        try:
+            await slots.acquire()
+        except BaseException:
+            self._leave(key)
+            raise
+        self._holding[key] += 1
+
+    def release(self, destination: Destination) -> None:
+        if destination.rule.connections is None:
+            return
+        key = destination.key
+        self._holding[key] -= 1
+        if not self._holding[key]:
+            del self._holding[key]
+        self._slots[key].release()
+        self._leave(key)
+
+    def _leave(self, key: str) -> None:
+        # A destination nobody sends to is forgotten: the `*` rule makes one per domain.
+        self._users[key] -= 1
+        if not self._users[key]:
+            del self._users[key], self._slots[key]
 
 
 @runtime_checkable
@@ -232,6 +373,7 @@ class RateLimiter:
         batch: list[tuple[int, asyncio.Future[float]]] = []
         try:
             while True:
+                assert destination.rule.rate is not None, "a rule without a rate has no turns"
                 rate = destination.rule.rate * self.backoff.factor(key)
                 batch = self._take(key, max(1, math.ceil(rate * RESERVE_AHEAD)))
                 if not batch:

@@ -49,7 +49,7 @@ def _describe(error: BaseException) -> str:
     return text if isinstance(error, SmtpProtocolError) else f"{type(error).__name__}: {text}"
 
 
-def _result(
+def delivery_result(
     key: str, status: DeliveryStatus, code: int, enhanced: str, text: str
 ) -> DeliveryResult:
     return DeliveryResult(
@@ -58,7 +58,7 @@ def _result(
 
 
 def _from_reply(key: str, reply: Reply) -> DeliveryResult:
-    return _result(key, _status(reply.code), reply.code, reply.enhanced, reply.text)
+    return delivery_result(key, _status(reply.code), reply.code, reply.enhanced, reply.text)
 
 
 class SmtpRelay:
@@ -79,8 +79,10 @@ class SmtpRelay:
         max_connections: int = 10,
         max_messages_per_connection: int = 100,
         timeout: float = 30.0,
+        server_name: str | None = None,
     ) -> None:
-        """`starttls`: None uses it when offered, True requires it, False never uses it."""
+        """`starttls`: None uses it when offered, True requires it, False never uses it.
+        `server_name`: the name TLS verifies when `host` is an address."""
         if max_connections < 1 or max_messages_per_connection < 1:
             raise ValueError("max_connections and max_messages_per_connection must be >= 1")
         if timeout <= 0:
@@ -98,6 +100,7 @@ class SmtpRelay:
             username=username,
             password=password,
             timeout=timeout,
+            server_name=server_name,
         )
         self._ssl_context = ssl_context
         self._tls_verify = tls_verify
@@ -154,7 +157,7 @@ class SmtpRelay:
         try:
             rcpt_addr = _envelope_address(rcpt_to)
         except ValueError as err:
-            return _result(key, DeliveryStatus.BOUNCED, 0, "5.1.3", str(err))
+            return delivery_result(key, DeliveryStatus.BOUNCED, 0, "5.1.3", str(err))
         # A reused connection the server dropped while idle fails before anything is accepted;
         # that one attempt is repeated on a fresh connection.
         for attempt in (1, 2):
@@ -163,11 +166,11 @@ class SmtpRelay:
             except SmtpSetupError as err:
                 reply = err.reply
                 code, enhanced = (reply.code, reply.enhanced) if reply else (0, "")
-                return _result(key, DeliveryStatus.DEFERRED, code, enhanced, str(err))
+                return delivery_result(key, DeliveryStatus.DEFERRED, code, enhanced, str(err))
             except _RelayClosed:
-                return _result(key, DeliveryStatus.DEFERRED, 0, "", "relay closed")
+                return delivery_result(key, DeliveryStatus.DEFERRED, 0, "", "relay closed")
             except _NETWORK_ERRORS as err:
-                return _result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+                return delivery_result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
             reused = connection.transactions > 0
             self._in_flight += 1
             try:
@@ -178,7 +181,7 @@ class SmtpRelay:
                 self._checkin(connection)
                 if attempt == 1 and reused:
                     continue
-                return _result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+                return delivery_result(key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
             except asyncio.CancelledError:
                 self._in_flight -= 1
                 # Cancelled mid-conversation: the connection is in an unknown state. It goes,
@@ -318,7 +321,7 @@ class OpenTransaction:
         except _NETWORK_ERRORS as err:
             connection.close()
             relay._checkin(connection)
-            return _result(self._key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
+            return delivery_result(self._key, DeliveryStatus.DEFERRED, 0, "", _describe(err))
         except asyncio.CancelledError:
             connection.close()
             relay._checkin(connection)

@@ -41,6 +41,8 @@ class ConnectionSettings:
     username: str | None
     password: str | None
     timeout: float
+    # The name STARTTLS checks the certificate against when `host` is an address (direct MX).
+    server_name: str | None = None
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -248,7 +250,7 @@ class SmtpConnection:
             reader.transport,
             reader,
             tls_context,
-            server_hostname=settings.host,
+            server_hostname=settings.server_name or settings.host,
             ssl_handshake_timeout=settings.timeout,
         )
         self.encrypted = True

@@ -102,9 +102,17 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.shaping_connections = Gauge(
+            "mailpulse_shaping_connections",
+            "SMTP transactions under way to a destination whose rule limits its connections, "
+            "by rule (in this process).",
+            ["rule"],
+            registry=r,
+        )
         self.shaping_wait = Histogram(
             "mailpulse_shaping_wait_seconds",
-            "Time a send waited for its destination's turn, by shaping rule (its domain, or *).",
+            "Time a send waited for its destination's turn and connection, by shaping rule "
+            "(its domain, mx:suffix, provider, or *).",
             ["rule"],
             buckets=_LATENCY_BUCKETS,
             registry=r,

@@ -14,7 +14,6 @@ from functools import cached_property
 
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.campaigns.runner import CampaignRunner
-from mailpulse.delivery.shaping import RateLimiter
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
@@ -22,7 +21,8 @@ from mailpulse.runtime.fold import FoldWorker
 from mailpulse.runtime.sender import RetryPolicy, Sender
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.runtime.supervise import cancel_all, start_stages
-from mailpulse.runtime.wiring import rate_limiter_for
+from mailpulse.runtime.traffic import Traffic
+from mailpulse.runtime.wiring import traffic_for
 from mailpulse.store import EventLog, StateStore
 from mailpulse.types import Event
 
@@ -37,7 +37,7 @@ class PartitionRunner:
         state: StateStore,
         bus: Bus,
         courier: Courier,
-        limiter: RateLimiter,
+        traffic: Traffic,
         append: Callable[[Sequence[Event]], Awaitable[list[Event]]],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
@@ -53,8 +53,7 @@ class PartitionRunner:
             courier=courier,
             retry=RetryPolicy(project.durations.retry_schedule, project.durations.max_age),
             metrics=metrics,
-            shaping=project.shaping,
-            limiter=limiter,
+            traffic=traffic,
             concurrency=project.config.delivery.concurrency,
             partition=partition,
             clock=clock,
@@ -124,9 +123,10 @@ class PartitionParts:
     clock: Callable[[], float] = time.time
 
     @cached_property
-    def limiter(self) -> RateLimiter:
-        """One for every partition this process runs; with other processes' via the store."""
-        return rate_limiter_for(self.state)
+    def traffic(self) -> Traffic:
+        """One for every partition this process runs; turns shared with other processes'
+        through the store."""
+        return traffic_for(self.project, self.state)
 
     def runner(self, partition: int) -> PartitionRunner:
         return PartitionRunner(
@@ -136,7 +136,7 @@ class PartitionParts:
             state=self.state,
             bus=self.bus,
             courier=self.courier,
-            limiter=self.limiter,
+            traffic=self.traffic,
             append=self.append,
             metrics=self.metrics,
             clock=self.clock,

@@ -4,9 +4,11 @@ The courier renders, signs and runs the SMTP transaction; its answer (never an e
 4xx/5xx) decides the outbox row's next state: sent, bounced, deferred with a retry time, expired
 or failed. Every transition is recorded with its lifecycle event in one state transaction.
 
-A send to a destination that a shaping rule limits first waits for its turn. While it waits it
-holds no delivery slot (sends elsewhere go on), only a place among at most MAX_WAITING waiting
-sends; beyond those the sender takes nothing more from the bus, which keeps the rest.
+A send to a destination that a shaping rule limits first waits for its turn and for one of the
+destination's connections. While it waits it holds no delivery slot (sends elsewhere go on),
+only a place among at most MAX_WAITING waiting sends; beyond those the sender takes nothing more
+from the bus, which keeps the rest. The sender is the one place that sees every send of its
+process, whichever courier process carries it: it keeps the connection limits.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailpulse.bus import Bus
-from mailpulse.delivery.shaping import Destination, RateLimiter, Shaping, asks_to_slow_down
+from mailpulse.delivery.shaping import Destination, asks_to_slow_down
 from mailpulse.observe import Metrics
 from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
+from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import OutboxStatus, OutboxUpdate, StateStore
 from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
 
@@ -54,8 +57,7 @@ class Sender:
         courier: Courier,
         retry: RetryPolicy,
         metrics: Metrics,
-        shaping: Shaping,
-        limiter: RateLimiter,
+        traffic: Traffic,
         concurrency: int = 32,
         partition: int = 0,
         clock: Callable[[], float] = time.time,
@@ -72,8 +74,7 @@ class Sender:
         self._retry = retry
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
-        self._shaping = shaping
-        self._limiter = limiter
+        self._traffic = traffic
         self._waiting = asyncio.Semaphore(MAX_WAITING)
         self._turn_waits: dict[str, asyncio.Task[None]] = {}  # intent key -> its task
         self._partition = partition
@@ -87,7 +88,7 @@ class Sender:
         Nor is a send to a limited destination prepared: whether its turn is now is known
         only when it comes (in scale-out, from the shared store), and a transaction opened
         early would hold a connection that sends elsewhere need while it waits."""
-        if not self._slots.locked() and self._shaping.destination(intent.email) is None:
+        if not self._slots.locked() and self._traffic.unhindered(intent.email):
             self._courier.prepare(intent)
 
     async def run(self) -> None:
@@ -129,15 +130,13 @@ class Sender:
         if intent.key in self._in_hand:
             return
         self._in_hand.add(intent.key)
-        destination = self._shaping.destination(intent.email)
-        if destination is None:
+        if self._traffic.unhindered(intent.email):
             await self._slots.acquire()
             self._start(self._deliver(intent, attempts, self._courier.submit(intent)))
             return
+        # Its destination may take a DNS look-up to know: that waits in its own task too.
         await self._waiting.acquire()
-        self._turn_waits[intent.key] = self._start(
-            self._deliver_in_turn(intent, attempts, destination)
-        )
+        self._turn_waits[intent.key] = self._start(self._deliver_in_turn(intent, attempts))
 
     def _start(self, delivery: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(delivery)
@@ -153,18 +152,14 @@ class Sender:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _deliver_in_turn(
-        self, intent: SendIntent, attempts: int, destination: Destination
-    ) -> None:
+    async def _deliver_in_turn(self, intent: SendIntent, attempts: int) -> None:
         try:
-            waited = await self._limiter.wait_turn(destination)
-            await self._slots.acquire()
+            destination = await self._traffic.destinations.of(intent.email)
+            waited = await self._take_turn(destination)
         except Exception:
             self._in_hand.discard(intent.key)
             self._metrics.errors.labels("shaping").inc()
-            log.exception(
-                "no turn for %s to %s; its row stays as it was", intent.key, destination.key
-            )
+            log.exception("no turn for %s; its row stays as it was", intent.key)
             return
         except asyncio.CancelledError:
             self._in_hand.discard(intent.key)
@@ -172,8 +167,33 @@ class Sender:
         finally:
             del self._turn_waits[intent.key]
             self._waiting.release()
-        self._metrics.shaping_wait.labels(destination.rule.domain).observe(waited)
+        if destination is not None:
+            self._metrics.shaping_wait.labels(destination.rule.name).observe(waited)
         await self._deliver(intent, attempts, self._courier.submit(intent), destination)
+
+    async def _take_turn(self, destination: Destination | None) -> float:
+        """Waits for the destination's turn, one of its connections and a delivery slot (held
+        on return; none on an exception); answers the seconds waited."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        if destination is not None and destination.rule.rate is not None:
+            await self._traffic.limiter.wait_turn(destination)
+        if destination is not None:
+            await self._traffic.connections.acquire(destination)
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            if destination is not None:
+                self._traffic.connections.release(destination)
+            raise
+        if destination is not None:
+            self._count_connections(destination)
+        return loop.time() - asked
+
+    def _count_connections(self, destination: Destination) -> None:
+        if destination.rule.connections is not None:
+            in_flight = self._traffic.connections.in_flight(destination.key)
+            self._metrics.shaping_connections.labels(destination.rule.name).set(in_flight)
 
     async def _deliver(
         self,
@@ -198,8 +218,8 @@ class Sender:
             self._metrics.stage_smtp.observe(delivered.smtp_s)
             result = delivered.result
             if destination is not None and asks_to_slow_down(result.code, result.enhanced):
-                factor = self._limiter.backoff.slow_down(destination.key)
-                self._metrics.shaping_backoff.labels(destination.rule.domain).set(factor)
+                factor = self._traffic.limiter.backoff.slow_down(destination.key)
+                self._metrics.shaping_backoff.labels(destination.rule.name).set(factor)
             await self._record(intent, attempts + 1, delivered.message_id, result)
         except Exception:
             self._metrics.errors.labels("delivery").inc()
@@ -207,6 +227,9 @@ class Sender:
         finally:
             self._in_hand.discard(intent.key)
             self._slots.release()
+            if destination is not None:
+                self._traffic.connections.release(destination)
+                self._count_connections(destination)
 
     async def _record(
         self, intent: SendIntent, attempts: int, message_id: str, result: DeliveryResult

@@ -8,11 +8,26 @@ from mailpulse.catalog import CatalogReader, CatalogStore
 from mailpulse.catalog.postgres import PostgresCatalogStore
 from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery import DkimSigner, SmtpRelay
-from mailpulse.delivery.shaping import LocalTimeline, RateLimiter, Timeline
+from mailpulse.delivery.mx import MxResolver
+from mailpulse.delivery.mx_route import MxRoute, MxSettings
+from mailpulse.delivery.shaping import (
+    ConnectionLimits,
+    Destinations,
+    LocalTimeline,
+    RateLimiter,
+    Timeline,
+)
 from mailpulse.project import Project
-from mailpulse.runtime.courier import Courier, LocalCourier, MessageFactory, SenderIdentity
+from mailpulse.runtime.courier import (
+    Courier,
+    LocalCourier,
+    MessageFactory,
+    SenderIdentity,
+    Transport,
+)
 from mailpulse.runtime.courier_pool import CourierPool
 from mailpulse.runtime.courier_process import CourierProcess
+from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import StateStore
 from mailpulse.store.postgres import PostgresStateStore
 from mailpulse.store.sqlite import SqliteStateStore
@@ -30,11 +45,27 @@ def relay_for(project: Project, smtp: tuple[str, int] | None = None) -> SmtpRela
         implicit_tls=cfg.implicit_tls,
         username=cfg.username,
         password=cfg.password,
-        tls_verify=cfg.tls_verify,
+        tls_verify=cfg.tls_verify is not False,
         max_connections=cfg.max_connections,
         max_messages_per_connection=cfg.max_messages_per_connection,
         timeout=project.durations.smtp_timeout,
     )
+
+
+def transport_for(project: Project, smtp: tuple[str, int] | None = None) -> Transport:
+    """How the project's mail leaves: through its relay, or to each domain's mail hosts
+    (`[smtp] route`); `smtp` sends everything to a local sink instead (demo, tests)."""
+    cfg = project.config.smtp
+    if smtp is not None or cfg.route == "relay":
+        return relay_for(project, smtp)
+    settings = MxSettings(
+        port=cfg.mx_port,
+        max_connections=cfg.max_connections,
+        max_messages_per_connection=cfg.max_messages_per_connection,
+        tls_verify=bool(cfg.tls_verify),
+        timeout=project.durations.smtp_timeout,
+    )
+    return MxRoute(MxResolver(project.nameservers), project.shaping, settings)
 
 
 def sender_identity(project: Project) -> SenderIdentity:
@@ -66,7 +97,7 @@ def local_courier(
     smtp: tuple[str, int] | None = None,
     catalog: CatalogReader | None = None,
 ) -> LocalCourier:
-    return LocalCourier(message_factory(project, catalog), relay_for(project, smtp))
+    return LocalCourier(message_factory(project, catalog), transport_for(project, smtp))
 
 
 def embedded_catalog(data_dir: Path) -> SqliteCatalogStore:
@@ -88,6 +119,16 @@ def rate_limiter_for(state: StateStore) -> RateLimiter:
     """Shaping turns are kept where every process that sends sees them: in a store that can
     keep them (PostgreSQL, shared by all workers), else in this process, the only one."""
     return RateLimiter(state if isinstance(state, Timeline) else LocalTimeline())
+
+
+def traffic_for(project: Project, state: StateStore) -> Traffic:
+    """The shaping of one process's sends: its own resolver cache and connection counts; turns
+    kept where `rate_limiter_for` keeps them."""
+    return Traffic(
+        destinations=Destinations(project.shaping, MxResolver(project.nameservers)),
+        limiter=rate_limiter_for(state),
+        connections=ConnectionLimits(),
+    )
 
 
 def courier_processes(
