@@ -5,42 +5,54 @@ resume or cancel it.
     GET  /admin/campaigns                   every campaign, where it stands
     GET  /admin/campaigns/{id}              one, with its messages per delivery state
     POST /admin/campaigns/{id}/pause|resume|cancel
+    POST /admin/campaigns/{id}/winner       {"variant": "b"}: the rest of an A/B test's audience
+                                            gets it, whatever the test says or would say
 
-A template or segment the project does not have is a 404 naming it; an id taken, or a move
-the campaign's state does not allow (resuming a cancelled one), a 409. Nothing changes then.
+A body of the wrong shape is a 400; a template or segment the project does not have a 404
+naming it; a body of the right shape that means nothing that can be done (two variants of one
+id, a subject line that does not compile, send_at and local_time both) a 422; each with a
+JSON Pointer to the mistake (`where`). An id taken, or a move the campaign's state does not
+allow (resuming a cancelled one), is a 409. Nothing changes then.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
 from mailpulse.audience.segments import DefinitionError
 from mailpulse.campaigns import (
+    AWAITING_DECISION,
     CANCELLED,
     PAUSED,
     SCHEDULED,
     SENDING,
+    SENT,
+    TESTING,
     Campaign,
     campaign_from_data,
 )
+from mailpulse.campaigns.abtest import REST, TEST, WAIT
+from mailpulse.campaigns.decision import Counts, decode_decision, figures, picked
 from mailpulse.project import Project
 from mailpulse.store import CampaignRecord, StateStore
+from mailpulse.yamlnodes import suggest
 
 _decode = msgspec.json.Decoder(Campaign).decode
 _encode = msgspec.json.Encoder().encode
 # What each action may move a campaign from, and to (a sent campaign takes none).
 _MOVES: dict[str, tuple[tuple[str, ...], str]] = {
-    "pause": ((SCHEDULED, SENDING), PAUSED),
-    "resume": ((PAUSED,), SENDING),
-    "cancel": ((SCHEDULED, SENDING, PAUSED), CANCELLED),
+    "pause": ((SCHEDULED, SENDING, TESTING, AWAITING_DECISION), PAUSED),
+    "resume": ((PAUSED,), SENDING),  # or back to testing, if it was waiting for its decision
+    "cancel": ((SCHEDULED, SENDING, PAUSED, TESTING, AWAITING_DECISION), CANCELLED),
 }
 
 
@@ -61,6 +73,62 @@ class CampaignIn(BaseModel):
     # Or: at this wall-clock time on each recipient's own clock (trait timezone, else the
     # project's); an offset in it is ignored.
     local_time: datetime | None = None
+    # Checked by mailpulse.campaigns.abtest, whose errors point into it.
+    ab_test: dict[str, Any] | None = None
+
+
+class WinnerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variant: str
+
+
+class VariantOut(BaseModel):
+    id: str
+    subject: str | None = None  # None: the template's own
+    template: str | None = None  # None: the campaign's
+
+
+class ConversionOut(BaseModel):
+    event: str
+    within: float  # seconds after the recipient's send
+
+
+class VariantFiguresOut(BaseModel):
+    id: str
+    sent: int  # contacts of the test share sent this variant
+    opens: int  # of those, how many opened (each once), clicked, converted
+    clicks: int
+    conversions: int
+    rate: float  # of winner_by, over sent
+    # The two-proportion z-test of the best variant against this one (none for the best).
+    z: float | None = None
+    p: float | None = None
+
+
+class DecisionOut(BaseModel):
+    winner: str | None  # None: the test could not tell
+    rest: list[str]  # what the rest of the audience gets (split evenly); empty: a person picks
+    by: str  # "test" or "operator"
+    winner_by: str
+    confidence: float
+    z: float | None  # the weakest comparison of the best variant with another
+    p: float | None
+    variants: list[VariantFiguresOut]  # the figures it was taken on
+    decided_at: float
+
+
+class AbTestOut(BaseModel):
+    variants: list[VariantOut]
+    test_share: float
+    wait: float  # seconds
+    winner_by: str
+    conversion: ConversionOut | None = None
+    confidence: float
+    if_undecided: str
+    phase: str  # test: sending the test share; wait: for the decision; rest: sending the rest
+    decide_at: float | None
+    figures: list[VariantFiguresOut] | None = None  # as they stand, for one campaign
+    decision: DecisionOut | None = None
 
 
 class CampaignOut(BaseModel):
@@ -77,12 +145,38 @@ class CampaignOut(BaseModel):
     # ones without an address); None for "all".
     audience: int | None = None
     messages: dict[str, int] | None = None  # per delivery state, for one campaign
+    ab_test: AbTestOut | None = None
+
+
+def _ab_test_out(record: CampaignRecord, campaign: Campaign, counts: Counts | None) -> AbTestOut:
+    assert campaign.ab_test is not None
+    shown = msgspec.to_builtins(campaign.ab_test)
+    return AbTestOut.model_validate(
+        {
+            **shown,
+            "confidence": campaign.ab_test.confidence,
+            "if_undecided": campaign.ab_test.if_undecided,
+            "phase": record.phase or TEST,
+            "decide_at": record.decide_at,
+            "figures": None
+            if counts is None
+            else msgspec.to_builtins(figures(campaign.ab_test, counts)),
+            "decision": msgspec.to_builtins(decode_decision(record.decision))
+            if record.decision
+            else None,
+        }
+    )
+
+
+def _refused(status: int, reason: str, where: str) -> JSONResponse:
+    return JSONResponse({"error": reason, "where": where}, status_code=status)
 
 
 def _out(
     record: CampaignRecord,
     messages: dict[str, int] | None = None,
     members: dict[str, int] | None = None,
+    counts: Counts | None = None,
 ) -> CampaignOut:
     campaign = _decode(record.body)
     audience = None
@@ -100,6 +194,7 @@ def _out(
         queued=record.appended,
         audience=audience,
         messages=messages,
+        ab_test=None if campaign.ab_test is None else _ab_test_out(record, campaign, counts),
     )
 
 
@@ -109,7 +204,10 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
     )
     not_found = {404: ERRORS[400] | {"description": "No such campaign, template or segment."}}
     conflict = {409: ERRORS[400] | {"description": "Not in a state that allows it."}}
-    responses = {**ERRORS, **not_found, **conflict}
+    unprocessable = {
+        422: ERRORS[400] | {"description": "Of the right shape, but meaning nothing possible."}
+    }
+    responses = {**ERRORS, **not_found, **conflict, **unprocessable}
 
     async def record_of(campaign_id: str) -> CampaignRecord:
         record = await state.campaign(campaign_id)
@@ -118,7 +216,7 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
         return record
 
     @router.post("", status_code=201, response_model=CampaignOut, responses=responses)
-    async def create(body: CampaignIn) -> CampaignOut:
+    async def create(body: CampaignIn) -> CampaignOut | JSONResponse:
         """Queue a campaign: sent at once, or from `send_at`."""
         data = body.model_dump(exclude_none=True)
         if body.send_at is not None:
@@ -138,8 +236,8 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
                 now=now,
             )
         except DefinitionError as error:
-            # The body's shape is checked above: what is left is a name of nothing here.
-            raise HTTPException(404, f"{error.reason} (at {error.pointer})") from error
+            named = error.reason.startswith(("no template named", "no segment named"))
+            return _refused(404 if named else 422, error.reason, error.pointer)
         if not await state.create_campaign(campaign.id, SCHEDULED, _encode(campaign), now):
             raise HTTPException(409, f"a campaign {campaign.id!r} exists: give it another id")
         return _out(await record_of(campaign.id))
@@ -152,7 +250,9 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
     async def get_campaign(campaign_id: str) -> CampaignOut:
         record = await record_of(campaign_id)
         messages = await state.campaign_messages(campaign_id)
-        return _out(record, messages, await state.segment_members())
+        tested = _decode(record.body).ab_test is not None
+        counts = await state.variant_counts(campaign_id) if tested else None
+        return _out(record, messages, await state.segment_members(), counts)
 
     async def move(campaign_id: str, action: str) -> CampaignOut:
         record = await record_of(campaign_id)
@@ -163,6 +263,8 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
                 f"campaign {campaign_id!r} is {record.status}: it can {action} only when "
                 f"{' or '.join(allowed)}",
             )
+        if action == "resume" and record.phase == WAIT:
+            to = TESTING  # decided when it is time (or at once, when that has passed)
         await state.set_campaign_status(campaign_id, to, time.time())
         return _out(await record_of(campaign_id))
 
@@ -180,5 +282,37 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
     async def cancel(campaign_id: str) -> CampaignOut:
         """For good: nobody else gets it."""
         return await move(campaign_id, "cancel")
+
+    @router.post("/{campaign_id}/winner", response_model=CampaignOut, responses=responses)
+    async def pick_winner(campaign_id: str, body: WinnerIn) -> CampaignOut | JSONResponse:
+        """The rest of an A/B test's audience gets this variant: picked before the test is
+        decided, or when it could not tell (`awaiting decision`)."""
+        record = await record_of(campaign_id)
+        ab_test = _decode(record.body).ab_test
+        if ab_test is None:
+            raise HTTPException(409, f"campaign {campaign_id!r} has no A/B test")
+        if ab_test.variant(body.variant) is None:
+            known = ab_test.variant_ids
+            return _refused(
+                422, f"no variant {body.variant!r}: {suggest(body.variant, known)}", "/variant"
+            )
+        if record.phase == REST or record.status in (SENT, CANCELLED):
+            raise HTTPException(
+                409, f"campaign {campaign_id!r} is {record.status}: its test is decided already"
+            )
+        now = time.time()
+        decision = picked(ab_test, await state.variant_counts(campaign_id), body.variant, now)
+        moved = await state.set_campaign_phase(
+            record,
+            status=TESTING if record.status == AWAITING_DECISION else record.status,
+            cursor=record.cursor,
+            phase=record.phase,
+            decide_at=record.decide_at,
+            decision=_encode(decision),
+            at=now,
+        )
+        if not moved:
+            raise HTTPException(409, f"campaign {campaign_id!r} changed meanwhile: try again")
+        return _out(await record_of(campaign_id))
 
     return router

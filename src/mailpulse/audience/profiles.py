@@ -73,6 +73,9 @@ def merge_contacts(target: Contact, source: Contact) -> None:
     target.known = target.known or source.known
     target.marketing_sent = sorted(target.marketing_sent + source.marketing_sent)
     target.segments = _merged_segment_state(target.segments, source.segments)
+    # The variants either was sent stay counted for it; where both were tested (the same
+    # person twice in one test share), the survivor's stands.
+    target.variants = {**source.variants, **target.variants}
 
 
 def _merged_segment_state(target: SegmentState, source: SegmentState) -> SegmentState:

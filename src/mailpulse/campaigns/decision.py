@@ -54,6 +54,9 @@ class Decision(msgspec.Struct, kw_only=True):
     decided_at: float
 
 
+decode_decision = msgspec.json.Decoder(Decision).decode
+
+
 def figures(ab_test: AbTest, counts: Counts) -> list[VariantFigures]:
     """Each variant's counts and rate, with the z-test of the best against it."""
     rows = [

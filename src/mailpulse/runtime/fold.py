@@ -25,7 +25,8 @@ from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.audience.segments.evaluate import holds
 from mailpulse.audience.segments.incremental import KeptHistory
 from mailpulse.bus import Bus, BusUnavailable, partition_of
-from mailpulse.campaigns import CANCELLED, Campaign
+from mailpulse.campaigns import CANCELLED, Campaign, campaign_of_key
+from mailpulse.campaigns.abtest import CLICKS, CONVERSIONS, OPENS, SENT
 from mailpulse.journeys import (
     BranchStep,
     ContactTime,
@@ -52,7 +53,15 @@ from mailpulse.store import (
     StateStore,
 )
 from mailpulse.store.interface import EventLog
-from mailpulse.types import Contact, Event, EventType, MessageClass, SendIntent, object_of
+from mailpulse.types import (
+    Contact,
+    Event,
+    EventType,
+    MessageClass,
+    SendIntent,
+    VariantSent,
+    object_of,
+)
 
 log = logging.getLogger("mailpulse.fold")
 
@@ -66,6 +75,10 @@ CACHED_CONTACTS = 20_000
 # this many seconds.
 CONTROLS_EVERY = 0.5
 PAUSED, ARCHIVED = "paused", "archived"
+# A/B tests a contact's profile keeps its variant of: the oldest go past this many.
+KEPT_VARIANTS = 20
+# What an engagement event about a campaign's message counts as in its A/B test.
+_ENGAGEMENTS = {Lifecycle.SENT.value: SENT, "Email Opened": OPENS, "Email Clicked": CLICKS}
 
 _encode = msgspec.json.Encoder().encode
 _decode_instance = msgspec.json.Decoder(JourneyInstance).decode
@@ -163,6 +176,14 @@ def _campaign_of(ev: Event) -> str | None:
     return ev.context.get("campaign") if ev.forwarded else None
 
 
+def _named_campaign(properties: dict[str, object]) -> str | None:
+    """The campaign an engagement event is about: its message's key, or the campaign's id."""
+    key, campaign = properties.get("key"), properties.get("campaign")
+    if isinstance(key, str) and (of_key := campaign_of_key(key)) is not None:
+        return of_key
+    return campaign if isinstance(campaign, str) else None
+
+
 def contact_view(contact: Contact) -> dict[str, object]:
     """What templates see as `contact`: the traits plus id and address."""
     return {**contact.traits, "id": contact.id, "email": contact.email}
@@ -208,6 +229,7 @@ class _Batch:
         self.interests: list[tuple[str, str, float]] = []
         self.journey_counts: Counter[tuple[str, str, str]] = Counter()
         self.segment_members: Counter[str] = Counter()
+        self.variant_counts: Counter[tuple[str, str, str]] = Counter()
 
 
 class FoldWorker:
@@ -417,6 +439,7 @@ class FoldWorker:
             intents=batch.intents,
             interests=batch.interests,
             journey_counts=[(*key, n) for key, n in batch.journey_counts.items()],
+            variant_counts=[(*key, n) for key, n in batch.variant_counts.items()],
             segment_members={seg: n for seg, n in batch.segment_members.items() if n},
             lifecycle=batch.lifecycle,
         )
@@ -478,6 +501,8 @@ class FoldWorker:
         if _campaign_of(ev) is not None:
             self._campaign_send(ev, contact, now, batch)
             return
+        if contact.variants and ev.type == EventType.TRACK and "fan_out" not in ev.context:
+            self._count_variant(ev, contact, batch)
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
@@ -631,6 +656,7 @@ class FoldWorker:
         await self._find_audiences(events)
         await self._load_campaigns(events)
         await self._load_keys(events)
+        await self._load_tested(events)
         # An answered merge brings in the other side's contact as it was handed over, and
         # the events its survivor held back are folded after it.
         sources: set[str] = set()
@@ -947,6 +973,19 @@ class FoldWorker:
     async def _load_campaigns(self, events: Iterable[Event]) -> None:
         """Before a batch: the definition and current status of every campaign it sends."""
         wanted = {ev.context["campaign"] for ev in events if _campaign_of(ev) is not None}
+        await self._read_campaigns(wanted)
+
+    async def _load_tested(self, events: Iterable[Event]) -> None:
+        """Before a batch, once its contacts are loaded: the definitions of the A/B-tested
+        campaigns they got a variant of (what counts as a conversion)."""
+        wanted: set[str] = set()
+        for ev in events:
+            contact = self._contacts.get(self._lookup(ev.contact_key) or "")
+            if contact is not None:
+                wanted.update(c for c in contact.variants if c not in self._campaigns)
+        await self._read_campaigns(wanted)
+
+    async def _read_campaigns(self, wanted: Iterable[str]) -> None:
         for campaign_id in wanted:
             record = await self._state.campaign(campaign_id)
             if record is None:
@@ -963,23 +1002,80 @@ class FoldWorker:
         if known is None or known[1] == CANCELLED:
             return
         campaign = known[0]
+        variant_id = ev.context.get("variant")
+        variant = None
+        if campaign.ab_test is not None and variant_id is not None:
+            variant = campaign.ab_test.variant(variant_id)
+        shown = {"id": campaign.id}
+        if variant is not None:
+            shown["variant"] = variant.id
         intent = SendIntent(
             key=campaign.key_for(contact.id),
             contact_id=contact.id,
             email=contact.email or "",
-            template=campaign.template,
-            context={"contact": contact_view(contact), "campaign": {"id": campaign.id}},
+            template=(variant.template or campaign.template) if variant else campaign.template,
+            context={"contact": contact_view(contact), "campaign": shown},
             message_class=MessageClass.MARKETING,
             topic=campaign.topic,
             campaign=campaign.id,
+            variant=variant.id if variant else None,
+            subject=variant.subject if variant else None,
             event_received_at=ev.received_at,
             created_at=now,
         )
+        if variant is not None and ev.context.get("tested"):
+            self._note_variant(contact, campaign.id, variant.id, batch)
         not_before = None
         if campaign.local_time is not None:
             where = contact_zone(contact.traits, self._policy.default_timezone)
             not_before = trait_instant(campaign.local_time, where)
         self._queue(contact, intent, now, batch, not_before)
+
+    def _note_variant(
+        self, contact: Contact, campaign_id: str, variant: str, batch: _Batch
+    ) -> None:
+        """A contact of an A/B test's share: its opens, clicks and conversions count for
+        `variant` from now on. A replayed copy finds it noted already."""
+        if campaign_id in contact.variants:
+            return
+        for old in list(contact.variants)[: max(0, len(contact.variants) - KEPT_VARIANTS + 1)]:
+            del contact.variants[old]
+        contact.variants[campaign_id] = VariantSent(variant=variant)
+        batch.contacts.add(contact.id)
+
+    def _count_variant(self, ev: Event, contact: Contact, batch: _Batch) -> None:
+        """What an event of a contact in an A/B test's share counts for its variant: the
+        message sent, opened or clicked (named by its key or campaign), or a conversion within
+        its window after the send. Each at most once per contact, in the commit that stores
+        the contact's note of it: exactly once, replays included."""
+        figure = _ENGAGEMENTS.get(ev.event or "")
+        if figure is not None:
+            campaign_id = _named_campaign(ev.properties)
+            noted = contact.variants.get(campaign_id or "")
+            if campaign_id is not None and noted is not None:
+                if figure == SENT and figure not in noted.counted:
+                    noted.sent_at = ev.received_at
+                self._count_once(contact, campaign_id, noted, figure, batch)
+        for campaign_id, noted in contact.variants.items():
+            known = self._campaigns.get(campaign_id)
+            tested = known[0].ab_test if known is not None else None
+            conversion = tested.conversion if tested is not None else None
+            if (
+                conversion is not None
+                and conversion.event == ev.event
+                and noted.sent_at
+                and noted.sent_at <= ev.received_at <= noted.sent_at + conversion.within
+            ):
+                self._count_once(contact, campaign_id, noted, CONVERSIONS, batch)
+
+    def _count_once(
+        self, contact: Contact, campaign_id: str, noted: VariantSent, figure: str, batch: _Batch
+    ) -> None:
+        if figure in noted.counted:
+            return
+        noted.counted.append(figure)
+        batch.variant_counts[campaign_id, noted.variant, figure] += 1
+        batch.contacts.add(contact.id)
 
     async def _fire_timers(self) -> None:
         now = self._clock()
