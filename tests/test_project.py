@@ -9,7 +9,7 @@ import pytest
 
 from mailpulse.errors import ProjectError
 from mailpulse.policy import FrequencyCap
-from mailpulse.project import load_config, load_project
+from mailpulse.project import Project, load_config, load_project
 from tests.e2e.conftest import write_project
 
 
@@ -218,6 +218,91 @@ def test_nameservers_must_be_addresses(project: Path, written: str, message: str
 def test_nameservers_load(project: Path) -> None:
     edit(project, 'max_age = "1h"', 'max_age = "1h"\nnameservers = ["127.0.0.1:5353", "::1"]')
     assert load_project(project).nameservers == (("127.0.0.1", 5353), ("::1", 53))
+
+
+def test_builtin_shaping_under_direct_mx(project: Path) -> None:
+    assert not load_project(project).shaping  # through a relay: the relay's business
+    edit(project, "max_connections = 8", 'max_connections = 8\nroute = "mx"')
+    shaping = load_project(project).shaping
+    gmail = shaping.destination("ann@gmail.com")
+    workspace = shaping.destination("ann@shop.test", ["alt1.aspmx.l.google.com"])
+    assert gmail is not None and workspace is not None
+    assert gmail.key == workspace.key == "google"  # one provider, one destination
+    assert (gmail.rule.connections, gmail.rule.messages_per_connection) == (5, 50)
+    assert shaping.destination("ann@example.com", ["mx.example.com"]) is None
+
+
+def test_a_project_rule_replaces_the_builtin_one(project: Path) -> None:
+    edit(project, "max_connections = 8", 'max_connections = 8\nroute = "mx"')
+    add_shaping(project, '[[delivery.shaping]]\ndomain = "gmail.com"\nconnections = 2\n')
+    shaping = load_project(project).shaping
+    gmail = shaping.destination("ann@gmail.com")
+    assert gmail is not None and (gmail.key, gmail.rule.connections) == ("gmail.com", 2)
+    hotmail = shaping.destination("ann@hotmail.com")
+    assert hotmail is not None and hotmail.key == "microsoft"
+
+
+@pytest.mark.parametrize(
+    ("route", "builtin", "on"), [("mx", "false", False), ("relay", "true", True)]
+)
+def test_builtin_shaping_may_be_turned_off_or_on(
+    project: Path, route: str, builtin: str, on: bool
+) -> None:
+    edit(project, "max_connections = 8", f'max_connections = 8\nroute = "{route}"')
+    edit(project, 'max_age = "1h"', f'max_age = "1h"\nbuiltin_shaping = {builtin}')
+    assert bool(load_project(project).shaping) is on
+
+
+def test_send_limits_load(project: Path) -> None:
+    add_shaping(project, '[delivery.limits]\nrate = "14/s"\nhourly = 5000\ndaily = 50000\n')
+    limits = load_project(project).limits
+    assert limits.rate == 14.0
+    assert [(q.name, q.limit, q.period) for q in limits.quotas] == [
+        ("daily", 50000, 86400.0),
+        ("hourly", 5000, 3600.0),
+    ]
+    assert not load_project_without_limits(project).limits
+
+
+def load_project_without_limits(project: Path) -> Project:
+    edit(project, '[delivery.limits]\nrate = "14/s"\nhourly = 5000\ndaily = 50000\n', "")
+    return load_project(project)
+
+
+@pytest.mark.parametrize(
+    ("written", "needle", "message"),
+    [
+        ("hourly = 0", "hourly", "[delivery.limits] hourly: a quota is a number of sends"),
+        ("daily = -5", "daily", "at least 1, not -5"),
+        ('daily = "5000"', "daily", "Expected `int | null`, got `str`"),
+        ("hourly = 2.5", "hourly", "Expected `int | null`, got `float`"),
+        ('rate = "14/fortnight"', "rate", "[delivery.limits] rate:"),
+        ("quota = 5", "quota", "unknown key [delivery.limits] 'quota'"),
+    ],
+)
+def test_send_limit_errors_name_the_line(
+    project: Path, written: str, needle: str, message: str
+) -> None:
+    add_shaping(project, f"\n[delivery.limits]\n{written}\n")
+    with pytest.raises(ProjectError) as err:
+        load_project(project)
+    assert err.value.line == line_of(project, needle)
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("written", "needle", "message"),
+    [
+        ('route = "direct"', "route", "write 'relay' (through host) or 'mx'"),
+        ('mx_port = "x"', "mx_port", "Expected `int`"),
+    ],
+)
+def test_route_errors_name_the_line(project: Path, written: str, needle: str, message: str) -> None:
+    edit(project, "max_connections = 8", f"max_connections = 8\n{written}")
+    with pytest.raises(ProjectError) as err:
+        load_project(project)
+    assert err.value.line == line_of(project, needle)
+    assert message in err.value.message
 
 
 def test_not_a_project(tmp_path: Path) -> None:

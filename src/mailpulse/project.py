@@ -11,14 +11,21 @@ import tomllib
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 
 from mailpulse.audience.segments import Segment, SegmentSet, load_segments
 from mailpulse.delivery import DkimSigner
+from mailpulse.delivery.limits import DAY, HOUR, Quota, SendLimits
 from mailpulse.delivery.mx import nameserver
-from mailpulse.delivery.shaping import Shaping, ShapingRule, mx_suffix, rule_domain
+from mailpulse.delivery.shaping import (
+    Shaping,
+    ShapingRule,
+    mx_suffix,
+    rule_domain,
+    with_builtin_rules,
+)
 from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
@@ -69,7 +76,7 @@ class SmtpSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_messages_per_connection: int = 100
     timeout: str = "30s"
     # "relay": everything through host:port; "mx": to each recipient domain's mail hosts.
-    route: Literal["relay", "mx"] = "relay"
+    route: str = "relay"
     # The port of mail hosts under route = "mx": 25, but for tests against local servers.
     mx_port: int = 25
 
@@ -84,6 +91,14 @@ class ShapingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     messages_per_connection: int | None = None  # direct-MX delivery
 
 
+class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # A relay's or ESP's send limits, over every destination: "14/s", and quotas per UTC
+    # hour and day (sends over them wait for the next window).
+    rate: str = ""
+    hourly: int | None = None
+    daily: int | None = None
+
+
 class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_schedule: list[str] = msgspec.field(
         default_factory=lambda: ["5m", "15m", "30m", "1h", "2h", "4h", "8h"]
@@ -96,6 +111,10 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shaping: list[ShapingSection] = msgspec.field(default_factory=list)
     # DNS resolvers for mail host look-ups ("127.0.0.1:5353"); the system's by default.
     nameservers: list[str] = msgspec.field(default_factory=list)
+    limits: LimitsSection = msgspec.field(default_factory=LimitsSection)
+    # Shaping for Gmail, Yahoo, Outlook and Apple (see delivery/builtin_shaping.toml): by
+    # default under [smtp] route = "mx" only, where mailpulse speaks to them itself.
+    builtin_shaping: bool | None = None
 
 
 class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -140,6 +159,7 @@ _KNOWN_KEYS = {
     "smtp": SmtpSection,
     "delivery": DeliverySection,
     "delivery.shaping": ShapingSection,
+    "delivery.limits": LimitsSection,
     "ingest": IngestSection,
     "policy": PolicySection,
     "campaigns": CampaignsSection,
@@ -260,7 +280,32 @@ def _shaping(config: ProjectConfig, path: Path, text: str) -> Shaping:
                 messages_per_connection=section.messages_per_connection,
             )
         )
+    builtin = config.delivery.builtin_shaping
+    if builtin or (builtin is None and config.smtp.route == "mx"):
+        return Shaping(with_builtin_rules(rules))
     return Shaping(rules)
+
+
+def _limits(config: ProjectConfig, path: Path, text: str) -> SendLimits:
+    section = config.delivery.limits
+
+    def error(key: str, why: object) -> ProjectError:
+        line = _line_of(text, "delivery.limits", key)
+        return ProjectError(path, f"[delivery.limits] {key}: {why}", line)
+
+    try:
+        rate = parse_rate(section.rate) if section.rate else None
+    except ValueError as exc:
+        raise error("rate", exc) from exc
+    quotas = []
+    for key, period in (("daily", DAY), ("hourly", HOUR)):
+        limit = getattr(section, key)
+        if limit is None:
+            continue
+        if limit < 1:
+            raise error(key, f"a quota is a number of sends, at least 1, not {limit}")
+        quotas.append(Quota(key, limit, period))
+    return SendLimits(rate, tuple(quotas))
 
 
 def _nameservers(config: ProjectConfig, path: Path, text: str) -> tuple[tuple[str, int], ...]:
@@ -293,6 +338,13 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations, Shaping]:
             "[smtp] username: AUTH would send the password in clear; "
             "set starttls = true (or implicit_tls = true)",
             _line_of(text, "smtp", "starttls"),
+        )
+    if smtp.route not in ("relay", "mx"):
+        raise ProjectError(
+            path,
+            f"[smtp] route: {smtp.route!r} is not a route: write 'relay' (through host) or "
+            "'mx' (to each recipient domain's mail hosts)",
+            _line_of(text, "smtp", "route"),
         )
     for key in ("max_connections", "max_messages_per_connection"):
         if getattr(smtp, key) < 1:
@@ -328,6 +380,7 @@ class Project:
     durations: Durations
     shaping: Shaping
     nameservers: tuple[tuple[str, int], ...]
+    limits: SendLimits
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
     segments: dict[str, Segment]
@@ -377,6 +430,7 @@ def load_project(project_dir: Path) -> Project:
     _check_sender(config, project_dir / CONFIG_FILE, text)
     send_policy = _send_policy(config, project_dir / CONFIG_FILE, text)
     nameservers = _nameservers(config, project_dir / CONFIG_FILE, text)
+    limits = _limits(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
     segments = load_segments(project_dir / "segments")
     journeys = load_journeys(
@@ -389,6 +443,7 @@ def load_project(project_dir: Path) -> Project:
         durations=durations,
         shaping=shaping,
         nameservers=nameservers,
+        limits=limits,
         templates=templates,
         journeys={j.id: j for j in journeys},
         segments={seg.id: seg for seg in segments},

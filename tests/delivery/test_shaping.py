@@ -21,6 +21,7 @@ from mailpulse.delivery.shaping import (
     Shaping,
     ShapingRule,
     asks_to_slow_down,
+    builtin_rules,
     mx_suffix,
     rule_domain,
 )
@@ -170,6 +171,24 @@ def test_mx_suffixes(written: str, suffix: str | None) -> None:
 def test_an_mx_suffix_is_a_domain_name_of_two_labels(bad: str) -> None:
     with pytest.raises(ValueError):
         mx_suffix(bad)
+
+
+def test_builtin_rules_cover_the_largest_providers() -> None:
+    shaping = Shaping(builtin_rules())
+    for address, hosts, provider in [
+        ("ann@gmail.com", [], "google"),
+        ("ann@acme.example", ["aspmx.l.google.com"], "google"),
+        ("ann@yahoo.com", [], "yahoo"),
+        ("ann@acme.example", ["mta5.am0.yahoodns.net"], "yahoo"),
+        ("ann@hotmail.com", [], "microsoft"),
+        ("ann@acme.example", ["acme-example.mail.protection.outlook.com"], "microsoft"),
+        ("ann@me.com", [], "apple"),
+        ("ann@acme.example", ["mx01.mail.icloud.com"], "apple"),
+    ]:
+        found = shaping.destination(address, hosts)
+        assert found is not None and found.key == provider, address
+        assert found.rule.connections and found.rule.messages_per_connection and found.rule.rate
+    assert shaping.destination("ann@example.com", ["mx.example.com"]) is None
 
 
 async def test_destinations_by_mail_host_from_dns(dns_server: DnsServer) -> None:

@@ -355,11 +355,14 @@ async def _worker(project: Project, deployment: Deployment) -> AsyncIterator[Non
 
 
 @contextlib.asynccontextmanager
-async def running_server(project_dir: Path, deployment: Deployment) -> AsyncIterator[Server]:
+async def running_server(
+    project_dir: Path, deployment: Deployment, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Server]:
+    """`clock`: the embedded pipeline's (a test may move it on)."""
     project = load_project(project_dir)
     async with contextlib.AsyncExitStack() as stack:
         if deployment.mode == "embedded":
-            pipeline = Pipeline.embedded(project, deployment.data_dir)
+            pipeline = Pipeline.embedded(project, deployment.data_dir, clock=clock)
         else:
             log, state, bus = deployment.parts()
             pipeline = Pipeline(project, log=log, state=state, bus=bus, run_partitions=False)

@@ -1,5 +1,7 @@
 """Shaping end to end: mail to a limited destination reaches the SMTP sink at its rule's rate,
-in embedded mode and from two scale-out workers together, while mail elsewhere goes at once."""
+in embedded mode and from two scale-out workers together, while mail elsewhere goes at once;
+a rule may match by the domains' mail hosts (through a real DNS server) and limit how many
+transactions are open at once."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailpulse.runtime.leases import APPLICATION_NAME
+from tests.dns_server import DnsServer
 from tests.e2e.conftest import (
     WRITE_KEY,
     Deployment,
@@ -27,14 +30,14 @@ from tests.e2e.test_scale_out import PARTITIONS, Cluster
 TOLERANCE = 0.25
 
 
-def shaped_project(root: Path, smtp_port: int, rules: dict[str, str]) -> Path:
+def shaped_project(root: Path, smtp_port: int, rules: dict[str, str], extra: str = "") -> Path:
     project = write_project(root, smtp_port)
     toml = project / "mailpulse.toml"
     tables = "".join(
         f'\n[[delivery.shaping]]\ndomain = "{domain}"\nrate = "{rate}"\n'
         for domain, rate in rules.items()
     )
-    toml.write_text(toml.read_text() + tables)
+    toml.write_text(toml.read_text() + extra + tables)
     return project
 
 
@@ -95,6 +98,57 @@ async def test_each_destination_at_its_rate_and_others_unhindered(
         for rule in ("example.com", "example.org", "*")
     }
     assert waits == {"example.com": 40, "example.org": 20, "*": None}
+
+
+async def test_a_provider_by_its_mail_hosts_and_a_destination_by_its_connections(
+    tmp_path: Path, sink: Sink, dns_server: DnsServer
+) -> None:
+    """Two domains whose mail hosts are one provider's share its rule's rate; another rule's
+    destination never has more transactions open than its connections."""
+    dns_server.zone.update(
+        {
+            "a.example.net": {"mx": [(10, "mx1.provider.example.org")]},
+            "b.example.net": {"mx": [(5, "in.mx2.provider.example.org")]},
+            "c.example.net": {"mx": [(10, "mx.elsewhere.example.org")]},
+        }
+    )
+    extra = (
+        f'nameservers = ["{dns_server.address}"]\n'
+        '\n[[delivery.shaping]]\nmx = "provider.example.org"\nrate = "20/s"\n'
+        '\n[[delivery.shaping]]\ndomain = "example.com"\nconnections = 2\n'
+    )
+    project = shaped_project(tmp_path / "project", sink.port, {"example.org": "10/s"}, extra)
+    sink.delay = 0.05  # each message takes a while: transactions overlap unless limited
+    provider = [f"p{n}@{'a' if n % 2 else 'b'}.example.net" for n in range(40)]
+    org = [f"o{n}@example.org" for n in range(20)]
+    com = [f"c{n}@example.com" for n in range(24)]
+    elsewhere = [f"e{n}@c.example.net" for n in range(16)]
+    async with running_server(project, Deployment("embedded", tmp_path / "data")) as server:
+        r = await server.send("batch", sign_ups(provider + org + com + elsewhere))
+        assert r.status_code == 200, r.text
+        await sink.wait_until(lambda: len(sink.received) >= 100, within=20)
+        registry = server.pipeline.metrics.registry
+
+    to_provider = sorted(
+        (r for r in sink.received if r.rcpt.endswith(("@a.example.net", "@b.example.net"))),
+        key=lambda r: r.at,
+    )
+    to_org = arrivals(sink, "example.org")
+    print(
+        f"\nby mail host: provider {arrival_rate(to_provider):.1f}/s (rule 20/s), "
+        f"example.org {arrival_rate(to_org):.1f}/s (rule 10/s), at most "
+        f"{sink.most_busy['example.com']} of example.com's at once (rule 2), "
+        f"{sink.most_busy['c.example.net']} of c.example.net's (no rule)"
+    )
+    assert len(to_provider) == 40
+    assert arrival_rate(to_provider) == pytest.approx(20.0, rel=TOLERANCE)
+    assert arrival_rate(to_org) == pytest.approx(10.0, rel=TOLERANCE)
+    assert sink.most_busy["example.com"] == 2
+    assert sink.most_busy["c.example.net"] > 2  # what example.com would see without its rule
+    waits = registry.get_sample_value(
+        "mailpulse_shaping_wait_seconds_count", {"rule": "mx:provider.example.org"}
+    )
+    assert waits == 40
 
 
 async def shaped_sends(metrics_port: int, rule: str) -> float:

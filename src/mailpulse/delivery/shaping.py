@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Protocol, runtime_checkable
+
+import msgspec
 
 from mailpulse.delivery.address import ascii_domain
 from mailpulse.delivery.mx import LookupFailed, MxResolver
+from mailpulse.units import parse_rate
 
 ANY_DOMAIN = "*"
 MX_KEY = "mx:"  # before an MX rule's suffix, in its name: a domain name has no colon
@@ -249,6 +255,42 @@ class ConnectionLimits:
         self._users[key] -= 1
         if not self._users[key]:
             del self._users[key], self._slots[key]
+
+
+class _Provider(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    mx: list[str]
+    domains: list[str]
+    rate: str
+    connections: int
+    messages_per_connection: int
+
+
+class _Providers(msgspec.Struct, forbid_unknown_fields=True):
+    provider: list[_Provider]
+
+
+@functools.cache
+def builtin_rules() -> tuple[ShapingRule, ...]:
+    """The rules of `builtin_shaping.toml`: one provider's rules share its name and limits."""
+    text = files("mailpulse.delivery").joinpath("builtin_shaping.toml").read_text("utf-8")
+    rules: list[ShapingRule] = []
+    for provider in msgspec.convert(tomllib.loads(text), _Providers).provider:
+        limits = {
+            "rate": parse_rate(provider.rate),
+            "connections": provider.connections,
+            "messages_per_connection": provider.messages_per_connection,
+            "provider": provider.name,
+        }
+        rules += [ShapingRule(mx=mx_suffix(suffix), **limits) for suffix in provider.mx]
+        rules += [ShapingRule(rule_domain(domain), **limits) for domain in provider.domains]
+    return tuple(rules)
+
+
+def with_builtin_rules(rules: Sequence[ShapingRule]) -> list[ShapingRule]:
+    """`rules`, and the built-in rules for domains and mail hosts that none of them names."""
+    named = {(rule.domain, rule.mx) for rule in rules}
+    return [r for r in builtin_rules() if (r.domain, r.mx) not in named] + list(rules)
 
 
 @runtime_checkable

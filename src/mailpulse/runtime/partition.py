@@ -126,7 +126,7 @@ class PartitionParts:
     def traffic(self) -> Traffic:
         """One for every partition this process runs; turns shared with other processes'
         through the store."""
-        return traffic_for(self.project, self.state)
+        return traffic_for(self.project, self.state, self.clock)
 
     def runner(self, partition: int) -> PartitionRunner:
         return PartitionRunner(

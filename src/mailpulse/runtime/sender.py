@@ -29,7 +29,7 @@ from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import OutboxStatus, OutboxUpdate, StateStore
-from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
+from mailpulse.types import DeliveryResult, DeliveryStatus, Event, SendIntent
 
 log = logging.getLogger("mailpulse.sender")
 
@@ -153,31 +153,46 @@ class Sender:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _deliver_in_turn(self, intent: SendIntent, attempts: int) -> None:
+        destination: Destination | None = None
+        holding = False  # a delivery slot and the destination's connection
         try:
             destination = await self._traffic.destinations.of(intent.email)
             waited = await self._take_turn(destination)
+            holding = True
+            held_until = await self._traffic.quotas.take()
         except Exception:
+            if holding:
+                self._let_go(destination)
             self._in_hand.discard(intent.key)
             self._metrics.errors.labels("shaping").inc()
             log.exception("no turn for %s; its row stays as it was", intent.key)
             return
         except asyncio.CancelledError:
+            if holding:
+                self._let_go(destination)
             self._in_hand.discard(intent.key)
             raise
         finally:
             del self._turn_waits[intent.key]
             self._waiting.release()
+        if held_until is not None:
+            self._let_go(destination)
+            await self._hold(intent, attempts, held_until)
+            return
         if destination is not None:
             self._metrics.shaping_wait.labels(destination.rule.name).observe(waited)
         await self._deliver(intent, attempts, self._courier.submit(intent), destination)
 
     async def _take_turn(self, destination: Destination | None) -> float:
-        """Waits for the destination's turn, one of its connections and a delivery slot (held
-        on return; none on an exception); answers the seconds waited."""
+        """Waits for the destination's turn, the project's turn, one of the destination's
+        connections and a delivery slot (held on return; none on an exception); answers the
+        seconds waited."""
         loop = asyncio.get_running_loop()
         asked = loop.time()
         if destination is not None and destination.rule.rate is not None:
             await self._traffic.limiter.wait_turn(destination)
+        if self._traffic.global_rate is not None:
+            await self._traffic.limiter.wait_turn(self._traffic.global_rate)
         if destination is not None:
             await self._traffic.connections.acquire(destination)
         try:
@@ -189,6 +204,37 @@ class Sender:
         if destination is not None:
             self._count_connections(destination)
         return loop.time() - asked
+
+    def _let_go(self, destination: Destination | None) -> None:
+        self._slots.release()
+        if destination is not None:
+            self._traffic.connections.release(destination)
+            self._count_connections(destination)
+
+    async def _hold(self, intent: SendIntent, attempts: int, until: float) -> None:
+        """A quota is used up: the row waits for its window to turn, as the retry sweep
+        finds it then, without an attempt counted."""
+        now = self._clock()
+        self._metrics.count_email("held", intent.campaign)
+        # The event's id carries the window's end: held again in the same window (a replay),
+        # it is one event; held in a later window, another.
+        event = lifecycle_event(
+            Lifecycle.HELD, intent, now, attempt=int(until), reason="quota", until=until
+        )
+        update = OutboxUpdate(
+            key=intent.key,
+            status=OutboxStatus.DEFERRED,
+            attempts=attempts,
+            next_attempt_at=until,
+            message_id="",
+            last_code=0,
+            last_text="quota",
+            updated_at=now,
+        )
+        try:
+            await self._write(update, event)
+        finally:
+            self._in_hand.discard(intent.key)
 
     def _count_connections(self, destination: Destination) -> None:
         if destination.rule.connections is not None:
@@ -226,10 +272,7 @@ class Sender:
             log.exception("delivery of %s failed", intent.key)
         finally:
             self._in_hand.discard(intent.key)
-            self._slots.release()
-            if destination is not None:
-                self._traffic.connections.release(destination)
-                self._count_connections(destination)
+            self._let_go(destination)
 
     async def _record(
         self, intent: SendIntent, attempts: int, message_id: str, result: DeliveryResult
@@ -298,9 +341,12 @@ class Sender:
             last_text=text,
             updated_at=now,
         )
-        # One transaction for the row and its event: the shipper takes the event to the log.
-        # The outcome is known now; were it lost to a store outage, the row would stay queued
-        # and the message go out again. So it is written until the store takes it.
+        await self._write(update, event)
+
+    async def _write(self, update: OutboxUpdate, event: Event) -> None:
+        """One transaction for the row and its event: the shipper takes the event to the log.
+        The outcome is known now; were it lost to a store outage, the row would stay queued
+        and the message go out again. So it is written until the store takes it."""
         pause = 0.1
         while True:
             try:
@@ -310,7 +356,7 @@ class Sender:
                 break
             except Exception:
                 self._metrics.errors.labels("record").inc()
-                log.warning("cannot record %s for %s yet; retrying", status, intent.key)
+                log.warning("cannot record %s for %s yet; retrying", update.status, update.key)
                 await asyncio.sleep(pause)
                 # Short: a partition's next owner waits for this (see runtime.leases).
                 pause = min(pause * 2, 0.5)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mailpulse.catalog import CatalogReader, CatalogStore
 from mailpulse.catalog.postgres import PostgresCatalogStore
 from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery import DkimSigner, SmtpRelay
+from mailpulse.delivery.limits import GLOBAL_RATE, Quotas
 from mailpulse.delivery.mx import MxResolver
 from mailpulse.delivery.mx_route import MxRoute, MxSettings
 from mailpulse.delivery.shaping import (
     ConnectionLimits,
+    Destination,
     Destinations,
     LocalTimeline,
     RateLimiter,
+    ShapingRule,
     Timeline,
 )
 from mailpulse.project import Project
@@ -121,13 +126,23 @@ def rate_limiter_for(state: StateStore) -> RateLimiter:
     return RateLimiter(state if isinstance(state, Timeline) else LocalTimeline())
 
 
-def traffic_for(project: Project, state: StateStore) -> Traffic:
+def traffic_for(
+    project: Project, state: StateStore, clock: Callable[[], float] = time.time
+) -> Traffic:
     """The shaping of one process's sends: its own resolver cache and connection counts; turns
-    kept where `rate_limiter_for` keeps them."""
+    kept where `rate_limiter_for` keeps them, quotas counted in the state store. `clock`
+    tells which quota window a send falls in."""
+    limits = project.limits
+    global_rate = None
+    if limits.rate is not None:
+        rule = ShapingRule(rate=limits.rate, provider=GLOBAL_RATE)
+        global_rate = Destination(GLOBAL_RATE, rule)
     return Traffic(
         destinations=Destinations(project.shaping, MxResolver(project.nameservers)),
         limiter=rate_limiter_for(state),
         connections=ConnectionLimits(),
+        quotas=Quotas(state, limits.quotas, clock),
+        global_rate=global_rate,
     )
 
 

@@ -13,6 +13,9 @@ import msgspec
 
 from mailpulse.types import Contact, Event, SendIntent
 
+# Seconds a quota window's count is kept after the window ends (see take_quota).
+QUOTA_KEPT = 2 * 86400.0
+
 
 class OutboxStatus:
     QUEUED = "queued"
@@ -295,3 +298,16 @@ class StateStore(Protocol):
         ...
 
     async def outbox_counts(self) -> dict[str, int]: ...
+
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
+        """Counts one send in quota window `window` (ending at `ends_at`) unless `limit` are
+        counted already; whether it was. Atomic: workers taking at once never pass `limit`."""
+        ...
+
+    async def return_quota(self, window: str) -> None:
+        """Uncounts one send taken in `window` that did not go."""
+        ...
+
+    async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
+        """Sends counted in each of `windows` that has any."""
+        ...

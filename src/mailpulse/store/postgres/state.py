@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from mailpulse.store.interface import (
+    QUOTA_KEPT,
     CampaignRecord,
     FoldCommit,
     InstanceRecord,
@@ -343,3 +344,17 @@ class PostgresStateStore:
         """Shaping shared by every worker (a `Timeline`, see mailpulse.delivery.shaping)."""
         start, now = await self._db.fetchrow(Q["reserve-turns"], key, seconds)
         return start, now
+
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
+        async with self._db.acquire() as conn, conn.transaction():
+            used = await conn.fetchval(Q["take-quota"], window, limit, ends_at)
+            if used == 1:
+                # A window's first send: windows two days gone are no use to anyone.
+                await conn.execute(Q["forget-quotas"], ends_at - QUOTA_KEPT)
+        return used is not None
+
+    async def return_quota(self, window: str) -> None:
+        await self._db.execute(Q["return-quota"], window)
+
+    async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._db.fetch(Q["quota-used"], list(windows))}

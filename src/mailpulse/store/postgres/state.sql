@@ -248,3 +248,19 @@ SELECT status, count(*) FROM outbox WHERE key >= $1 AND key < $2 GROUP BY status
 
 -- name: queued-count
 SELECT count(*) FROM outbox WHERE status = 'queued'
+
+-- name: take-quota
+-- One more send in window $1 unless $2 are counted already; no row when they are. The row
+-- lock orders workers taking from one window at once.
+INSERT INTO send_quotas AS q (name, used, ends_at) VALUES ($1, 1, $3)
+ON CONFLICT (name) DO UPDATE SET used = q.used + 1 WHERE q.used < $2
+RETURNING q.used
+
+-- name: return-quota
+UPDATE send_quotas SET used = used - 1 WHERE name = $1 AND used > 0
+
+-- name: forget-quotas
+DELETE FROM send_quotas WHERE ends_at < $1
+
+-- name: quota-used
+SELECT name, used FROM send_quotas WHERE name = ANY($1::text[])

@@ -7,11 +7,13 @@ same transaction) derives again with the same idempotency keys.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from mailpulse.store.interface import (
+    QUOTA_KEPT,
     CampaignRecord,
     FoldCommit,
     InstanceRecord,
@@ -331,3 +333,20 @@ class SqliteStateStore:
     async def outbox_counts(self) -> dict[str, int]:
         rows = self._db.read(lambda c: c.execute(Q["outbox-counts"]).fetchall())
         return dict(rows)
+
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(Q["take-quota"], (window, limit, ends_at)).fetchone()
+            if row is not None and row[0] == 1:
+                # A window's first send: windows two days gone are no use to anyone.
+                conn.execute(Q["forget-quotas"], (ends_at - QUOTA_KEPT,))
+            return row is not None
+
+        return await self._db.write(take)
+
+    async def return_quota(self, window: str) -> None:
+        await self._db.write(lambda c: c.execute(Q["return-quota"], (window,)))
+
+    async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
+        names = json.dumps(list(windows))
+        return dict(self._db.read(lambda c: c.execute(Q["quota-used"], (names,)).fetchall()))

@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS variant_counts (
     count       INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, variant, figure)
 ) WITHOUT ROWID;
+-- Sends counted against a quota ([delivery.limits] hourly, daily), per window of it.
+CREATE TABLE IF NOT EXISTS send_quotas (
+    name    TEXT PRIMARY KEY,
+    used    INTEGER NOT NULL,
+    ends_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -351,3 +357,18 @@ SELECT status, n FROM campaign_messages WHERE campaign = ? AND n > 0
 
 -- name: queued-count
 SELECT COUNT(*) FROM outbox WHERE status = 'queued'
+
+-- name: take-quota
+-- One more send in window ?1 unless ?2 are counted already; RETURNING no row when they are.
+INSERT INTO send_quotas (name, used, ends_at) VALUES (?1, 1, ?3)
+ON CONFLICT (name) DO UPDATE SET used = used + 1 WHERE used < ?2
+RETURNING used
+
+-- name: return-quota
+UPDATE send_quotas SET used = used - 1 WHERE name = ? AND used > 0
+
+-- name: forget-quotas
+DELETE FROM send_quotas WHERE ends_at < ?
+
+-- name: quota-used
+SELECT name, used FROM send_quotas WHERE name IN (SELECT value FROM json_each(?))
