@@ -1,18 +1,22 @@
 """`mailpulse campaign`: create, follow, pause, resume and cancel campaigns on a running
-server, through its admin API (the CLI holds no state of its own).
+server, and pick the winner of an A/B test, through its admin API (the CLI holds no state of
+its own).
 
 The server and the admin key: see mailpulse.admin_client.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from mailpulse.admin_client import DEFAULT_URL, AdminKey, ProjectDir, Url, call, client_for
 
@@ -21,6 +25,7 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 FINAL = ("sent", "cancelled")
+AWAITING_DECISION = "awaiting decision"  # nothing moves until a person picks a winner
 
 
 @campaign_app.command("send")
@@ -37,6 +42,10 @@ def send(
     local_time: Annotated[
         str | None,
         typer.Option(help="Or at this time on each recipient's clock, e.g. 2026-12-01T09:00."),
+    ] = None,
+    ab_test: Annotated[
+        Path | None,
+        typer.Option(help="Test variants first: a JSON file of the ab_test (see the README)."),
     ] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until it is sent.")] = True,
     url: Url = DEFAULT_URL,
@@ -55,6 +64,8 @@ def send(
         body["send_at"] = at
     if local_time:
         body["local_time"] = local_time
+    if ab_test is not None:
+        body["ab_test"] = _json_file(ab_test)
     with client_for(url, admin_key, project) as client:
         created = call(client, "POST", "/admin/campaigns", json=body)
         later = created["send_at"] > time.time()
@@ -83,6 +94,72 @@ def status(
             f"campaign {state['id']}: {state['status']}; {state['queued']} queued; "
             f"messages: {messages}"
         )
+        if state.get("ab_test"):
+            _print_ab_test(state["ab_test"])
+
+
+@campaign_app.command("winner")
+def winner(
+    campaign_id: Annotated[str, typer.Argument()],
+    variant: Annotated[str, typer.Argument(help="The variant the rest of the audience gets.")],
+    url: Url = DEFAULT_URL,
+    admin_key: AdminKey = None,
+    project: ProjectDir = None,
+) -> None:
+    """Pick the winner of an A/B test: before it is decided, or when it could not tell."""
+    with client_for(url, admin_key, project) as client:
+        state = call(
+            client, "POST", f"/admin/campaigns/{campaign_id}/winner", json={"variant": variant}
+        )
+        out.print(f"campaign {state['id']}: {state['status']}; the rest gets {variant}")
+
+
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        err.print(f"[bold red]error:[/] cannot read {path}: {error}")
+    except json.JSONDecodeError as error:
+        err.print(f"[bold red]error:[/] {path}:{error.lineno}: not JSON: {error.msg}")
+    raise typer.Exit(1)
+
+
+def _print_ab_test(ab_test: dict[str, Any]) -> None:
+    """Each variant's figures as they stand, and the decision once taken, with its numbers."""
+    when = ""
+    if ab_test["decide_at"] is not None and not ab_test["decision"]:
+        when = time.strftime(
+            ", decided at %Y-%m-%d %H:%M:%S UTC", time.gmtime(ab_test["decide_at"])
+        )
+    out.print(
+        f"A/B test by {ab_test['winner_by']}, {ab_test['test_share']:.0%} tested at "
+        f"{ab_test['confidence']:.0%} confidence: phase {ab_test['phase']}{when}"
+    )
+    decision = ab_test["decision"]
+    table = Table("variant", "subject / template", "sent", "opens", "clicks", "conversions")
+    table.add_column(f"{ab_test['winner_by']} rate")
+    table.add_column("z")
+    table.add_column("p")
+    shown = {v["id"]: v for v in ab_test["variants"]}
+    for row in ab_test["figures"] or []:
+        variant = shown[row["id"]]
+        what = variant.get("subject") or variant.get("template") or "as the campaign"
+        table.add_row(
+            row["id"],
+            what,
+            *(f"{row[k]:,}" for k in ("sent", "opens", "clicks", "conversions")),
+            f"{row['rate']:.1%}",
+            "" if row["z"] is None else f"{row['z']:.2f}",
+            "" if row["p"] is None else f"{row['p']:.3g}",
+        )
+    out.print(table)
+    if decision:
+        verdict = f"winner {decision['winner']}" if decision["winner"] else "undecided"
+        numbers = (
+            "" if decision["p"] is None else f" (z {decision['z']:.2f}, p {decision['p']:.3g})"
+        )
+        rest = ", ".join(decision["rest"]) or "nothing yet: pick with `mailpulse campaign winner`"
+        out.print(f"decision by {decision['by']}: {verdict}{numbers}; the rest gets {rest}")
 
 
 def _move(action: str) -> Any:
@@ -143,6 +220,10 @@ def _follow(client: httpx.Client, campaign_id: str) -> None:
             # partitions may still be making some), and none waits to go.
             if final and sum(messages.values()) >= state["queued"] and not messages.get("queued"):
                 break
+            if state["status"] == AWAITING_DECISION:
+                break
             time.sleep(0.5)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(messages.items())) or "no messages"
     out.print(f"campaign {campaign_id}: {state['status']}; {summary}")
+    if state.get("ab_test"):
+        _print_ab_test(state["ab_test"])
