@@ -70,6 +70,13 @@ class Metrics:
             ["campaign", "status"],
             registry=r,
         )
+        self.variant_counts = Counter(
+            "mailpulse_campaign_variant_total",
+            "Contacts of an A/B test's share by variant and figure (sent, opens, clicks, "
+            "conversions), each counted once; the stored counts are the authority.",
+            ["campaign", "variant", "figure"],
+            registry=r,
+        )
         self.errors = Counter(
             "mailpulse_errors_total",
             "Unexpected errors, by pipeline stage.",

@@ -1075,6 +1075,7 @@ class FoldWorker:
             return
         noted.counted.append(figure)
         batch.variant_counts[campaign_id, noted.variant, figure] += 1
+        self._metrics.variant_counts.labels(campaign_id, noted.variant, figure).inc()
         batch.contacts.add(contact.id)
 
     async def _fire_timers(self) -> None:
