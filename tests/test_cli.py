@@ -64,6 +64,26 @@ def test_unknown_config_key_names_its_line(project: Path) -> None:
     assert "mailpulse.toml:" in out and "max_connections" in out
 
 
+@pytest.mark.parametrize(
+    ("table", "line", "reason"),
+    [
+        ('[[delivery.shaping]]\nmx = "google"\nconnections = 5', 29, "mail hosts' names"),
+        ('[[delivery.shaping]]\ndomain = "gmail.com"\nconnections = 0', 30, "at least 1"),
+        ("[delivery.limits]\ndaily = 0", 29, "a quota is a number of sends"),
+    ],
+)
+def test_shaping_and_limit_errors_name_their_line(
+    project: Path, table: str, line: int, reason: str
+) -> None:
+    toml = project / "mailpulse.toml"
+    assert len(toml.read_text().splitlines()) == 26  # then a blank line, then the table
+    toml.write_text(toml.read_text() + "\n" + table + "\n")
+    result = runner.invoke(app, ["validate", str(project)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert f"mailpulse.toml:{line}" in out and reason in out
+
+
 def test_serve_refuses_a_bad_project_and_writes_nothing(project: Path, tmp_path: Path) -> None:
     (project / "journeys" / "cart.yaml").write_text(
         "trigger: {event: x}\nsteps:\n  - wait: 5 parsecs\n"

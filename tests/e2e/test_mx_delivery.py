@@ -68,10 +68,26 @@ async def test_each_domain_to_its_own_mail_hosts(
         await alpha_host.wait_until(lambda: len(alpha_host.received) >= 6)
         await beta_host.wait_until(lambda: len(beta_host.received) >= 5)
         bounced = await server.wait_event("shaped-11", "Email Bounced")
+        null_mx_events = [e["event"] for e in await server.events("shaped-11")]
+        status = await server.admin.get("/admin/shaping")
+        unauthorized = await server.client.get("/admin/shaping")
 
     assert sorted(r.rcpt for r in alpha_host.received) == sorted([*alpha, "g@gamma.example.net"])
     assert sorted(r.rcpt for r in beta_host.received) == sorted(beta)
     props = bounced["properties"]
     assert (props["smtp_code"], props["smtp_status"]) == (556, "5.1.10")
     assert "null MX" in props["smtp_text"]
-    assert dns_server.asked[("nomail.example.net", "mx")] == 1  # never retried
+    assert "Email Deferred" not in null_mx_events  # bounced at once, never retried
+    # Under route = "mx" the built-in rules are in force: the providers', by domain and mx.
+    assert unauthorized.status_code == 401
+    body = status.json()
+    assert body["route"] == "mx" and body["sending"] and body["quotas"] == []
+    google = [rule for rule in body["rules"] if rule["name"] == "google"]
+    assert {(rule["domain"], rule["mx"]) for rule in google} >= {
+        ("gmail.com", None),
+        (None, "google.com"),
+    }
+    assert all(
+        (r["builtin"], r["connections"], r["backoff"], r["in_flight"]) == (True, 5, 1.0, 0)
+        for r in google
+    )

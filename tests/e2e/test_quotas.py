@@ -65,8 +65,19 @@ async def test_an_hourly_quota_holds_the_rest_until_the_hour_turns(
             ("quota", hour_ends)
         ] * MORE
 
+        status = (await server.admin.get("/admin/shaping")).json()
+        assert status["quotas"] == [
+            {"name": "hourly", "limit": QUOTA, "used": QUOTA, "window_ends_at": hour_ends}
+        ]
+        registry = server.pipeline.metrics.registry
+        assert registry.get_sample_value("mailpulse_quota_used", {"quota": "hourly"}) == QUOTA
+        assert registry.get_sample_value("mailpulse_quota_limit", {"quota": "hourly"}) == QUOTA
+
         clock.advance(hour_ends - clock() + 1)
         await sink.wait_until(lambda: len(sink.received) >= len(emails), within=10)
+
+        status = (await server.admin.get("/admin/shaping")).json()
+        assert status["quotas"][0]["used"] == MORE  # the new hour's
 
     assert sorted(r.rcpt for r in sink.received) == sorted(emails)
     assert sink.distinct_and_doubles() == (len(emails), 0)

@@ -21,6 +21,7 @@ from mailpulse.api.contacts_import import contacts_import_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.segments import segments_router
+from mailpulse.api.shaping import shaping_router
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -62,6 +63,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(journeys_router(pipeline.state, pipeline.project))
     app.include_router(segments_router(pipeline.state, pipeline.project))
     app.include_router(campaigns_router(pipeline.state, pipeline.project))
+    app.include_router(shaping_router(pipeline.state, pipeline.project, pipeline.traffic))
     app.include_router(contacts_import_router(pipeline.append))
     app.include_router(catalogs_router(pipeline.catalogs))
     for router in extra_routers:

@@ -21,7 +21,7 @@ GLOBAL_RATE = "[delivery.limits]"  # the rate's timeline and name: no domain is 
 
 
 class QuotaStore(Protocol):
-    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool: ...
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> int | None: ...
     async def return_quota(self, window: str) -> None: ...
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]: ...
 
@@ -65,6 +65,7 @@ class Quotas:
         self._store = store
         self._clock = clock
         self._full: dict[str, float] = {}  # windows known used up → when they end
+        self._counted: dict[str, tuple[str, int]] = {}  # quota → (window, count) last seen
 
     async def take(self) -> float | None:
         """Counts one send in every quota's window; None when it may go. Otherwise nothing
@@ -75,13 +76,27 @@ class Quotas:
         for quota in self.quotas:
             window, ends = quota.window(now)
             # A window seen used up stays so: no store round trip per send until it turns.
-            if window in self._full or not await self._store.take_quota(window, quota.limit, ends):
+            count = None
+            if window not in self._full:
+                count = await self._store.take_quota(window, quota.limit, ends)
+            if count is None:
                 self._full[window] = ends
+                self._counted[quota.name] = (window, quota.limit)
                 for earlier in taken:
                     await self._store.return_quota(earlier)
                 return ends
+            self._counted[quota.name] = (window, count)
             taken.append(window)
         return None
+
+    def counted(self) -> dict[str, int]:
+        """Each quota's count in its current window, as this process last saw it."""
+        now = self._clock()
+        seen = {q.name: self._counted.get(q.name, ("", 0)) for q in self.quotas}
+        return {
+            q.name: seen[q.name][1] if seen[q.name][0] == q.window(now)[0] else 0
+            for q in self.quotas
+        }
 
     async def status(self) -> list[QuotaStatus]:
         now = self._clock()

@@ -359,6 +359,11 @@ class Backoff:
             return 1.0
         return recovered
 
+    def slowed(self) -> dict[str, float]:
+        """Every destination held below its rule's rate now, and its factor."""
+        factors = {key: self.factor(key) for key in list(self._cuts)}
+        return {key: factor for key, factor in factors.items() if factor < 1.0}
+
     def slow_down(self, key: str) -> float:
         """A destination asked us to slow down; its factor from now on."""
         now = self._clock()

@@ -116,6 +116,16 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.quota_used = Gauge(
+            "mailpulse_quota_used",
+            "Sends counted in the current window of a send quota ([delivery.limits] hourly, "
+            "daily), as this process last saw it.",
+            ["quota"],
+            registry=r,
+        )
+        self.quota_limit = Gauge(
+            "mailpulse_quota_limit", "Sends a quota allows per window.", ["quota"], registry=r
+        )
         self.shaping_wait = Histogram(
             "mailpulse_shaping_wait_seconds",
             "Time a send waited for its destination's turn and connection, by shaping rule "

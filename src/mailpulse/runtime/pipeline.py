@@ -25,6 +25,7 @@ from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
+from mailpulse.runtime.traffic import Traffic
 from mailpulse.runtime.wiring import catalog_for, courier_processes, embedded_catalog
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
@@ -63,11 +64,13 @@ class Pipeline:
                 project, catalog=catalog.location if catalog is not None else None
             )
         self.runners: list[PartitionRunner] = []
+        self.traffic: Traffic | None = None  # the shaping of this process's sends, if it sends
         if self.courier is not None:
             parts = PartitionParts(
                 project, log, state, bus, self.courier, self.append, self.metrics, clock
             )
             self.runners = [parts.runner(p) for p in range(log.partitions)]
+            self.traffic = parts.traffic
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod

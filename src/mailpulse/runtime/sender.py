@@ -175,6 +175,7 @@ class Sender:
         finally:
             del self._turn_waits[intent.key]
             self._waiting.release()
+        self._count_quotas()
         if held_until is not None:
             self._let_go(destination)
             await self._hold(intent, attempts, held_until)
@@ -204,6 +205,13 @@ class Sender:
         if destination is not None:
             self._count_connections(destination)
         return loop.time() - asked
+
+    def _count_quotas(self) -> None:
+        quotas = self._traffic.quotas
+        counted = quotas.counted()
+        for quota in quotas.quotas:
+            self._metrics.quota_limit.labels(quota.name).set(quota.limit)
+            self._metrics.quota_used.labels(quota.name).set(counted[quota.name])
 
     def _let_go(self, destination: Destination | None) -> None:
         self._slots.release()

@@ -299,9 +299,10 @@ class StateStore(Protocol):
 
     async def outbox_counts(self) -> dict[str, int]: ...
 
-    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> int | None:
         """Counts one send in quota window `window` (ending at `ends_at`) unless `limit` are
-        counted already; whether it was. Atomic: workers taking at once never pass `limit`."""
+        counted already: the count with it, or None. Atomic: workers taking at once never pass
+        `limit`."""
         ...
 
     async def return_quota(self, window: str) -> None:

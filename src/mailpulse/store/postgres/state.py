@@ -345,13 +345,13 @@ class PostgresStateStore:
         start, now = await self._db.fetchrow(Q["reserve-turns"], key, seconds)
         return start, now
 
-    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> int | None:
         async with self._db.acquire() as conn, conn.transaction():
             used = await conn.fetchval(Q["take-quota"], window, limit, ends_at)
             if used == 1:
                 # A window's first send: windows two days gone are no use to anyone.
                 await conn.execute(Q["forget-quotas"], ends_at - QUOTA_KEPT)
-        return used is not None
+        return None if used is None else int(used)
 
     async def return_quota(self, window: str) -> None:
         await self._db.execute(Q["return-quota"], window)

@@ -334,13 +334,15 @@ class SqliteStateStore:
         rows = self._db.read(lambda c: c.execute(Q["outbox-counts"]).fetchall())
         return dict(rows)
 
-    async def take_quota(self, window: str, limit: int, ends_at: float) -> bool:
-        def take(conn: sqlite3.Connection) -> bool:
+    async def take_quota(self, window: str, limit: int, ends_at: float) -> int | None:
+        def take(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(Q["take-quota"], (window, limit, ends_at)).fetchone()
-            if row is not None and row[0] == 1:
+            if row is None:
+                return None
+            if row[0] == 1:
                 # A window's first send: windows two days gone are no use to anyone.
                 conn.execute(Q["forget-quotas"], (ends_at - QUOTA_KEPT,))
-            return row is not None
+            return int(row[0])
 
         return await self._db.write(take)
 
