@@ -151,6 +151,21 @@ async def test_a_provider_by_its_mail_hosts_and_a_destination_by_its_connections
     assert waits == 40
 
 
+async def test_the_global_rate_holds_all_destinations_together(tmp_path: Path, sink: Sink) -> None:
+    extra = '\n[delivery.limits]\nrate = "20/s"\n'
+    project = shaped_project(tmp_path / "project", sink.port, {}, extra)
+    emails = [f"g{n}@example.{'net' if n % 2 else 'org'}" for n in range(40)]
+    async with running_server(project, Deployment("embedded", tmp_path / "data")) as server:
+        r = await server.send("batch", sign_ups(emails))
+        assert r.status_code == 200, r.text
+        await sink.wait_until(lambda: len(sink.received) >= len(emails), within=15)
+
+    rate = arrival_rate(sorted(sink.received, key=lambda r: r.at))
+    print(f"\nglobal rate: {rate:.1f}/s over two domains without rules ([delivery.limits] 20/s)")
+    assert sorted(r.rcpt for r in sink.received) == sorted(emails)
+    assert rate == pytest.approx(20.0, rel=TOLERANCE)
+
+
 async def shaped_sends(metrics_port: int, rule: str) -> float:
     """How many sends a worker let wait for `rule`, from its /metrics."""
     async with httpx.AsyncClient() as client:
