@@ -6,6 +6,7 @@ CLI) and the rest gets that. Every recipient gets exactly one message."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,22 +148,32 @@ async def test_opens_decide_the_test_and_the_rest_gets_the_winner(
     assert all(got[u] == "Last chance, friend: 30% off" for u in rest)
 
 
-async def test_undecided_it_holds_until_a_person_picks(server: Server, sink: Sink) -> None:
+async def test_undecided_it_holds_until_a_person_picks(
+    server: Server, sink: Sink, tmp_path: Path
+) -> None:
     await everyone(server)
     tested = share_of("hold", 0.25)
-    body = {
-        "id": "hold",
-        "template": "welcome",
-        "audience": "all",
-        "ab_test": ab_test(test_share=0.25, wait="1s", if_undecided="hold"),
-    }
-    assert (await server.admin.post("/admin/campaigns", json=body)).status_code == 201
+    test_file = tmp_path / "test.json"
+    test_file.write_text(json.dumps(ab_test(test_share=0.25, wait="1s", if_undecided="hold")))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"variants": [\n')
+    code, out, err = await mailpulse(
+        server, "send", "hold", "-t", "welcome", "--ab-test", str(broken)
+    )
+    assert code == 1 and f"{broken}:2: not JSON" in err, out + err
+    # Followed until it waits for a person: the test's figures and its undecided verdict.
+    code, out, err = await mailpulse(
+        server, "send", "hold", "-t", "welcome", "--ab-test", str(test_file)
+    )
+    assert code == 0, out + err
+    assert "campaign hold: awaiting decision" in out and "decision by test: undecided" in out
     # Nobody opens: the test cannot tell, and nothing goes to the rest.
     state = await until(server, "hold", lambda s: s["status"] == "awaiting decision")
     decision = state["ab_test"]["decision"]
     assert (decision["winner"], decision["rest"], decision["p"]) == (None, [], 1.0)
     assert state["ab_test"]["phase"] == "wait"
-    await asyncio.sleep(0.5)
+    await sink.wait_until(lambda: len(sink.received) >= len(tested), within=30)
+    await asyncio.sleep(0.5)  # anything more would have come by now
     assert set(subjects(sink)) == set(tested)
 
     wrong = await server.admin.post("/admin/campaigns/hold/winner", json={"variant": "c"})
