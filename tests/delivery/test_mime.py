@@ -82,7 +82,7 @@ def test_headers_in_order_and_body_parts():
     plain, html = message.iter_parts()
     assert plain.get_content_type() == "text/plain"
     assert html.get_content_type() == "text/html"
-    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert plain["Content-Transfer-Encoding"] == "7bit"
     assert plain.get_content().replace("\r\n", "\n") == "Hi there\n"
     assert html.get_content().replace("\r\n", "\n") == "<p>Hi there</p>\n"
 
@@ -138,6 +138,39 @@ def test_bare_addresses():
     message = parse(build(from_addr="news@shop.example", to_addr="ann@example.org"))
     assert message["From"] == "news@shop.example"
     assert message["To"] == "ann@example.org"
+
+
+@pytest.mark.parametrize(
+    ("html", "encoding"),
+    [
+        ("<p>Hi &#233;l&#232;ve</p>\n" * 40, "7bit"),
+        ("<p>Hi élève</p>", "quoted-printable"),  # not ASCII
+        ("<p>" + "x" * 999 + "</p>", "quoted-printable"),  # a line SMTP does not carry
+        ("<p>" + "x" * 991 + "</p>", "7bit"),  # 998 exactly
+        ("<p>a\rb</p>", "quoted-printable"),  # a bare CR
+        ("<p>a\0b</p>", "quoted-printable"),
+    ],
+)
+def test_a_part_goes_as_it_is_when_smtp_carries_it_unchanged(html: str, encoding: str) -> None:
+    rich = list(parse(build(html=html)).iter_parts())[1]
+    assert rich["Content-Transfer-Encoding"] == encoding
+    assert rich.get_content().replace("\r\n", "\n") == html.replace("\r", "\n")
+
+
+def test_a_part_holding_the_boundary_is_quoted_printable() -> None:
+    boundary = parse(build()).get_boundary()
+    rich = list(parse(build(html=f"<p>\n--{boundary}\n</p>")).iter_parts())[1]
+    assert rich["Content-Transfer-Encoding"] == "quoted-printable"
+    assert rich.get_content().replace("\r\n", "\n") == f"<p>\n--{boundary}\n</p>"
+
+
+@given(html=st.text(st.characters(max_codepoint=127), max_size=2000))
+def test_ascii_content_round_trips_whichever_encoding(html: str) -> None:
+    raw = build(html=html)
+    assert all(len(line) <= 998 for line in wire_lines(raw))
+    rich = list(parse(raw).iter_parts())[1]
+    normalize = lambda s: s.replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
+    assert normalize(rich.get_content()) == normalize(html)
 
 
 def test_body_quoted_printable_handles_dots_trailing_blanks_and_long_lines():

@@ -73,7 +73,8 @@ def test_jinja_in_attributes_and_loops_survives_mjml_and_inlining(templates, sho
     assert 'alt="Ceramic Pour-Over Set"' in html
     assert 'href="https://shop.example.com/products/merino?ref=mail&amp;size=m"' in html
     assert 'href="https://shop.example.com/cart?step=checkout&amp;c=user_1"' in html
-    assert "Qty 2 · 48.50" in html
+    # As ASCII, a long line broken at a blank: see the test on 7bit HTML below.
+    assert "Qty 2 &#183; 48.50" in " ".join(html.split())
     assert html.count('alt="') == 2
     assert "Just a few things left." in html
     assert "{{" not in html and "{%" not in html and "mpj" not in html
@@ -206,3 +207,28 @@ def test_a_white_space_pre_style_keeps_every_blank(templates, shop_context) -> N
     page = '---\nsubject: Hi\n---\n<p style="white-space: pre">a   b</p>\n'
     html = TemplateLibrary.load(templates(page__html=page)).get("page").render(shop_context()).html
     assert "a   b" in html
+
+
+def test_compiled_html_is_ascii_lines_smtp_carries_as_they_are(templates, shop_context) -> None:
+    """Other characters become references (not in <style>, where none are read), lines are
+    broken at blanks between words or attributes, never inside a quoted value; a value with
+    other characters stays as it is (that message goes quoted-printable)."""
+    words = " ".join(f"wörd{n}" for n in range(400))
+    cells = "".join(
+        f'<td class="c" style="font-family: \'Helvetica Neue\', Arial">{n}</td>' for n in range(60)
+    )
+    page = (
+        "---\nsubject: Hi\n---\n<html><head>"
+        '<style>@media screen { p::before { content: "→"; } }</style></head>'
+        f"<body><p>{words}</p><table><tr>{cells}</tr></table>"
+        "<p>{{ contact.first_name }}</p></body></html>\n"
+    )
+    page_template = TemplateLibrary.load(templates(page__html=page)).get("page")
+    html = page_template.render(shop_context(first_name="Zoë")).html
+    assert max(len(line) for line in html.split("\n")) <= 800
+    assert 'content: "→"' in html  # the style as written
+    assert "w&#246;rd399" in html and "wörd" not in html
+    assert html.count("font-family: 'Helvetica Neue', Arial") == 60  # no break in a value
+    assert "<p>Zoë</p>" in html
+    plain = html.replace("Zoë", "").replace("→", "")
+    assert plain.isascii()

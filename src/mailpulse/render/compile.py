@@ -6,6 +6,7 @@ Jinja templates are compiled; all of it once per version, so rendering is Jinja 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from pathlib import Path
@@ -29,6 +30,13 @@ _KEEPS_BLANKS = re.compile(r"(<(pre|textarea)\b.*?</\2\s*>)", re.IGNORECASE | re
 _PRE_STYLE = re.compile(r"white-space\s*:\s*pre", re.IGNORECASE)
 _LINE_END_BLANKS = re.compile(r"[ \t]+(?=\n)|[ \t]+\Z")
 _BLANK_RUN = re.compile(r"\t[ \t]*| [ \t]+")
+# Where a character reference is not read as one.
+_RAW_TEXT = re.compile(r"(<(style|script)\b.*?</\2\s*>)", re.IGNORECASE | re.DOTALL)
+_RAW_TEXT_TAG = re.compile(r"</?(style|script)\b", re.IGNORECASE)
+_TAG_OR_TEXT = re.compile(r"<(?:[^>\"']|\"[^\"]*\"|'[^']*')*>?|[^<]+")
+_UNQUOTED_BLANK = re.compile(r"\"[^\"]*\"?|'[^']*'?|( )")
+# RFC 5322 §2.1.1 allows 998 characters a line; what a recipient's values add has room left.
+_WRAP_AT = 800
 # The usual hidden preview text, padded so clients do not pull body text into the preview.
 _PREHEADER_DIV = (
     '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;'
@@ -66,7 +74,7 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
             count=1,
         )
 
-    html_source, counts = protected.restore(markup)
+    html_source, counts = protected.restore(_seven_bit(markup))
     _check_tags_survived(protected, counts, main_path, front.body_line)
     html_source = html_source.replace(
         protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
@@ -110,6 +118,71 @@ def _collapse_blanks(markup: str) -> str:
     for i in range(0, len(pieces), 3):
         pieces[i] = _BLANK_RUN.sub(" ", _LINE_END_BLANKS.sub("", pieces[i]))
     return "".join(piece for i, piece in enumerate(pieces) if i % 3 != 2)
+
+
+def _seven_bit(markup: str) -> str:
+    """The HTML in ASCII lines that SMTP carries as they are (7bit, RFC 2045), so that a
+    message goes without a quoted-printable pass: other characters as references, and long
+    lines broken at a blank between words, one blank to HTML wherever blanks were collapsed.
+    <style> and <script> are left as they are (references are not read there, and a break
+    could fall in a string). A message whose values bring back other characters or long
+    lines goes quoted-printable (see mailpulse.delivery.mime)."""
+    pieces = _RAW_TEXT.split(markup)
+    for i in range(0, len(pieces), 3):
+        pieces[i] = pieces[i].encode("ascii", "xmlcharrefreplace").decode("ascii")
+    markup = "".join(piece for i, piece in enumerate(pieces) if i % 3 != 2)
+    if _PRE_STYLE.search(markup) or _KEEPS_BLANKS.search(markup):
+        return markup
+    return "\n".join(map(_wrapped, markup.split("\n")))
+
+
+def _wrapped(line: str) -> str:
+    """`line` broken before `_WRAP_AT` where it can be: between a tag's attributes (outside
+    their quotes, never in a comment), else at a blank between words."""
+    if len(line) <= _WRAP_AT:
+        return line
+    between_attributes, between_words = _blanks_to_break_at(line)
+    lines, start = [], 0
+    while len(line) - start > _WRAP_AT:
+        limit = start + _WRAP_AT
+        cut = _last_before(between_attributes, start, limit)
+        if cut < 0:
+            cut = _last_before(between_words, start, limit)
+        if cut < 0:
+            break  # nowhere to break: the message goes quoted-printable
+        lines.append(line[start:cut])
+        start = cut + 1
+    lines.append(line[start:])
+    return "\n".join(lines)
+
+
+def _last_before(blanks: list[int], start: int, limit: int) -> int:
+    """The last of the sorted `blanks` after `start` and before `limit`, or -1."""
+    at = bisect.bisect_left(blanks, limit) - 1
+    return blanks[at] if at >= 0 and blanks[at] > start else -1
+
+
+def _blanks_to_break_at(line: str) -> tuple[list[int], list[int]]:
+    between_attributes: list[int] = []
+    between_words: list[int] = []
+    raw_text = False  # in a <style> or <script>, where a break could fall in a string
+    for run in _TAG_OR_TEXT.finditer(line):
+        text = run.group()
+        if _RAW_TEXT_TAG.match(text):
+            raw_text = not text.startswith("</")
+        if raw_text:
+            continue
+        if not text.startswith("<"):
+            at = run.start() - 1
+            while (at := line.find(" ", at + 1, run.end())) >= 0:
+                between_words.append(at)
+        elif not text.startswith("<!"):
+            between_attributes += (
+                run.start() + blank.start(1)
+                for blank in _UNQUOTED_BLANK.finditer(text)
+                if blank.group(1)
+            )
+    return between_attributes, between_words
 
 
 def _read(path: Path) -> str:
