@@ -4,8 +4,9 @@ Postfix's smtp-sink on loopback.
 The contacts are created first, outside the measured window (identify calls through
 /v1/batch, then a wait until the fold has them all). The window runs from the POST that
 creates the campaign to the moment the admin API counts every message sent (250 from the
-sink). Peak RSS is that of the server's whole process tree (server and courier), sampled
-every 0.2 s during the window.
+sink). Peak memory is that of the server's whole process tree (server and couriers), sampled
+every 0.2 s during the window, as the sum of RSS (which counts a shared library's pages once
+per process) and of PSS (which shares them out: what the tree takes from the machine).
 
 In the same run, two references:
 - the wire: `../shared/bench/smtp_limit.sh`, Postfix's C smtp-source to smtp-sink with the
@@ -13,7 +14,7 @@ In the same run, two references:
 - plain Python: what one would write by hand, a loop of Jinja2 (the same compiled HTML),
   `email.message`, dkimpy and smtplib over one connection, on `--baseline` recipients.
 
-Prints one JSON line: medians over runs of messages/s, peak RSS and CPU milliseconds per
+Prints one JSON line: medians over runs of messages/s, peak RSS and PSS, CPU milliseconds per
 message (server, couriers), every run's figures, the message size, the ratio to the wire
 and to plain Python.
 
@@ -99,17 +100,21 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def tree_rss(root: int) -> int:
-    """Bytes of resident memory of `root` and every process below it."""
-    total = 0
+def tree_memory(root: int) -> tuple[int, int]:
+    """Bytes of memory of `root` and every process below it: resident (RSS, which counts the
+    pages of a shared library once in every process that maps it) and proportional (PSS,
+    which shares them out: what the processes take from the machine together)."""
+    rss = pss = 0
     for pid in process_tree(root):
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
         except OSError:
             pass
-    return total
+    return rss, pss
 
 
 def tree_cpu(root: int) -> tuple[float, float]:
@@ -152,7 +157,7 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
     await wait_identified(hostport, emails[-1:], within=3600)
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://{hostport}", headers=headers) as c:
-        peak = before = tree_rss(server_pid)
+        peak = before = tree_memory(server_pid)
         cpu_before = tree_cpu(server_pid)
         started = time.time()
         body = {"id": "winter", "template": "newsletter", "audience": "all"}
@@ -160,7 +165,8 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
         sent = 0
         while sent < len(emails) and time.time() < started + 7200:
             await asyncio.sleep(0.2)
-            peak = max(peak, tree_rss(server_pid))
+            now = tree_memory(server_pid)
+            peak = (max(peak[0], now[0]), max(peak[1], now[1]))
             state = (await c.get("/admin/campaigns/winter")).json()
             sent = state["messages"].get("sent", 0)
         window = time.time() - started
@@ -173,8 +179,10 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
         "sent": sent,
         "window_s": window,
         "per_s": sent / window,
-        "peak_rss_mb": peak / 2**20,
-        "rss_before_mb": before / 2**20,
+        "peak_rss_mb": peak[0] / 2**20,
+        "rss_before_mb": before[0] / 2**20,
+        "peak_pss_mb": peak[1] / 2**20,
+        "pss_before_mb": before[1] / 2**20,
     }
 
 
@@ -288,11 +296,16 @@ def main() -> None:
                 "messages_per_s": round(per_s, 1),
                 "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs]), 1),
                 "rss_before_mb": round(median([r["rss_before_mb"] for r in runs]), 1),
+                "peak_pss_mb": round(median([r["peak_pss_mb"] for r in runs]), 1),
+                "pss_before_mb": round(median([r["pss_before_mb"] for r in runs]), 1),
                 "cpu_ms_per_message": {
                     "server": round(median([r["server_cpu_ms"] for r in runs]), 3),
                     "couriers": round(median([r["courier_cpu_ms"] for r in runs]), 3),
                 },
-                "every_run": [[round(r["per_s"], 1), round(r["peak_rss_mb"], 1)] for r in runs],
+                "every_run": [
+                    [round(r["per_s"], 1), round(r["peak_rss_mb"], 1), round(r["peak_pss_mb"], 1)]
+                    for r in runs
+                ],
                 "wire": {
                     "what": "smtp-source to smtp-sink, same count and size",
                     "per_s": round(wire, 1),
