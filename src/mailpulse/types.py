@@ -166,6 +166,44 @@ class SendIntent(msgspec.Struct, kw_only=True):
     created_at: float = 0.0
 
 
+class SuppressionReason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"
+    ERASED = "erased"
+
+
+# Of two entries for one address and topic, the one that blocks more stands: an unsubscribe
+# (marketing only) gives way to a bounce, a complaint or a manual entry (all mail), and those
+# to an erasure (all mail, the address itself forgotten). See mailpulse.policy.suppression.
+_SUPPRESSION_STRENGTH = {
+    SuppressionReason.UNSUBSCRIBE: 1,
+    SuppressionReason.MANUAL: 2,
+    SuppressionReason.HARD_BOUNCE: 2,
+    SuppressionReason.COMPLAINT: 2,
+    SuppressionReason.ERASED: 3,
+}
+
+
+class Suppression(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of the suppression list: the address (normalized, lower case) is not to be
+    mailed, or not for `topic` ('' = global). Entries are keyed by `address_hash` (SHA-256 of
+    the address), so that an erased one, which keeps nothing else, still matches."""
+
+    address_hash: str
+    address: str | None  # None once erased
+    topic: str = ""
+    reason: str
+    detail: str = ""  # what it rests on: an SMTP reply, a report, an operator's note
+    source: str = ""  # who or what added it
+    created_at: float = 0.0
+
+    @property
+    def strength(self) -> int:
+        return _SUPPRESSION_STRENGTH[SuppressionReason(self.reason)]
+
+
 class RenderedContent(msgspec.Struct, kw_only=True):
     """What a template produces for one recipient, before MIME and signing."""
 

@@ -10,6 +10,7 @@ from mailpulse.policy.gate import (
     check_send,
     remember_marketing,
 )
+from mailpulse.policy.suppression import SuppressionIndex, address_hash, blocking, describe
 
 __all__ = [
     "ALLOW",
@@ -17,7 +18,11 @@ __all__ = [
     "FrequencyCap",
     "QuietHours",
     "SendPolicy",
+    "SuppressionIndex",
     "Verdict",
+    "address_hash",
+    "blocking",
     "check_send",
+    "describe",
     "remember_marketing",
 ]

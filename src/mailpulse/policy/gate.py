@@ -1,6 +1,7 @@
 """The last gate before a send intent reaches the outbox.
 
-A contact with no usable address gets nothing. Marketing also meets the project's send
+A contact with no usable address gets nothing, nor one whose address a suppression entry
+blocks the message for (see mailpulse.policy.suppression). Marketing also meets the project's send
 policy: a frequency cap (at most N marketing messages per contact per period, counted across
 all journeys), one per topic if set (at most M of a topic's messages per period), and quiet
 hours on the contact's own clock, during which a message is held and sent when they end,
@@ -9,12 +10,14 @@ never dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time
 
 import msgspec
 
 from mailpulse.policy.localtime import contact_zone, next_local_time
-from mailpulse.types import Contact, MessageClass
+from mailpulse.policy.suppression import blocking, describe
+from mailpulse.types import Contact, MessageClass, Suppression
 
 
 class QuietHours(msgspec.Struct, frozen=True):
@@ -54,6 +57,7 @@ class Verdict(msgspec.Struct, frozen=True):
     reason: str = ""
     # Allowed, but to be sent at this time (epoch seconds), not now.
     hold_until: float | None = None
+    suppressed_by: Suppression | None = None  # the entry it was refused for
 
 
 ALLOW = Verdict(True)
@@ -67,11 +71,16 @@ def check_send(
     policy: SendPolicy = NO_POLICY,
     topic: str | None = None,
     not_before: float | None = None,
+    suppressions: Sequence[Suppression] = (),
 ) -> Verdict:
     """Whether, and when, a message may go. `not_before`: it is not to go before then (a
-    campaign at each recipient's local time); quiet hours are judged at that moment."""
+    campaign at each recipient's local time); quiet hours are judged at that moment.
+    `suppressions`: the entries of the contact's address."""
     if contact.email is None:
         return Verdict(False, contact.email_error or "contact has no email address")
+    entry = blocking(suppressions, message_class, topic)
+    if entry is not None:
+        return Verdict(False, describe(entry), suppressed_by=entry)
     if message_class != MessageClass.MARKETING:
         return ALLOW  # receipts and password resets are never capped or held
     cap = policy.frequency_cap

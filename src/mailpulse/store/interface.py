@@ -11,7 +11,7 @@ from typing import Protocol
 
 import msgspec
 
-from mailpulse.types import Contact, Event, SendIntent
+from mailpulse.types import Contact, Event, SendIntent, Suppression
 
 # Seconds a quota window's count is kept after the window ends (see take_quota).
 QUOTA_KEPT = 2 * 86400.0
@@ -123,6 +123,8 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
     lifecycle: list[Event] = msgspec.field(default_factory=list)
+    # Suppression entries the batch's events call for (a hard bounce), as add_suppressions.
+    suppressions: list[Suppression] = msgspec.field(default_factory=list)
 
 
 class LogUnavailable(Exception):
@@ -311,4 +313,31 @@ class StateStore(Protocol):
 
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
         """Sends counted in each of `windows` that has any."""
+        ...
+
+    async def add_suppressions(self, entries: Sequence[Suppression]) -> list[Suppression]:
+        """Add entries to the suppression list, shared by every partition, in one transaction.
+        An entry replaces the one of its address and topic only when it blocks more (see
+        `Suppression.strength`); an erased address keeps its erased entry alone, and nothing
+        is added for it after. Returns the entries that took effect."""
+        ...
+
+    async def suppressions_for(self, hashes: Sequence[str]) -> list[Suppression]:
+        """Every entry (global and per topic) of the addresses with these hashes."""
+        ...
+
+    async def suppressions_after(
+        self,
+        after: tuple[str, str],
+        limit: int,
+        *,
+        reason: str | None = None,
+        topic: str | None = None,
+    ) -> list[Suppression]:
+        """Entries in (address_hash, topic) order after `after`; only of `reason` and of
+        `topic` ('' = the global ones) when given."""
+        ...
+
+    async def remove_suppression(self, address_hash: str, topic: str) -> bool:
+        """Remove an entry, unless it is an erased one; whether one was removed."""
         ...

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from mailpulse.store.interface import InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
-from mailpulse.types import Contact, Event, SendIntent
+from mailpulse.types import Contact, Event, SendIntent, Suppression, SuppressionReason
 
 encode = msgspec.json.Encoder().encode
 decode_contact = msgspec.json.Decoder(Contact).decode
@@ -80,3 +80,44 @@ def outbox_update_params(u: OutboxUpdate) -> tuple[Any, ...]:
         u.updated_at,
         u.key,
     )
+
+
+def suppression_from_row(row: Sequence[Any]) -> Suppression:
+    """Columns: address_hash, topic, address, reason, detail, source, created_at."""
+    hashed, topic, address, reason, detail, source, created_at = row
+    return Suppression(
+        address_hash=hashed,
+        topic=topic,
+        address=address,
+        reason=reason,
+        detail=detail,
+        source=source,
+        created_at=created_at,
+    )
+
+
+def suppression_params(s: Suppression) -> tuple[Any, ...]:
+    """Parameters of add-suppression in every backend: the columns, strength before detail."""
+    return (
+        s.address_hash,
+        s.topic,
+        s.address,
+        s.reason,
+        s.strength,
+        s.detail,
+        s.source,
+        s.created_at,
+    )
+
+
+def effective_suppressions(entries: Sequence[Suppression]) -> list[Suppression]:
+    """What a set of entries added at once comes to: per address and topic the strongest (the
+    first of equals), and for an erased address its erased entry alone (nothing else of it is
+    kept, its address least of all)."""
+    kept: dict[tuple[str, str], Suppression] = {}
+    for entry in entries:
+        standing = kept.get((entry.address_hash, entry.topic))
+        if standing is None or entry.strength > standing.strength:
+            kept[entry.address_hash, entry.topic] = entry
+    erased = {h for (h, _), e in kept.items() if e.reason == SuppressionReason.ERASED}
+    return [e for (h, topic), e in kept.items() if h not in erased or not topic]

@@ -26,14 +26,17 @@ from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
     decode_contact,
     decode_event,
+    effective_suppressions,
     encode,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
+    suppression_from_row,
+    suppression_params,
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.types import Contact, Event
+from mailpulse.types import Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.postgres", "state.sql")
 
@@ -130,8 +133,25 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["hand-over-instances"], [(h.source, h.partition) for h in handovers])
     inserted = await _insert_outbox(conn, change.intents, partition)
     await _keep_lifecycle(conn, change.lifecycle, partition)
+    await _add_suppressions(conn, change.suppressions)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
     return inserted
+
+
+async def _add_suppressions(
+    conn: asyncpg.Connection, entries: Sequence[Suppression]
+) -> list[Suppression]:
+    """Within the caller's transaction."""
+    entries = effective_suppressions(entries)
+    if not entries:
+        return []
+    await conn.execute(Q["lock-addresses"], sorted({e.address_hash for e in entries}))
+    erased = [e.address_hash for e in entries if e.reason == SuppressionReason.ERASED]
+    if erased:
+        await conn.execute(Q["forget-erased-addresses"], erased)
+    columns = list(zip(*(suppression_params(e) for e in entries), strict=True))
+    took = {(r[0], r[1]) for r in await conn.fetch(Q["add-suppressions"], *map(list, columns))}
+    return [e for e in entries if (e.address_hash, e.topic) in took]
 
 
 def _campaign(row: asyncpg.Record) -> CampaignRecord:
@@ -358,3 +378,28 @@ class PostgresStateStore:
 
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._db.fetch(Q["quota-used"], list(windows))}
+
+    async def add_suppressions(self, entries: Sequence[Suppression]) -> list[Suppression]:
+        async with self._db.acquire() as conn, conn.transaction():
+            return await _add_suppressions(conn, entries)
+
+    async def suppressions_for(self, hashes: Sequence[str]) -> list[Suppression]:
+        if not hashes:
+            return []
+        rows = await self._db.fetch(Q["suppressions-for"], list(hashes))
+        return [suppression_from_row(r) for r in rows]
+
+    async def suppressions_after(
+        self,
+        after: tuple[str, str],
+        limit: int,
+        *,
+        reason: str | None = None,
+        topic: str | None = None,
+    ) -> list[Suppression]:
+        rows = await self._db.fetch(Q["suppressions-after"], *after, reason, topic, limit)
+        return [suppression_from_row(r) for r in rows]
+
+    async def remove_suppression(self, address_hash: str, topic: str) -> bool:
+        result = await self._db.execute(Q["remove-suppression"], address_hash, topic)
+        return not result.endswith(" 0")  # "DELETE 0": none, or an erased one

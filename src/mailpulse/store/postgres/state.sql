@@ -264,3 +264,45 @@ DELETE FROM send_quotas WHERE ends_at < $1
 
 -- name: quota-used
 SELECT name, used FROM send_quotas WHERE name = ANY($1::text[])
+
+-- name: lock-addresses
+-- Entries of one address are added one transaction at a time: an erasure and a topic's entry
+-- added at once must not leave the erased address behind in the topic's row. In hash order,
+-- so that two transactions never wait for each other.
+SELECT pg_advisory_xact_lock(hashtextextended(h, 0))
+FROM (SELECT h FROM unnest($1::text[]) AS h ORDER BY h) AS sorted
+
+-- name: forget-erased-addresses
+-- An erasure: the address's other entries go (the erased one blocks everything they did).
+DELETE FROM suppressions WHERE address_hash = ANY($1::text[]) AND topic <> ''
+
+-- name: add-suppressions
+-- Unless the address is erased (its erased entry is all that is kept of it); over an entry of
+-- the same address and topic only when stronger. RETURNING the rows that took effect.
+INSERT INTO suppressions AS s
+    (address_hash, topic, address, reason, strength, detail, source, created_at)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[], $7::text[],
+    $8::float8[]
+) AS u (address_hash, topic, address, reason, strength, detail, source, created_at)
+WHERE u.reason = 'erased' OR NOT EXISTS (
+    SELECT 1 FROM suppressions e WHERE e.address_hash = u.address_hash AND e.reason = 'erased'
+)
+ON CONFLICT (address_hash, topic) DO UPDATE SET
+    address = excluded.address, reason = excluded.reason, strength = excluded.strength,
+    detail = excluded.detail, source = excluded.source, created_at = excluded.created_at
+WHERE excluded.strength > s.strength
+RETURNING address_hash, topic
+
+-- name: suppressions-for
+SELECT address_hash, topic, address, reason, detail, source, created_at FROM suppressions
+WHERE address_hash = ANY($1::text[])
+
+-- name: suppressions-after
+SELECT address_hash, topic, address, reason, detail, source, created_at FROM suppressions
+WHERE (address_hash, topic) > ($1, $2)
+    AND ($3::text IS NULL OR reason = $3) AND ($4::text IS NULL OR topic = $4)
+ORDER BY address_hash, topic LIMIT $5
+
+-- name: remove-suppression
+DELETE FROM suppressions WHERE address_hash = $1 AND topic = $2 AND reason <> 'erased'

@@ -23,15 +23,18 @@ from mailpulse.store.interface import (
 from mailpulse.store.rows import (
     decode_contact,
     decode_event,
+    effective_suppressions,
     encode,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
+    suppression_from_row,
+    suppression_params,
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
-from mailpulse.types import Contact, Event
+from mailpulse.types import Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
 
@@ -87,8 +90,21 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
         if cur.rowcount:
             inserted.append(it.key)
     conn.executemany(Q["keep-lifecycle"], [(ev.message_id, encode(ev)) for ev in change.lifecycle])
+    _add_suppressions(conn, change.suppressions)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
+
+
+def _add_suppressions(
+    conn: sqlite3.Connection, entries: Sequence[Suppression]
+) -> list[Suppression]:
+    added = []
+    for entry in effective_suppressions(entries):
+        if entry.reason == SuppressionReason.ERASED:
+            conn.execute(Q["forget-erased-address"], (entry.address_hash,))
+        if conn.execute(Q["add-suppression"], suppression_params(entry)).fetchone():
+            added.append(entry)
+    return added
 
 
 def _campaign(row: tuple) -> CampaignRecord:
@@ -352,3 +368,39 @@ class SqliteStateStore:
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
         names = json.dumps(list(windows))
         return dict(self._db.read(lambda c: c.execute(Q["quota-used"], (names,)).fetchall()))
+
+    async def add_suppressions(self, entries: Sequence[Suppression]) -> list[Suppression]:
+        return await self._db.write(lambda c: _add_suppressions(c, entries))
+
+    async def suppressions_for(self, hashes: Sequence[str]) -> list[Suppression]:
+        select, wanted = Q["suppression-columns"], list(hashes)
+
+        def read(conn: sqlite3.Connection) -> list[Suppression]:
+            found = []
+            # In chunks: SQLite binds at most 32,766 parameters to a statement.
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                sql = f"{select} WHERE address_hash IN ({','.join('?' * len(chunk))})"
+                found += [suppression_from_row(r) for r in conn.execute(sql, chunk)]
+            return found
+
+        return self._db.read(read)
+
+    async def suppressions_after(
+        self,
+        after: tuple[str, str],
+        limit: int,
+        *,
+        reason: str | None = None,
+        topic: str | None = None,
+    ) -> list[Suppression]:
+        params = (*after, reason, topic, limit)
+        rows = self._db.read(lambda c: c.execute(Q["suppressions-after"], params).fetchall())
+        return [suppression_from_row(r) for r in rows]
+
+    async def remove_suppression(self, address_hash: str, topic: str) -> bool:
+        params = (address_hash, topic)
+        removed = await self._db.write(
+            lambda c: c.execute(Q["remove-suppression"], params).rowcount
+        )
+        return bool(removed)

@@ -95,6 +95,21 @@ CREATE TABLE IF NOT EXISTS send_quotas (
     used    INTEGER NOT NULL,
     ends_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- The suppression list: addresses not to be mailed, or not for a topic ('' = every one), keyed
+-- by the SHA-256 of the address so that an erased entry (address NULL) still matches.
+-- `strength` ranks the reasons (see mailpulse.types.Suppression): the stronger entry stands.
+CREATE TABLE IF NOT EXISTS suppressions (
+    address_hash TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    address      TEXT,
+    reason       TEXT NOT NULL,
+    strength     INTEGER NOT NULL,
+    detail       TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (address_hash, topic)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS suppressions_by_reason ON suppressions (reason, address_hash, topic);
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -372,3 +387,33 @@ DELETE FROM send_quotas WHERE ends_at < ?
 
 -- name: quota-used
 SELECT name, used FROM send_quotas WHERE name IN (SELECT value FROM json_each(?))
+
+-- name: add-suppression
+-- Unless the address is erased (its erased entry is all that is kept of it); over an entry of
+-- the same address and topic only when stronger. RETURNING a row when it took effect.
+INSERT INTO suppressions
+    (address_hash, topic, address, reason, strength, detail, source, created_at)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+WHERE ?4 = 'erased'
+    OR NOT EXISTS (SELECT 1 FROM suppressions WHERE address_hash = ?1 AND reason = 'erased')
+ON CONFLICT (address_hash, topic) DO UPDATE SET
+    address = excluded.address, reason = excluded.reason, strength = excluded.strength,
+    detail = excluded.detail, source = excluded.source, created_at = excluded.created_at
+WHERE excluded.strength > suppressions.strength
+RETURNING address_hash
+
+-- name: forget-erased-address
+-- An erasure: the address's other entries go (the erased one blocks everything they did).
+DELETE FROM suppressions WHERE address_hash = ? AND topic <> ''
+
+-- name: suppression-columns
+SELECT address_hash, topic, address, reason, detail, source, created_at FROM suppressions
+
+-- name: suppressions-after
+SELECT address_hash, topic, address, reason, detail, source, created_at FROM suppressions
+WHERE (address_hash, topic) > (?1, ?2)
+    AND (?3 IS NULL OR reason = ?3) AND (?4 IS NULL OR topic = ?4)
+ORDER BY address_hash, topic LIMIT ?5
+
+-- name: remove-suppression
+DELETE FROM suppressions WHERE address_hash = ? AND topic = ? AND reason <> 'erased'

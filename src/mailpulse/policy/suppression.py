@@ -1,0 +1,237 @@
+"""The suppression list: addresses not to be mailed at all, or not with marketing of a topic.
+
+What an entry blocks:
+
+- a global `hard_bounce`, `complaint`, `manual` or `erased` entry: every message, transactional
+  ones too. The address does not exist, its owner called our mail spam, an operator said so,
+  or the person asked to be forgotten; mailbox providers count mail to such addresses against
+  the sender (SES's account-level suppression list blocks all sends to them the same way);
+- a global `unsubscribe`: all marketing; a receipt or a password reset still goes;
+- an entry for a topic (`unsubscribe` or `manual` only): marketing of that topic.
+
+Entries are keyed by the SHA-256 of the normalized, lower-cased address, so that an erased
+entry, which keeps nothing but the hash, still matches the address when it comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from mailpulse.audience.profiles import normalize_email
+from mailpulse.types import MessageClass, Suppression, SuppressionReason
+
+REASONS = tuple(reason.value for reason in SuppressionReason)
+# Entries that block every message to the address, not only marketing.
+_ALL_MAIL = frozenset(
+    (
+        SuppressionReason.HARD_BOUNCE,
+        SuppressionReason.COMPLAINT,
+        SuppressionReason.MANUAL,
+        SuppressionReason.ERASED,
+    )
+)
+# Facts about the address itself: never scoped to a topic.
+ADDRESS_ONLY = frozenset(
+    (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.ERASED)
+)
+# RFC 3463 X.1.y statuses that say the address is bad: no such mailbox (5.1.1), no such
+# domain (5.1.2), bad syntax (5.1.3), moved (5.1.6), a null MX (5.1.10, RFC 7505), other
+# (5.1.0). Not 5.1.7 / 5.1.8 (about our sender address), nor 5.2.x (a full mailbox, transient
+# even as 5.x), 5.3.x (the receiving system) or 5.7.x (policy and content blocks).
+BAD_ADDRESS_STATUSES = frozenset(("5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"))
+MAX_TOPIC = 200
+MAX_DETAIL = 1000
+_HEX = frozenset("0123456789abcdef")
+
+
+def canonical_address(raw: str) -> tuple[str | None, str | None]:
+    """`(address, None)`: the form entries are keyed by (normalized, lower case: mailbox
+    providers treat local parts without regard to case); or `(None, why not)`."""
+    address, problem = normalize_email(raw.strip())
+    return (address.lower(), None) if address is not None else (None, problem)
+
+
+@lru_cache(maxsize=65536)
+def address_hash(address: str) -> str:
+    """The key of an address's entries; `address` is normalized (a contact's email is)."""
+    return hashlib.sha256(address.lower().encode()).hexdigest()
+
+
+def is_address_hash(text: str) -> bool:
+    return len(text) == 64 and set(text) <= _HEX
+
+
+def entry(
+    address: str,
+    reason: str,
+    *,
+    topic: str = "",
+    detail: str = "",
+    source: str = "",
+    at: float,
+) -> Suppression:
+    """An entry for a normalized address; an erased one keeps only the address's hash."""
+    return Suppression(
+        address_hash=address_hash(address),
+        address=None if reason == SuppressionReason.ERASED else address.lower(),
+        topic=topic,
+        reason=reason,
+        detail=detail,
+        source=source,
+        created_at=at,
+    )
+
+
+def blocks(found: Suppression, message_class: str, topic: str | None) -> bool:
+    if found.topic:
+        return message_class == MessageClass.MARKETING and found.topic == topic
+    return found.reason in _ALL_MAIL or message_class == MessageClass.MARKETING
+
+
+def blocking(
+    entries: Iterable[Suppression], message_class: str, topic: str | None
+) -> Suppression | None:
+    """The entry a message is refused for (the strongest, a global one before a topic's)."""
+    found = [e for e in entries if blocks(e, message_class, topic)]
+    return max(found, key=lambda e: (e.strength, not e.topic), default=None)
+
+
+def describe(found: Suppression) -> str:
+    """What an `Email Suppressed` event and the outbox row say, e.g. `suppressed: hard_bounce
+    (550 5.1.1 no such user) since 2026-11-28T09:12:03Z`."""
+    scope = f" for topic {found.topic}" if found.topic else ""
+    detail = f" ({found.detail})" if found.detail else ""
+    return f"suppressed{scope}: {found.reason}{detail} since {iso(found.created_at)}"
+
+
+def is_bad_address(code: int, enhanced: str) -> bool:
+    """Whether an SMTP reply says the address itself is bad: a permanent X.1.y status naming
+    the recipient. A 5xx without an enhanced status tells too little (550 is also a policy
+    block), so it does not count."""
+    return 500 <= code < 600 and enhanced in BAD_ADDRESS_STATUSES
+
+
+class SuppressionIndex:
+    """The entries of the addresses a batch of sends may go to, looked up once for the batch,
+    plus what the batch adds itself."""
+
+    def __init__(self, entries: Iterable[Suppression] = ()) -> None:
+        self._by_hash: dict[str, dict[str, Suppression]] = {}
+        for found in entries:
+            self.add(found)
+
+    def add(self, found: Suppression) -> None:
+        topics = self._by_hash.setdefault(found.address_hash, {})
+        standing = topics.get(found.topic)
+        if standing is None or found.strength > standing.strength:
+            topics[found.topic] = found
+
+    def of(self, address: str | None) -> Sequence[Suppression]:
+        if address is None:
+            return ()
+        return list(self._by_hash.get(address_hash(address), {}).values())
+
+
+class EntryError(ValueError):
+    """Why a row or a request cannot be an entry; `field` names the part that is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def entry_from_fields(fields: dict[str, Any], *, source: str, now: float) -> Suppression:
+    """An entry from what a person wrote (an import row, an API request): `address`, or for
+    an erased entry `address_hash` alone; `topic`, `reason` (manual by default), `detail`,
+    `source` and `created_at` (epoch seconds or ISO 8601; now by default). Raises EntryError."""
+    fields = {k: v for k, v in fields.items() if v not in ("", None)}
+    unknown = sorted(set(fields) - _FIELDS)
+    if unknown:
+        raise EntryError(unknown[0], f"unknown field {unknown[0]!r}; known: {', '.join(_ORDER)}")
+    reason = _text(fields, "reason", SuppressionReason.MANUAL, 32)
+    if reason not in REASONS:
+        raise EntryError("reason", f"reason {reason!r} is not one of {', '.join(REASONS)}")
+    topic = _text(fields, "topic", "", MAX_TOPIC)
+    if topic and reason in ADDRESS_ONLY:
+        raise EntryError("topic", f"a {reason} entry is about the address: it takes no topic")
+    detail = _text(fields, "detail", "", MAX_DETAIL)
+    source = _text(fields, "source", source, MAX_TOPIC)
+    at = _moment(fields.get("created_at"), now)
+    raw = fields.get("address")
+    if raw is None:
+        return _erased_by_hash(fields, reason, detail, source, at)
+    if not isinstance(raw, str):
+        raise EntryError("address", f"address {raw!r} is not text")
+    address, problem = canonical_address(raw)
+    if address is None:
+        raise EntryError("address", problem or f"{raw!r} is not an address")
+    given_hash = fields.get("address_hash")
+    if given_hash is not None and given_hash != address_hash(address):
+        raise EntryError("address_hash", f"address_hash is not the SHA-256 of {address}")
+    return entry(address, reason, topic=topic, detail=detail, source=source, at=at)
+
+
+_ORDER = ("address", "address_hash", "topic", "reason", "detail", "source", "created_at")
+_FIELDS = frozenset(_ORDER)
+
+
+def _erased_by_hash(
+    fields: dict[str, Any], reason: str, detail: str, source: str, at: float
+) -> Suppression:
+    hashed = fields.get("address_hash")
+    if hashed is None:
+        raise EntryError("address", "no address (an erased entry may give address_hash instead)")
+    if not isinstance(hashed, str) or not is_address_hash(hashed):
+        raise EntryError("address_hash", "address_hash is 64 hex digits: a SHA-256, lower case")
+    if reason != SuppressionReason.ERASED:
+        raise EntryError(
+            "address", f"a {reason} entry needs its address; only an erased one is a bare hash"
+        )
+    return Suppression(
+        address_hash=hashed,
+        address=None,
+        reason=reason,
+        detail=detail,
+        source=source,
+        created_at=at,
+    )
+
+
+def _text(fields: dict[str, Any], name: str, default: str, longest: int) -> str:
+    value = fields.get(name, default)
+    if not isinstance(value, str):
+        raise EntryError(name, f"{name} {value!r} is not text")
+    value = value.strip()
+    if len(value) > longest or any(ord(c) < 32 for c in value):
+        raise EntryError(name, f"{name} is one line of at most {longest} characters")
+    return value
+
+
+def _moment(value: Any, now: float) -> float:
+    if value is None:
+        return now
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 <= value <= now + 86400:
+            return float(value)
+        raise EntryError("created_at", f"created_at {value!r} is not a time up to now")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return _moment(float(value), now)
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise EntryError("created_at", f"created_at {value!r} is not ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return _moment(moment.timestamp(), now)
+    raise EntryError("created_at", f"created_at {value!r} is neither a number nor ISO 8601")
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
