@@ -77,6 +77,19 @@ class Metrics:
             ["campaign", "variant", "figure"],
             registry=r,
         )
+        self.suppressions_added = Counter(
+            "mailpulse_suppressions_added_total",
+            "Entries added to the suppression list (or made stronger), by reason: hard_bounce, "
+            "complaint, unsubscribe, manual, erased.",
+            ["reason"],
+            registry=r,
+        )
+        self.sends_blocked = Counter(
+            "mailpulse_sends_blocked_total",
+            "Messages not sent because a suppression entry blocks them, by the entry's reason.",
+            ["reason"],
+            registry=r,
+        )
         self.errors = Counter(
             "mailpulse_errors_total",
             "Unexpected errors, by pipeline stage.",

@@ -116,6 +116,28 @@ def is_bad_address(code: int, enhanced: str) -> bool:
     return 500 <= code < 600 and enhanced in BAD_ADDRESS_STATUSES
 
 
+def bounce_entry(properties: dict[str, Any], address: str | None, at: float) -> Suppression | None:
+    """The hard-bounce entry an `Email Bounced` event calls for, or None: its `smtp_code` and
+    `smtp_status` say the address is bad. The address is the event's `recipient`, else
+    `address` (the contact's, for events recorded before they named the recipient)."""
+    code, status = properties.get("smtp_code"), properties.get("smtp_status")
+    if not isinstance(code, int) or not isinstance(status, str) or not is_bad_address(code, status):
+        return None
+    recipient = properties.get("recipient", address)
+    bad = canonical_address(recipient)[0] if isinstance(recipient, str) else None
+    if bad is None:
+        return None
+    reply = " ".join(str(p) for p in (code, status, properties.get("smtp_text", "")) if p)
+    key = properties.get("key")
+    return entry(
+        bad,
+        SuppressionReason.HARD_BOUNCE,
+        detail=reply[:MAX_DETAIL],
+        source=f"bounce of {key}" if isinstance(key, str) else "bounce",
+        at=at,
+    )
+
+
 class SuppressionIndex:
     """The entries of the addresses a batch of sends may go to, looked up once for the batch,
     plus what the batch adds itself."""

@@ -38,8 +38,16 @@ from mailpulse.journeys import (
     on_timer,
 )
 from mailpulse.observe import Metrics
-from mailpulse.policy import NO_POLICY, SendPolicy, check_send, remember_marketing
+from mailpulse.policy import (
+    NO_POLICY,
+    SendPolicy,
+    SuppressionIndex,
+    address_hash,
+    check_send,
+    remember_marketing,
+)
 from mailpulse.policy.localtime import contact_zone, trait_instant
+from mailpulse.policy.suppression import bounce_entry, canonical_address
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -59,6 +67,7 @@ from mailpulse.types import (
     EventType,
     MessageClass,
     SendIntent,
+    Suppression,
     VariantSent,
     object_of,
 )
@@ -230,6 +239,7 @@ class _Batch:
         self.journey_counts: Counter[tuple[str, str, str]] = Counter()
         self.segment_members: Counter[str] = Counter()
         self.variant_counts: Counter[tuple[str, str, str]] = Counter()
+        self.suppressions: list[Suppression] = []
 
 
 class FoldWorker:
@@ -281,6 +291,8 @@ class FoldWorker:
         # Journeys paused or archived over the admin API, as last read from the store.
         self._controls: dict[str, str] = {}
         self._controls_read_at = -CONTROLS_EVERY
+        # The suppression entries of the addresses the current batch may send to.
+        self._suppressions = SuppressionIndex()
         self.caught_up = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -442,6 +454,7 @@ class FoldWorker:
             variant_counts=[(*key, n) for key, n in batch.variant_counts.items()],
             segment_members={seg: n for seg, n in batch.segment_members.items() if n},
             lifecycle=batch.lifecycle,
+            suppressions=batch.suppressions,
         )
         inserted = set(await self._state.commit(change))
         for handover in batch.handovers:
@@ -493,6 +506,8 @@ class FoldWorker:
             batch.contacts.add(cid)
             if self._interests:
                 batch.interests += [(key, cid, ev.received_at) for key in self._interests.noted(ev)]
+        elif ev.event == Lifecycle.BOUNCED:
+            self._suppress(bounce_entry(ev.properties, contact.email, ev.received_at), batch)
         now = self._clock()
         if self._segments is not None:
             before = self._segments.next_change_at(contact.segments)
@@ -676,6 +691,7 @@ class FoldWorker:
         await self._load_contacts(sources)
         if held:
             await self._load_keys(held)
+        await self._load_suppressions([*events, *held], sources)
 
     async def _load_keys(self, events: Iterable[Event]) -> None:
         keys: set[str] = set()
@@ -937,11 +953,19 @@ class FoldWorker:
         """The outbox row of one intent, as the send policy has it: queued, held or
         suppressed, with its lifecycle event. `not_before`: held until then at least."""
         verdict = check_send(
-            contact, intent.message_class, now, self._policy, intent.topic, not_before
+            contact,
+            intent.message_class,
+            now,
+            self._policy,
+            intent.topic,
+            not_before,
+            self._suppressions.of(contact.email),
         )
         send_at = now
         if not verdict.allowed:
             status = OutboxStatus.SUPPRESSED
+            if verdict.suppressed_by is not None:
+                self._metrics.sends_blocked.labels(verdict.suppressed_by.reason).inc()
             event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
             self._metrics.count_email("suppressed", intent.campaign)
         elif verdict.hold_until is not None:
@@ -967,6 +991,42 @@ class FoldWorker:
             )
         )
         batch.lifecycle.append(event)
+
+    # -- suppression ---------------------------------------------------------------------
+
+    async def _load_suppressions(
+        self, events: Iterable[Event], contact_ids: Iterable[str] = ()
+    ) -> None:
+        """Before a batch: the suppression entries of every address it may send to (its
+        contacts' and those its events give them), in one look-up. Read afresh per batch, so
+        an entry any partition's fold or the admin API added blocks the next batch's sends;
+        an address this misses (a merge bringing one in) still meets the sender's check."""
+        self._suppressions = SuppressionIndex()
+        events = list(events)
+        if not self._journeys and not contact_ids and not any(map(_campaign_of, events)):
+            return  # nothing in this batch can send
+        addresses = set()
+        for cid in itertools.chain(contact_ids, (self._lookup(ev.contact_key) for ev in events)):
+            contact = self._contacts.get(cid or "")
+            if contact is not None and contact.email is not None:
+                addresses.add(contact.email)
+        for ev in events:
+            for traits in (ev.traits, ev.context.get("traits")):
+                email = traits.get("email") if isinstance(traits, dict) else None
+                if isinstance(email, str) and (address := canonical_address(email)[0]):
+                    addresses.add(address)
+        if addresses:
+            found = await self._state.suppressions_for(sorted(map(address_hash, addresses)))
+            self._suppressions = SuppressionIndex(found)
+
+    def _suppress(self, entry: Suppression | None, batch: _Batch) -> None:
+        """An entry the batch's events call for: stored with the batch, and blocking the
+        batch's own later sends at once."""
+        if entry is None:
+            return
+        batch.suppressions.append(entry)
+        self._suppressions.add(entry)
+        self._metrics.suppressions_added.labels(entry.reason).inc()
 
     # -- campaigns -----------------------------------------------------------------------
 
@@ -1085,6 +1145,7 @@ class FoldWorker:
         records = await self._state.due_instances(now, _BATCH, self._partition)
         if records:
             await self._load_contacts({r.contact_id for r in records})
+            await self._load_suppressions((), {r.contact_id for r in records})
             batch = _Batch()
             for rec in records:
                 pos = self._positions.get(rec.contact_id, {}).get(rec.journey_id)

@@ -23,6 +23,7 @@ from typing import Any
 from mailpulse.bus import Bus
 from mailpulse.delivery.shaping import Destination, asks_to_slow_down
 from mailpulse.observe import Metrics
+from mailpulse.policy import SuppressionIndex, address_hash, blocking, describe
 from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
@@ -96,8 +97,8 @@ class Sender:
             intents = await self._bus.next_batch(SENDS, self._partition, 256, None)
             if self._outbox_decides:
                 intents = await self._still_queued(intents)
-            for intent in intents:
-                await self._dispatch(intent)
+            for intent, attempts in await self._screened([(i, 0) for i in intents]):
+                await self._dispatch(intent, attempts)
 
     async def run_retries(self, interval: float = 1.0) -> None:
         """Picks up deferred rows whose next attempt has come (and, when the outbox decides,
@@ -110,8 +111,8 @@ class Sender:
                 rows += await self._state.outbox_due(
                     now - STALE_QUEUED, 500, OutboxStatus.QUEUED, self._partition
                 )
-            for row in rows:
-                await self._dispatch(row.intent, attempts=row.attempts)
+            for intent, attempts in await self._screened([(r.intent, r.attempts) for r in rows]):
+                await self._dispatch(intent, attempts)
 
     async def _still_queued(self, intents: list[SendIntent]) -> list[SendIntent]:
         """One look-up for the batch, not one per intent."""
@@ -121,10 +122,40 @@ class Sender:
     async def recover(self) -> None:
         """After a restart, queued rows are either untried or were in flight at the crash:
         send them again (same Message-ID, so a receiver can tell the double)."""
-        for row in await self._state.outbox_due(
+        rows = await self._state.outbox_due(
             float("inf"), 1_000_000, OutboxStatus.QUEUED, self._partition
-        ):
-            await self._dispatch(row.intent, attempts=row.attempts)
+        )
+        for intent, attempts in await self._screened([(r.intent, r.attempts) for r in rows]):
+            await self._dispatch(intent, attempts)
+
+    async def _screened(self, sends: list[tuple[SendIntent, int]]) -> list[tuple[SendIntent, int]]:
+        """Suppression wins at the moment of sending too: an entry added after the fold
+        queued a message (or while it waited for quiet hours, a quota or a retry) stops it
+        here, recorded as suppressed. One look-up for the batch; sends already under way are
+        left to finish."""
+        sends = [(intent, n) for intent, n in sends if intent.key not in self._in_hand]
+        hashes = sorted({address_hash(intent.email) for intent, _ in sends if intent.email})
+        found = await self._state.suppressions_for(hashes) if hashes else []
+        if not found:
+            return sends
+        index, kept = SuppressionIndex(found), []
+        for intent, attempts in sends:
+            entry = blocking(index.of(intent.email), intent.message_class, intent.topic)
+            if entry is None:
+                kept.append((intent, attempts))
+                continue
+            self._metrics.sends_blocked.labels(entry.reason).inc()
+            reason = describe(entry)
+            await self._finish(
+                intent,
+                attempts,
+                OutboxStatus.SUPPRESSED,
+                Lifecycle.SUPPRESSED,
+                0,
+                reason,
+                reason=reason,
+            )
+        return kept
 
     async def _dispatch(self, intent: SendIntent, attempts: int = 0) -> None:
         if intent.key in self._in_hand:
@@ -293,6 +324,7 @@ class Sender:
             status, kind = OutboxStatus.SENT, Lifecycle.SENT
         elif result.status == DeliveryStatus.BOUNCED:
             status, kind = OutboxStatus.BOUNCED, Lifecycle.BOUNCED
+            reply["recipient"] = intent.email  # what a bad address's suppression entry names
         elif now - intent.created_at >= self._retry.max_age:
             status, kind = OutboxStatus.EXPIRED, Lifecycle.EXPIRED
         else:
