@@ -6,7 +6,7 @@ what it says and where, and exits 1."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -42,10 +42,15 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[st
         err.print(f"[bold red]error:[/] no answer from {client.base_url}: {exc}")
         raise typer.Exit(1) from exc
     if response.status_code >= 400:
-        is_json = response.headers.get("content-type", "").startswith("application/json")
-        body = response.json() if is_json else {"error": response.text}
-        where = f" (at {body['where']})" if body.get("where") else ""
-        err.print(f"[bold red]error:[/] {body.get('error')}{where}")
-        raise typer.Exit(1)
+        refused(response)
     result: dict[str, Any] = response.json()
     return result
+
+
+def refused(response: httpx.Response) -> NoReturn:
+    """An error answer (read whole): what it says and where, and exit 1."""
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    body = response.json() if is_json else {"error": response.text}
+    where = f" (at {body['where']})" if body.get("where") else ""
+    err.print(f"[bold red]error:[/] {body.get('error')}{where}")
+    raise typer.Exit(1)

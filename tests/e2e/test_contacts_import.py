@@ -60,7 +60,7 @@ async def test_a_file_imports_its_good_rows_and_reports_the_rest(
     report = tmp_path / "refused.csv"
     code, out, err = await mailpulse_import(server, str(path), "--report", str(report))
     assert code == 0, err
-    assert "2 contacts imported, 3 rows refused" in out
+    assert "2 contacts imported (0 suppressed), 3 rows refused" in out
     assert report.read_text().splitlines()[0] == "line,kind,reason"
     assert len(report.read_text().splitlines()) == 4
     async with asyncio.timeout(10):
@@ -84,6 +84,7 @@ async def test_the_api_checks_rows_and_can_refuse_all(server: Server) -> None:
                 "reason": "postmaster@example.com is a role account, not a person",
             }
         ],
+        "suppressed": [],
     }
     r = await server.admin.post("/admin/contacts/import", json={"contacts": rows})
     assert r.json()["imported"] == 1

@@ -169,9 +169,9 @@ def test_an_entry_from_a_persons_fields() -> None:
         (
             {"address": "a@example.com", "reason": "hard_bounce", "topic": "news"},
             "topic",
-            "takes no topic",
+            "take no topic",
         ),
-        ({"address_hash": "ab" * 32, "reason": "manual"}, "address", "only an erased one"),
+        ({"address_hash": "ab" * 32, "reason": "manual"}, "address", "only an erased one may be"),
         ({"address_hash": "xyz", "reason": "erased"}, "address_hash", "64 hex digits"),
         (
             {"address": "a@example.com", "address_hash": "ab" * 32},

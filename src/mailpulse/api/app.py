@@ -22,6 +22,7 @@ from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
+from mailpulse.api.suppressions import suppressions_router
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -64,7 +65,8 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(segments_router(pipeline.state, pipeline.project))
     app.include_router(campaigns_router(pipeline.state, pipeline.project))
     app.include_router(shaping_router(pipeline.state, pipeline.project, pipeline.traffic))
-    app.include_router(contacts_import_router(pipeline.append))
+    app.include_router(contacts_import_router(pipeline.append, pipeline.state))
+    app.include_router(suppressions_router(pipeline.state, pipeline.metrics))
     app.include_router(catalogs_router(pipeline.catalogs))
     for router in extra_routers:
         app.include_router(router)

@@ -3,7 +3,9 @@
 The body holds up to 10,000 rows (`contacts`), as `mailpulse import` sends a file in chunks.
 An answer of 200 says how many were imported (durable in the log) and why each other row was
 refused; with `all_or_nothing`, a single refused row refuses the whole request and nothing
-changes.
+changes. An imported row whose address has suppression entries is imported all the same, and
+reported as `suppressed` with its entries: the contact will not be mailed (or not for those
+topics).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
 from mailpulse.audience.importing import ImportCheck, Rejected, identify
-from mailpulse.store import LogUnavailable
+from mailpulse.policy import SuppressionIndex, address_hash, describe
+from mailpulse.store import LogUnavailable, StateStore
 from mailpulse.types import Event
 
 MAX_ROWS = 10_000
@@ -36,7 +39,7 @@ class ImportIn(BaseModel):
     all_or_nothing: bool = False
 
 
-class RejectedOut(BaseModel):
+class RowOut(BaseModel):
     row: int
     kind: str
     reason: str
@@ -44,7 +47,9 @@ class RejectedOut(BaseModel):
 
 class ImportOut(BaseModel):
     imported: int
-    rejected: list[RejectedOut]
+    rejected: list[RowOut]
+    # Imported, but on the suppression list: kind "suppressed", the reason names the entries.
+    suppressed: list[RowOut] = []
 
 
 def message_id(user_id: str, traits: dict[str, Any]) -> str:
@@ -53,7 +58,21 @@ def message_id(user_id: str, traits: dict[str, Any]) -> str:
     return f"mp-import-{hashlib.sha256(body).hexdigest()[:32]}"
 
 
-def contacts_import_router(append: AppendFn) -> APIRouter:
+async def _suppressed(state: StateStore, emails: dict[int, str]) -> list[RowOut]:
+    """The rows (by number) whose address has suppression entries: one look-up for them all."""
+    index = SuppressionIndex(
+        await state.suppressions_for(sorted(set(map(address_hash, emails.values()))))
+    )
+    report = []
+    for row, email in emails.items():
+        if found := sorted(index.of(email), key=lambda e: e.topic):
+            report.append(
+                RowOut(row=row, kind="suppressed", reason="; ".join(map(describe, found)))
+            )
+    return report
+
+
+def contacts_import_router(append: AppendFn, state: StateStore) -> APIRouter:
     router = APIRouter(
         prefix="/admin/contacts", tags=["admin"], dependencies=[Depends(require_admin)]
     )
@@ -64,15 +83,19 @@ def contacts_import_router(append: AppendFn) -> APIRouter:
         check, now = ImportCheck(), time.time()
         events: list[Event] = []
         rejected: list[Rejected] = []
+        emails: dict[int, str] = {}  # row → address, of the rows imported
         for offset, fields in enumerate(body.contacts):
-            outcome = check.contact(body.first_row + offset, fields)
+            row = body.first_row + offset
+            outcome = check.contact(row, fields)
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
             else:
                 user_id, traits = outcome
                 events.append(identify(user_id, traits, message_id(user_id, traits), now))
+                if "email" in traits:
+                    emails[row] = traits["email"]
         if rejected and body.all_or_nothing:
-            events = []
+            events, emails = [], {}
         elif events:
             try:
                 await append(events)
@@ -80,7 +103,8 @@ def contacts_import_router(append: AppendFn) -> APIRouter:
                 raise HTTPException(503, f"the event log is unavailable: {exc}") from exc
         return ImportOut(
             imported=len(events),
-            rejected=[RejectedOut(row=r.row, kind=r.kind, reason=r.reason) for r in rejected],
+            rejected=[RowOut(row=r.row, kind=r.kind, reason=r.reason) for r in rejected],
+            suppressed=await _suppressed(state, emails) if emails else [],
         )
 
     return router

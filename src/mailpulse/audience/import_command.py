@@ -3,7 +3,8 @@
 The file is read twice, streaming, never whole: first every row is checked (the same checks
 the server makes), then the good rows go to `POST /admin/contacts/import` in chunks. With
 `--all-or-nothing`, any refused row stops the import before anything is sent. Progress bars
-show both passes; the report names each refused row's line and reason.
+show both passes; the report names each refused row's line and reason, and the lines of the
+rows imported whose address is on the suppression list (they will not be mailed).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _lines(path: Path, progress: Progress, task: Any) -> Iterator[bytes]:
             yield line
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -45,9 +46,13 @@ def _progress() -> Progress:
     )
 
 
-def _rows(path: Path, progress: Progress, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def file_rows(
+    path: Path, progress: Progress, what: str, columns: tuple[str, ...] = ("email", "id")
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each row of a .csv or .ndjson file, streamed, with its progress."""
     task = progress.add_task(what, total=path.stat().st_size, rows=0)
-    for count, row in enumerate(read_rows(path.name, _lines(path, progress, task)), start=1):
+    rows = read_rows(path.name, _lines(path, progress, task), columns)
+    for count, row in enumerate(rows, start=1):
         progress.update(task, rows=count)
         yield row
 
@@ -67,56 +72,73 @@ def import_contacts(
         err.print(f"[bold red]error:[/] {file}: no such file")
         raise typer.Exit(2)
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             check = ImportCheck()
             refused = [
                 outcome
-                for line, fields in _rows(file, progress, "checking")
+                for line, fields in file_rows(file, progress, "checking")
                 if isinstance(outcome := check.contact(line, fields), Rejected)
             ]
     except (ValueError, UnicodeDecodeError) as exc:
         err.print(f"[bold red]error:[/] {file}: {exc}")
         raise typer.Exit(2) from exc
-    _report(file, refused, report)
+    print_rows(file, refused, "refused", bool(report))
     if refused and all_or_nothing:
+        write_report(report, refused)
         err.print("[bold red]nothing imported:[/] --all-or-nothing, and rows were refused")
         raise typer.Exit(1)
-    imported = 0
-    with client_for(url, admin_key, project) as client, _progress() as progress:
+    imported, suppressed = 0, []
+    with client_for(url, admin_key, project) as client, progress_bar() as progress:
         check, chunk = ImportCheck(), []
-        for line, fields in _rows(file, progress, "importing"):
+        for line, fields in file_rows(file, progress, "importing"):
             if not isinstance(check.contact(line, fields), Rejected):
-                chunk.append(fields)
+                chunk.append((line, fields))
             if len(chunk) == CHUNK:
-                imported += _send(client, chunk)
+                imported += _send(client, chunk, suppressed)
                 chunk = []
         if chunk:
-            imported += _send(client, chunk)
-    out.print(f"{file}: {imported:,} contacts imported, {len(refused):,} rows refused")
+            imported += _send(client, chunk, suppressed)
+    print_rows(file, suppressed, "imported but suppressed (not to be mailed)", bool(report))
+    write_report(report, refused + suppressed)
+    out.print(
+        f"{file}: {imported:,} contacts imported ({len(suppressed):,} suppressed), "
+        f"{len(refused):,} rows refused"
+    )
 
 
-def _send(client: Any, rows: list[dict[str, Any]]) -> int:
-    answer = call(client, "POST", "/admin/contacts/import", json={"contacts": rows})
+def _send(client: Any, rows: list[tuple[int, dict[str, Any]]], suppressed: list[Rejected]) -> int:
+    """Imports a chunk of rows; the suppressed among them are added to `suppressed`, with
+    their lines in the file."""
+    body = {"contacts": [fields for _, fields in rows]}
+    answer = call(client, "POST", "/admin/contacts/import", json=body)
     for rejected in answer["rejected"]:  # checked here first: only if the server knows better
         err.print(f"  refused by the server: {rejected['kind']}: {rejected['reason']}")
+    for row in answer["suppressed"]:
+        suppressed.append(Rejected(rows[row["row"] - 1][0], row["kind"], row["reason"]))
     imported: int = answer["imported"]
     return imported
 
 
-def _report(file: Path, refused: list[Rejected], report: Path | None) -> None:
-    if not refused:
+def print_rows(file: Path, rows: list[Rejected], what: str, reported: bool) -> None:
+    """How many rows of each kind, and the first of them with their lines."""
+    if not rows:
         return
-    kinds = Counter(r.kind for r in refused)
-    err.print(f"{file}: refused " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(kinds.items())))
-    for rejected in refused[:SHOWN]:
-        err.print(f"  {file}:{rejected.row}: {rejected.kind}: {rejected.reason}")
-    if len(refused) > SHOWN:
+    kinds = Counter(r.kind for r in rows)
+    err.print(f"{file}: {what}: " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(kinds.items())))
+    for row in rows[:SHOWN]:
+        err.print(f"  {file}:{row.row}: {row.kind}: {row.reason}")
+    if len(rows) > SHOWN:
         err.print(
-            f"  ... and {len(refused) - SHOWN:,} more"
-            + ("" if report else " (--report FILE lists them all)")
+            f"  ... and {len(rows) - SHOWN:,} more"
+            + ("" if reported else " (--report FILE lists them all)")
         )
-    if report is not None:
-        with report.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "kind", "reason"])
-            writer.writerows((r.row, r.kind, r.reason) for r in refused)
+
+
+def write_report(report: Path | None, rows: list[Rejected]) -> None:
+    """Every row reported, as CSV: line, kind, reason."""
+    if report is None or not rows:
+        return
+    with report.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "kind", "reason"])
+        writer.writerows((r.row, r.kind, r.reason) for r in rows)

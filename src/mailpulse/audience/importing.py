@@ -111,9 +111,12 @@ def identify(user_id: str, traits: dict[str, Any], message_id: str, now: float) 
     )
 
 
-def read_rows(path_name: str, data: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, fields) of each row of a `.csv` (header row first) or `.ndjson` file's lines.
-    Raises ValueError naming the line of a row that cannot be read at all."""
+def read_rows(
+    path_name: str, data: Iterable[bytes], columns: tuple[str, ...] = ("email", "id")
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each row of a `.csv` (header row first, naming one of `columns` at
+    least) or `.ndjson` file's lines. Raises ValueError naming the line of a row that cannot
+    be read at all."""
     if path_name.endswith((".ndjson", ".jsonl")):
         for line_number, line in enumerate(data, start=1):
             if not line.strip():
@@ -130,8 +133,9 @@ def read_rows(path_name: str, data: Iterable[bytes]) -> Iterator[tuple[int, dict
         raise ValueError("import reads .csv (a header row first) or .ndjson files")
     text = io.TextIOWrapper(_Chunks(data), encoding="utf-8-sig", newline="")
     reader = csv.DictReader(text)
-    if reader.fieldnames is None or not {"id", "email"} & set(reader.fieldnames):
-        raise ValueError("line 1: the header row must name an `email` or an `id` column")
+    if reader.fieldnames is None or not set(columns) & set(reader.fieldnames):
+        named = " or ".join(f"an `{column}`" for column in columns)
+        raise ValueError(f"line 1: the header row must name {named} column")
     for fields in reader:
         if None in fields:
             raise ValueError(f"line {reader.line_num}: more values than the header has columns")

@@ -181,7 +181,7 @@ def entry_from_fields(fields: dict[str, Any], *, source: str, now: float) -> Sup
         raise EntryError("reason", f"reason {reason!r} is not one of {', '.join(REASONS)}")
     topic = _text(fields, "topic", "", MAX_TOPIC)
     if topic and reason in ADDRESS_ONLY:
-        raise EntryError("topic", f"a {reason} entry is about the address: it takes no topic")
+        raise EntryError("topic", f"{reason} entries are about the address: they take no topic")
     detail = _text(fields, "detail", "", MAX_DETAIL)
     source = _text(fields, "source", source, MAX_TOPIC)
     at = _moment(fields.get("created_at"), now)
@@ -213,7 +213,7 @@ def _erased_by_hash(
         raise EntryError("address_hash", "address_hash is 64 hex digits: a SHA-256, lower case")
     if reason != SuppressionReason.ERASED:
         raise EntryError(
-            "address", f"a {reason} entry needs its address; only an erased one is a bare hash"
+            "address", f"{reason} entries need an address; only an erased one may be a bare hash"
         )
     return Suppression(
         address_hash=hashed,
