@@ -104,3 +104,38 @@ async def test_campaign_counts_are_taken_from_a_state_file_that_had_none(tmp_pat
         assert await state.campaign_messages("c1") == {"sent": 1, "bounced": 1}
     finally:
         await state.close()
+
+
+async def test_rows_due_are_found_without_reading_the_rest_of_the_outbox(tmp_path: Path) -> None:
+    """The look for deferred rows due runs every second: with thousands of sent (and queued)
+    rows about, it reads what is due, not the outbox."""
+    state = SqliteStateStore(tmp_path / "state.db")
+    await state.open()
+    try:
+        rows = [intent(f"k{n}") for n in range(3000)]
+        await state.commit(FoldCommit(checkpoint=1, intents=rows))
+        await state.outbox_update(
+            [update(f"k{n}", "sent", code=250, next_at=11.0) for n in range(2000)]
+            + [update("k2000", "deferred", code=451, next_at=12.0)]
+        )
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        reader = state._db._reader  # the connection reads run on
+        assert reader is not None
+        reader.set_progress_handler(count, 100)
+        try:
+            [due] = await state.outbox_due(20.0, 10, "deferred")
+            deferred_steps, steps = steps, 0
+            queued = await state.outbox_due(20.0, 10, "queued")
+        finally:
+            reader.set_progress_handler(None, 100)
+        assert due.intent.key == "k2000" and len(queued) == 10
+        # A scan of 3,000 rows takes hundreds of these hundred-instruction steps.
+        assert deferred_steps < 20 and steps < 20
+    finally:
+        await state.close()

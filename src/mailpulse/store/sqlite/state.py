@@ -307,13 +307,14 @@ class SqliteStateStore:
         self, now: float, limit: int, status: str | None = None, partition: int = 0
     ) -> list[OutboxRow]:
         only_partition(partition)
-        # A literal predicate, so SQLite can use the partial index on waiting rows.
-        listed = ", ".join(f"'{s}'" for s in waiting_statuses(status))
-        sql = (
-            f"{self._outbox_select} WHERE status IN ({listed}) "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+        # Literal predicates, each that of its status's partial index (see state.sql).
+        waiting = " UNION ALL ".join(
+            f"{self._outbox_select} WHERE status = '{s}' AND next_attempt_at <= :now"
+            for s in waiting_statuses(status)
         )
-        rows = self._db.read(lambda c: c.execute(sql, (now, limit)).fetchall())
+        sql = f"SELECT * FROM ({waiting}) ORDER BY next_attempt_at LIMIT :limit"
+        params = {"now": now, "limit": limit}
+        rows = self._db.read(lambda c: c.execute(sql, params).fetchall())
         return [outbox_from_row(r) for r in rows]
 
     async def outbox_get(self, key: str) -> OutboxRow | None:

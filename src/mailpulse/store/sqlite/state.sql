@@ -133,11 +133,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at      REAL NOT NULL,
     intent          BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)
-    WHERE status IN ('queued', 'deferred');
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
--- How many messages wait for delivery: what a campaign reads before it queues more.
-CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE status = 'queued';
+-- The rows waiting to be sent, one index per status: SQLite uses a partial index only for a
+-- query that names its very condition, and a query for one status against an index of both
+-- scanned the whole outbox (every second, for the deferred rows due). The queued one also
+-- counts the messages waiting for delivery, which a campaign reads before it queues more.
+DROP INDEX IF EXISTS outbox_due;
+DROP INDEX IF EXISTS outbox_queued;
+CREATE INDEX IF NOT EXISTS outbox_queued_due ON outbox (next_attempt_at) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS outbox_deferred_due ON outbox (next_attempt_at)
+    WHERE status = 'deferred';
 -- Each campaign's messages by status, kept by the outbox's own triggers: a campaign's progress
 -- is read every second or so, and counting its rows each time would stall the event loop
 -- for longer the larger the campaign. Keys are "campaign:<id>:<contact>", ids have no ':'.
