@@ -33,6 +33,8 @@ from mailpulse.api.models import ERRORS
 from mailpulse.audience.importing import read_rows
 from mailpulse.observe import Metrics
 from mailpulse.policy.suppression import (
+    ADDRESS_FIELDS,
+    ENTRY_FIELDS,
     MAX_DETAIL,
     MAX_TOPIC,
     EntryError,
@@ -49,7 +51,6 @@ MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 # The body's media type → the name read_rows reads its format from.
 _IMPORT_TYPES = {"text/csv": "body.csv", "application/x-ndjson": "body.ndjson"}
-EXPORT_COLUMNS = ("address", "address_hash", "topic", "reason", "detail", "source", "created_at")
 _PAGE = 1000
 
 
@@ -219,7 +220,7 @@ def suppressions_router(state: StateStore, metrics: Metrics) -> APIRouter:
         rejected: list[RowOut] = []
         now = time.time()
         try:
-            for line, fields in read_rows(name, body.splitlines(keepends=True), _COLUMNS):
+            for line, fields in read_rows(name, body.splitlines(keepends=True), ADDRESS_FIELDS):
                 if len(entries) + len(rejected) == MAX_IMPORT_ROWS:
                     raise HTTPException(413, f"at most {MAX_IMPORT_ROWS:,} rows per request")
                 try:
@@ -292,9 +293,6 @@ def suppressions_router(state: StateStore, metrics: Metrics) -> APIRouter:
     return router
 
 
-_COLUMNS = ("address", "address_hash")
-
-
 async def _body(request: Request) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -308,13 +306,13 @@ async def _body(request: Request) -> bytes:
 async def _export(state: StateStore, kind: str) -> AsyncIterator[bytes]:
     after = ("", "")
     if kind == "csv":
-        yield (",".join(EXPORT_COLUMNS) + "\r\n").encode()
+        yield (",".join(ENTRY_FIELDS) + "\r\n").encode()
     while page := await state.suppressions_after(after, _PAGE):
         after = (page[-1].address_hash, page[-1].topic)
         rows = [export_row(e) for e in page]
         if kind == "csv":
             text = io.StringIO()
-            csv.DictWriter(text, EXPORT_COLUMNS).writerows(rows)
+            csv.DictWriter(text, ENTRY_FIELDS).writerows(rows)
             yield text.getvalue().encode()
         else:
             yield b"".join(orjson.dumps(row) + b"\n" for row in rows)

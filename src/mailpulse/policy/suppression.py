@@ -46,6 +46,10 @@ ADDRESS_ONLY = frozenset(
 BAD_ADDRESS_STATUSES = frozenset(("5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"))
 MAX_TOPIC = 200
 MAX_DETAIL = 1000
+# What a person may give for an entry (an import row, an API request), in export's order;
+# a CSV's header names one of the first two at least.
+ENTRY_FIELDS = ("address", "address_hash", "topic", "reason", "detail", "source", "created_at")
+ADDRESS_FIELDS = ENTRY_FIELDS[:2]
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -173,9 +177,11 @@ def entry_from_fields(fields: dict[str, Any], *, source: str, now: float) -> Sup
     an erased entry `address_hash` alone; `topic`, `reason` (manual by default), `detail`,
     `source` and `created_at` (epoch seconds or ISO 8601; now by default). Raises EntryError."""
     fields = {k: v for k, v in fields.items() if v not in ("", None)}
-    unknown = sorted(set(fields) - _FIELDS)
+    unknown = sorted(set(fields) - set(ENTRY_FIELDS))
     if unknown:
-        raise EntryError(unknown[0], f"unknown field {unknown[0]!r}; known: {', '.join(_ORDER)}")
+        raise EntryError(
+            unknown[0], f"unknown field {unknown[0]!r}; known: {', '.join(ENTRY_FIELDS)}"
+        )
     reason = _text(fields, "reason", SuppressionReason.MANUAL, 32)
     if reason not in REASONS:
         raise EntryError("reason", f"reason {reason!r} is not one of {', '.join(REASONS)}")
@@ -197,10 +203,6 @@ def entry_from_fields(fields: dict[str, Any], *, source: str, now: float) -> Sup
     if given_hash is not None and given_hash != address_hash(address):
         raise EntryError("address_hash", f"address_hash is not the SHA-256 of {address}")
     return entry(address, reason, topic=topic, detail=detail, source=source, at=at)
-
-
-_ORDER = ("address", "address_hash", "topic", "reason", "detail", "source", "created_at")
-_FIELDS = frozenset(_ORDER)
 
 
 def _erased_by_hash(

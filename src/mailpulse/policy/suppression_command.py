@@ -31,7 +31,7 @@ from mailpulse.admin_client import (
 )
 from mailpulse.audience.import_command import file_rows, print_rows, progress_bar, write_report
 from mailpulse.audience.importing import INVALID, Rejected
-from mailpulse.policy.suppression import EntryError, entry_from_fields, iso
+from mailpulse.policy.suppression import ADDRESS_FIELDS, EntryError, entry_from_fields, iso
 from mailpulse.types import SuppressionReason
 
 suppression_app = typer.Typer(
@@ -41,7 +41,6 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 BASE = "/admin/suppressions"
 CHUNK = 5000
-COLUMNS = ("address", "address_hash")
 
 Topic = Annotated[str, typer.Option(help="A topic's entry; none: the global one.")]
 
@@ -137,7 +136,7 @@ def import_entries(
         with progress_bar() as progress:
             refused = [
                 bad
-                for line, fields in file_rows(file, progress, "checking", COLUMNS)
+                for line, fields in file_rows(file, progress, "checking", ADDRESS_FIELDS)
                 if (bad := _refusal(line, fields)) is not None
             ]
     except (ValueError, UnicodeDecodeError) as exc:
@@ -148,7 +147,7 @@ def import_entries(
     totals = {"added": 0, "unchanged": 0}
     with client_for(url, admin_key, project) as client, progress_bar() as progress:
         chunk: list[dict[str, Any]] = []
-        for line, fields in file_rows(file, progress, "importing", COLUMNS):
+        for line, fields in file_rows(file, progress, "importing", ADDRESS_FIELDS):
             if _refusal(line, fields) is None:
                 chunk.append(fields)
             if len(chunk) == CHUNK:
