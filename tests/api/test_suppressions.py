@@ -13,21 +13,15 @@ from pathlib import Path
 import pytest
 
 from mailpulse.policy.suppression import address_hash
-from tests.e2e.conftest import Deployment, Server, Sink, running_server, write_project
+from tests.e2e.conftest import Server, embedded_server
 
 BASE = "/admin/suppressions"
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    sink = Sink()
-    await sink.start()
-    project = write_project(tmp_path / "project", sink.port)
-    try:
-        async with running_server(project, Deployment("embedded", tmp_path / "data")) as s:
-            yield s
-    finally:
-        await sink.stop()
+    async with embedded_server(tmp_path) as s:
+        yield s
 
 
 async def entries(server: Server, **params: str) -> list[dict]:

@@ -355,6 +355,20 @@ async def _worker(project: Project, deployment: Deployment) -> AsyncIterator[Non
 
 
 @contextlib.asynccontextmanager
+async def embedded_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """The default project served embedded, with a sink of its own: for the tests of an API
+    or a command, which one deployment covers."""
+    sink = Sink()
+    await sink.start()
+    project = write_project(tmp_path / "project", sink.port)
+    try:
+        async with running_server(project, Deployment("embedded", tmp_path / "data")) as s:
+            yield s
+    finally:
+        await sink.stop()
+
+
+@contextlib.asynccontextmanager
 async def running_server(
     project_dir: Path, deployment: Deployment, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[Server]:

@@ -13,21 +13,15 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mailpulse.cli import app
-from tests.e2e.conftest import ADMIN_KEY, Deployment, Server, Sink, running_server, write_project
+from tests.e2e.conftest import ADMIN_KEY, Server, embedded_server
 
 runner = CliRunner()
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    sink = Sink()
-    await sink.start()
-    project = write_project(tmp_path / "project", sink.port)
-    try:
-        async with running_server(project, Deployment("embedded", tmp_path / "data")) as s:
-            yield s
-    finally:
-        await sink.stop()
+    async with embedded_server(tmp_path) as s:
+        yield s
 
 
 async def mailpulse(server: Server, *args: str) -> Result:
