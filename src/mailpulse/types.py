@@ -134,6 +134,8 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     # every event of the contact (an open, a click, a conversion), and writes it in the commit
     # that counts the event, so attributing costs no read and counts exactly once.
     variants: dict[str, VariantSent] = msgspec.field(default_factory=dict)
+    # The lists the contact was put in (mailpulse.audience.lists), sorted.
+    lists: list[str] = msgspec.field(default_factory=list)
 
 
 class MessageClass(StrEnum):

@@ -159,3 +159,37 @@ def test_mistakes_are_refused_where_they_are(ab_test: Any, pointer: str, reason:
         campaign(ab_test)
     assert refused.value.pointer == pointer
     assert reason in refused.value.reason
+
+
+def audience(value: Any, known_lists: tuple[str, ...] = ("fair",)) -> Campaign:
+    data = {"id": "sale", "template": "sale", "audience": value}
+    return campaign_from_data(
+        data, templates=TEMPLATES, segments={"vip"}, now=1.0, lists=known_lists
+    )
+
+
+def test_an_audience_is_everyone_a_segment_or_a_list() -> None:
+    assert (audience("all").segment, audience("all").list) == (None, None)
+    assert (audience({"segment": "vip"}).segment, audience({"segment": "vip"}).list) == (
+        "vip",
+        None,
+    )
+    assert (audience({"list": "fair"}).segment, audience({"list": "fair"}).list) == (None, "fair")
+
+
+@pytest.mark.parametrize(
+    ("value", "pointer", "reason"),
+    [
+        ({"list": "fiar"}, "/audience/list", "no contacts are in a list named 'fiar'"),
+        ({"segment": "vip", "list": "fair"}, "/audience", "an audience is"),
+        ({"lists": "fair"}, "/audience", "an audience is"),
+        ({"list": 3}, "/audience/list", "list"),
+    ],
+)
+def test_an_audience_that_names_nothing_is_refused_where_it_is(
+    value: Any, pointer: str, reason: str
+) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        audience(value)
+    assert refused.value.pointer == pointer
+    assert reason in refused.value.reason

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
+from mailpulse.audience import lists
 from mailpulse.audience.segments import DefinitionError
 from mailpulse.campaigns import (
     AWAITING_DECISION,
@@ -61,13 +62,18 @@ class SegmentAudience(BaseModel):
     segment: str
 
 
+class ListAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    list: str
+
+
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     name: str | None = Field(default=None, min_length=1)
     template: str
-    audience: Literal["all"] | SegmentAudience
+    audience: Literal["all"] | SegmentAudience | ListAudience
     topic: str | None = Field(default=None, min_length=1)
     send_at: datetime | None = None  # none: at once; a time without an offset is UTC
     # Or: at this wall-clock time on each recipient's own clock (trait timezone, else the
@@ -136,13 +142,14 @@ class CampaignOut(BaseModel):
     name: str
     template: str
     segment: str | None
+    list: str | None = None
     topic: str | None
     send_at: float
     local_time: str | None
     status: str
     queued: int  # recipients whose message was queued so far
-    # How many contacts the segment holds now (what the campaign reaches, give or take the
-    # ones without an address); None for "all".
+    # How many contacts the segment or list holds now (what the campaign reaches, give or
+    # take the ones without an address); None for "all".
     audience: int | None = None
     messages: dict[str, int] | None = None  # per delivery state, for one campaign
     ab_test: AbTestOut | None = None
@@ -182,11 +189,14 @@ def _out(
     audience = None
     if members is not None and campaign.segment is not None:
         audience = members.get(campaign.segment, 0)
+    if members is not None and campaign.list is not None:
+        audience = members.get(lists.members_key(campaign.list), 0)
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
         template=campaign.template,
         segment=campaign.segment,
+        list=campaign.list,
         topic=campaign.topic,
         send_at=campaign.send_at,
         local_time=campaign.local_time,
@@ -228,19 +238,23 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
             wall = body.local_time.replace(tzinfo=None)
             data["local_time"] = wall.isoformat(timespec="minutes")
         now = time.time()
+        members = await state.segment_members()
         try:
             campaign = campaign_from_data(
                 data,
                 templates=project.templates.names(),
                 segments=project.segments.keys(),
                 now=now,
+                lists=lists.lists_in(members),
             )
         except DefinitionError as error:
-            named = error.reason.startswith(("no template named", "no segment named"))
+            named = error.reason.startswith(
+                ("no template named", "no segment named", "no contacts are in a list")
+            )
             return _refused(404 if named else 422, error.reason, error.pointer)
         if not await state.create_campaign(campaign.id, SCHEDULED, _encode(campaign), now):
             raise HTTPException(409, f"a campaign {campaign.id!r} exists: give it another id")
-        return _out(await record_of(campaign.id))
+        return _out(await record_of(campaign.id), members=members)
 
     @router.get("", response_model=list[CampaignOut], responses=ERRORS)
     async def list_campaigns() -> list[CampaignOut]:

@@ -3,7 +3,8 @@
 The body holds up to 10,000 rows (`contacts`), as `mailpulse import` sends a file in chunks.
 An answer of 200 says how many were imported (durable in the log) and why each other row was
 refused; with `all_or_nothing`, a single refused row refuses the whole request and nothing
-changes. An imported row whose address has suppression entries is imported all the same, and
+changes. With `list`, the contacts imported join that list, which a campaign can mail. An
+imported row whose address has suppression entries is imported all the same, and
 reported as `suppressed` with its entries: the contact will not be mailed (or not for those
 topics).
 """
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
 from mailpulse.audience.importing import ImportCheck, Rejected, identify
+from mailpulse.audience.lists import LIST_NAME
 from mailpulse.policy import SuppressionIndex, address_hash, describe
 from mailpulse.store import LogUnavailable, StateStore
 from mailpulse.types import Event
@@ -37,6 +39,8 @@ class ImportIn(BaseModel):
     # The row number of the first contact, so that reasons name the file's lines.
     first_row: int = Field(default=1, ge=1)
     all_or_nothing: bool = False
+    # A list the imported contacts join, which a campaign can then mail ({"list": ...}).
+    into: str | None = Field(default=None, alias="list", pattern=f"^{LIST_NAME.pattern}$")
 
 
 class RowOut(BaseModel):
@@ -52,9 +56,10 @@ class ImportOut(BaseModel):
     suppressed: list[RowOut] = []
 
 
-def message_id(user_id: str, traits: dict[str, Any]) -> str:
-    """The same row imported again (a retried request) is the same event: the log drops it."""
-    body = msgspec.json.encode([user_id, traits], order="sorted")
+def message_id(user_id: str, traits: dict[str, Any], into: str | None) -> str:
+    """The same row imported again (a retried request) is the same event: the log drops it.
+    Imported into another list, it is another."""
+    body = msgspec.json.encode([user_id, traits, into], order="sorted")
     return f"mp-import-{hashlib.sha256(body).hexdigest()[:32]}"
 
 
@@ -91,7 +96,8 @@ def contacts_import_router(append: AppendFn, state: StateStore) -> APIRouter:
                 rejected.append(outcome)
             else:
                 user_id, traits = outcome
-                events.append(identify(user_id, traits, message_id(user_id, traits), now))
+                key = message_id(user_id, traits, body.into)
+                events.append(identify(user_id, traits, key, now, body.into))
                 if "email" in traits:
                     emails[row] = traits["email"]
         if rejected and body.all_or_nothing:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mailpulse.audience.importing import ImportCheck, Rejected, read_rows
+from mailpulse.audience.lists import LIST_NAME
 from mailpulse.campaigns.command import DEFAULT_URL, AdminKey, ProjectDir, Url, call, client_for
 
 out = Console(soft_wrap=True)
@@ -63,11 +64,20 @@ def import_contacts(
         bool, typer.Option(help="Import nothing if any row is refused.")
     ] = False,
     report: Annotated[Path | None, typer.Option(help="Write every refused row here (CSV).")] = None,
+    into: Annotated[
+        str | None,
+        typer.Option("--list", help="Put the contacts in this list, which a campaign can mail."),
+    ] = None,
     url: Url = DEFAULT_URL,
     admin_key: AdminKey = None,
     project: ProjectDir = None,
 ) -> None:
     """Import contacts: upsert by id, or by email where a row has no id."""
+    if into is not None and not LIST_NAME.fullmatch(into):
+        raise typer.BadParameter(
+            f"{into!r}: a list's name is 1 to 64 letters, digits, '_', '-' or '.'",
+            param_hint="--list",
+        )
     if not file.is_file():
         err.print(f"[bold red]error:[/] {file}: no such file")
         raise typer.Exit(2)
@@ -94,10 +104,10 @@ def import_contacts(
             if not isinstance(check.contact(line, fields), Rejected):
                 chunk.append((line, fields))
             if len(chunk) == CHUNK:
-                imported += _send(client, chunk, suppressed)
+                imported += _send(client, chunk, suppressed, into)
                 chunk = []
         if chunk:
-            imported += _send(client, chunk, suppressed)
+            imported += _send(client, chunk, suppressed, into)
     print_rows(file, suppressed, "imported but suppressed (not to be mailed)", bool(report))
     write_report(report, refused + suppressed)
     out.print(
@@ -106,10 +116,17 @@ def import_contacts(
     )
 
 
-def _send(client: Any, rows: list[tuple[int, dict[str, Any]]], suppressed: list[Rejected]) -> int:
+def _send(
+    client: Any,
+    rows: list[tuple[int, dict[str, Any]]],
+    suppressed: list[Rejected],
+    into: str | None,
+) -> int:
     """Imports a chunk of rows; the suppressed among them are added to `suppressed`, with
     their lines in the file."""
-    body = {"contacts": [fields for _, fields in rows]}
+    body: dict[str, Any] = {"contacts": [fields for _, fields in rows]}
+    if into is not None:
+        body["list"] = into
     answer = call(client, "POST", "/admin/contacts/import", json=body)
     for rejected in answer["rejected"]:  # checked here first: only if the server knows better
         err.print(f"  refused by the server: {rejected['kind']}: {rejected['reason']}")

@@ -98,14 +98,17 @@ def _id_problem(raw_id: Any) -> str | None:
     return None
 
 
-def identify(user_id: str, traits: dict[str, Any], message_id: str, now: float) -> Event:
+def identify(
+    user_id: str, traits: dict[str, Any], message_id: str, now: float, into: str | None = None
+) -> Event:
+    """The upsert of one row; `into`: a list the contact joins (mailpulse.audience.lists)."""
     return Event(
         type=EventType.IDENTIFY,
         message_id=message_id,
         contact_key=user_id,
         user_id=user_id,
         traits=traits,
-        context=dict(IMPORT_SOURCE),
+        context={**IMPORT_SOURCE, "list": into} if into else dict(IMPORT_SOURCE),
         timestamp=now,
         received_at=now,
     )

@@ -35,6 +35,10 @@ def send(
     segment: Annotated[
         str | None, typer.Option("--segment", "-s", help="The audience; none: everyone.")
     ] = None,
+    to_list: Annotated[
+        str | None,
+        typer.Option("--list", "-l", help="Or the contacts of a list (mailpulse import --list)."),
+    ] = None,
     topic: Annotated[str | None, typer.Option(help="Its topic (subscriptions, caps).")] = None,
     at: Annotated[
         str | None, typer.Option(help="Send from this time, e.g. 2026-12-01T08:00Z.")
@@ -53,11 +57,14 @@ def send(
     project: ProjectDir = None,
 ) -> None:
     """Create a campaign: sent at once (with its progress), from --at, or at --local-time."""
-    body: dict[str, Any] = {
-        "id": campaign_id,
-        "template": template,
-        "audience": {"segment": segment} if segment else "all",
-    }
+    if segment and to_list:
+        raise typer.BadParameter("give --segment or --list, not both", param_hint="--list")
+    audience: dict[str, str] | str = "all"
+    if segment:
+        audience = {"segment": segment}
+    elif to_list:
+        audience = {"list": to_list}
+    body: dict[str, Any] = {"id": campaign_id, "template": template, "audience": audience}
     if topic:
         body["topic"] = topic
     if at:

@@ -7,7 +7,8 @@ Created over the admin API (or the CLI, which calls it) from data such as
  "audience": {"segment": "engaged"}, "topic": "promotions", "send_at": "2026-11-27T08:00:00Z"}
 ```
 
-`audience` is a segment of the project, or `"all"` (every contact with an address); an
+`audience` is a segment of the project, a list (`{"list": "spring-fair"}`: the contacts an
+import put in it, see mailpulse.audience.lists), or `"all"` (every contact with an address); an
 optional `ab_test` tests variants on part of it first (see mailpulse.campaigns.abtest). Every
 mistake is refused with a JSON Pointer to it and the fix, and nothing is created.
 """
@@ -47,7 +48,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     name: str
     template: str
-    segment: str | None = None  # None: every contact with an address
+    segment: str | None = None  # None (and no list): every contact with an address
+    list: str | None = None
     topic: str | None = None
     send_at: float = 0.0  # epoch seconds; 0: at once
     # A wall-clock time ("2026-12-01T09:00") each recipient gets it at, on their own clock.
@@ -69,10 +71,15 @@ def campaign_of_key(key: str) -> str | None:
 
 
 def campaign_from_data(
-    data: Any, *, templates: Collection[str], segments: Collection[str], now: float
+    data: Any,
+    *,
+    templates: Collection[str],
+    segments: Collection[str],
+    now: float,
+    lists: Collection[str] = (),
 ) -> Campaign:
     """The campaign in `data`; raises `DefinitionError` (mailpulse.audience.segments) with a
-    JSON Pointer to the bad value."""
+    JSON Pointer to the bad value. `lists`: those with members."""
     at = DataLocated(data, "campaign")
     pairs = at.pairs("a campaign", _EXAMPLE)
     for key, key_at, _ in pairs:
@@ -88,6 +95,7 @@ def campaign_from_data(
     template = entries["template"].text("template")
     if template not in templates:
         entries["template"].fail(f"no template named {template!r}: {suggest(template, templates)}")
+    segment, listed = _audience(entries["audience"], segments, lists)
     send_at, local_time = 0.0, None
     if "send_at" in entries and "local_time" in entries:
         entries["local_time"].fail(
@@ -102,7 +110,8 @@ def campaign_from_data(
         id=campaign_id,
         name=entries["name"].text("name") if "name" in entries else campaign_id,
         template=template,
-        segment=_segment(entries["audience"], segments),
+        segment=segment,
+        list=listed,
         topic=entries["topic"].text("topic") if "topic" in entries else None,
         send_at=send_at,
         local_time=local_time,
@@ -111,16 +120,27 @@ def campaign_from_data(
     )
 
 
-def _segment(at: Located, segments: Collection[str]) -> str | None:
+def _audience(
+    at: Located, segments: Collection[str], lists: Collection[str]
+) -> tuple[str | None, str | None]:
+    """(segment, list) of an audience; neither for every contact with an address."""
     if at.plain() == "all":
-        return None
+        return None, None
     entries = {key: value for key, _, value in at.pairs("audience", '{"segment": "engaged"}')}
-    if set(entries) != {"segment"}:
-        at.fail('an audience is {"segment": "<segment id>"} or "all"')
+    if len(entries) != 1 or not set(entries) <= {"segment", "list"}:
+        at.fail('an audience is {"segment": "<segment id>"}, {"list": "<list>"} or "all"')
+    if "list" in entries:
+        name = entries["list"].text("list")
+        if name not in lists:
+            entries["list"].fail(
+                f"no contacts are in a list named {name!r}: {suggest(name, lists)} "
+                "(put them in one with mailpulse import --list)"
+            )
+        return None, name
     segment = entries["segment"].text("segment")
     if segment not in segments:
         entries["segment"].fail(f"no segment named {segment!r}: {suggest(segment, segments)}")
-    return segment
+    return segment, None
 
 
 def _local_time(at: Located) -> tuple[str, datetime]:

@@ -85,11 +85,13 @@ def campaign_copy(
 def recipients(campaign: Campaign, contacts: Sequence[Contact]) -> list[str]:
     """The contacts of a page in the campaign's audience; those with no address get nothing
     (the fold would only record a suppression for each)."""
-    segment = campaign.segment
+    segment, listed = campaign.segment, campaign.list
     return [
         c.id
         for c in contacts
-        if c.email is not None and (segment is None or segment in c.segments.members)
+        if c.email is not None
+        and (segment is None or segment in c.segments.members)
+        and (listed is None or listed in c.lists)
     ]
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 
-from mailpulse.audience import apply_event, merge_contacts
+from mailpulse.audience import apply_event, lists, merge_contacts
 from mailpulse.audience.interests import InterestIndex, fan_out_copy, interest_key
 from mailpulse.audience.segments import MembershipChange, SegmentSet
 from mailpulse.audience.segments.evaluate import holds
@@ -504,6 +504,9 @@ class FoldWorker:
             # The contact's own doing; our lifecycle events say nothing about the profile.
             apply_event(contact, ev)
             batch.contacts.add(cid)
+            joined = lists.join(contact, ev)
+            if joined is not None:
+                batch.segment_members[lists.members_key(joined)] += 1
             if self._interests:
                 batch.interests += [(key, cid, ev.received_at) for key in self._interests.noted(ev)]
         elif ev.event == Lifecycle.BOUNCED:
@@ -860,7 +863,11 @@ class FoldWorker:
             for segment in filter(is_audience, src.segments.members):
                 batch.segment_members[segment] -= 1
             survivor = self._contacts[target]
+            for name in (*src.lists, *survivor.lists):
+                batch.segment_members[lists.members_key(name)] -= 1
             merge_contacts(survivor, src)
+            for name in survivor.lists:
+                batch.segment_members[lists.members_key(name)] += 1
             # Whatever the merged contact was waiting for, the survivor now waits for; its
             # held events came before the merge, so before those the survivor holds.
             survivor.awaiting.extend(src.awaiting)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from mailpulse.audience.lists import members_key
 from mailpulse.audience.segments import SegmentSet
 from mailpulse.audience.segments.backfill import HistoryBuilder, backfill
 from mailpulse.bus import partition_of
@@ -126,6 +127,8 @@ class SegmentBackfill:
             for contact in contacts
             for segment in filter(is_audience, contact.segments.members)
         )
+        # Lists are counted beside segments, and the counts are set afresh below.
+        members.update(members_key(name) for contact in contacts for name in contact.lists)
         for start in range(0, max(len(contacts), 1), WRITE_BATCH):
             batch = contacts[start : start + WRITE_BATCH]
             last = start + WRITE_BATCH >= len(contacts)
