@@ -30,7 +30,7 @@ def ab_test(**changes: Any) -> dict[str, Any]:
     return {
         "variants": [{"id": "a"}, {"id": "b", "subject": B_SUBJECT}],
         "test_share": 0.5,
-        "wait": "5s",
+        "wait": "10s",  # long enough to pause within it on a busy machine
         "winner_by": "opens",
         **changes,
     }
