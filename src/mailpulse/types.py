@@ -161,6 +161,7 @@ class SendIntent(msgspec.Struct, kw_only=True):
     variant: str | None = None  # of the campaign's A/B test
     # A subject line (Jinja) instead of the template's: a variant's.
     subject: str | None = None
+    sender: str | None = None  # a From instead of the project's: a campaign's
     journey: str | None = None
     step: str | None = None
     event_offset: int = 0

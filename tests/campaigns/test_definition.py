@@ -193,3 +193,33 @@ def test_an_audience_that_names_nothing_is_refused_where_it_is(
         audience(value)
     assert refused.value.pointer == pointer
     assert reason in refused.value.reason
+
+
+def sent_from(sender: str, signing_domain: str | None = "shop.example") -> Campaign:
+    data = {"id": "sale", "template": "sale", "audience": "all", "sender": sender}
+    return campaign_from_data(
+        data, templates=TEMPLATES, segments=set(), now=1.0, signing_domain=signing_domain
+    )
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "News <news@shop.example>",
+        '"Shop, News" <news@mail.shop.example>',  # a subdomain of the signing domain
+        "news@SHOP.example",
+    ],
+)
+def test_a_campaign_may_have_a_from_of_its_own(sender: str) -> None:
+    assert sent_from(sender).sender == sender
+
+
+def test_a_from_that_dmarc_would_refuse_is_refused_where_it_is() -> None:
+    with pytest.raises(DefinitionError) as refused:
+        sent_from("News <news@other.example>")
+    assert refused.value.pointer == "/sender"
+    assert "not aligned with the DKIM signing domain shop.example" in refused.value.reason
+    with pytest.raises(DefinitionError) as refused:
+        sent_from("News <news at shop.example>")
+    assert refused.value.pointer == "/sender" and "is an address" in refused.value.reason
+    assert sent_from("news@other.example", signing_domain=None).sender == "news@other.example"

@@ -1,7 +1,8 @@
 """The admin API of campaigns: create one (at once or from a given time), follow it, pause,
 resume or cancel it.
 
-    POST /admin/campaigns                   {"id", "template", "audience", "topic"?, "send_at"?}
+    POST /admin/campaigns                   {"id", "template", "audience", "topic"?, "sender"?,
+                                             "send_at"?}
     GET  /admin/campaigns                   every campaign, where it stands
     GET  /admin/campaigns/{id}              one, with its messages per delivery state
     POST /admin/campaigns/{id}/pause|resume|cancel
@@ -75,6 +76,7 @@ class CampaignIn(BaseModel):
     template: str
     audience: Literal["all"] | SegmentAudience | ListAudience
     topic: str | None = Field(default=None, min_length=1)
+    sender: str | None = Field(default=None, min_length=3)  # its From, if not the project's
     send_at: datetime | None = None  # none: at once; a time without an offset is UTC
     # Or: at this wall-clock time on each recipient's own clock (trait timezone, else the
     # project's); an offset in it is ignored.
@@ -144,6 +146,7 @@ class CampaignOut(BaseModel):
     segment: str | None
     list: str | None = None
     topic: str | None
+    sender: str | None = None
     send_at: float
     local_time: str | None
     status: str
@@ -198,6 +201,7 @@ def _out(
         segment=campaign.segment,
         list=campaign.list,
         topic=campaign.topic,
+        sender=campaign.sender,
         send_at=campaign.send_at,
         local_time=campaign.local_time,
         status=record.status,
@@ -246,6 +250,7 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
                 segments=project.segments.keys(),
                 now=now,
                 lists=lists.lists_in(members),
+                signing_domain=project.config.dkim.domain if project.config.dkim else None,
             )
         except DefinitionError as error:
             named = error.reason.startswith(

@@ -40,6 +40,9 @@ def send(
         typer.Option("--list", "-l", help="Or the contacts of a list (mailpulse import --list)."),
     ] = None,
     topic: Annotated[str | None, typer.Option(help="Its topic (subscriptions, caps).")] = None,
+    sender: Annotated[
+        str | None, typer.Option(help='Its From, e.g. "News <news@shop.example>".')
+    ] = None,
     at: Annotated[
         str | None, typer.Option(help="Send from this time, e.g. 2026-12-01T08:00Z.")
     ] = None,
@@ -67,6 +70,8 @@ def send(
     body: dict[str, Any] = {"id": campaign_id, "template": template, "audience": audience}
     if topic:
         body["topic"] = topic
+    if sender:
+        body["sender"] = sender
     if at:
         body["send_at"] = at
     if local_time:

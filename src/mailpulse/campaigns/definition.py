@@ -25,10 +25,21 @@ import msgspec
 from mailpulse.audience.segments.conditions import epoch
 from mailpulse.audience.segments.located import DataLocated, Located
 from mailpulse.campaigns.abtest import AbTest, ab_test_from_data
+from mailpulse.delivery.address import ascii_domain, parse_address
 from mailpulse.yamlnodes import suggest
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_KEYS = ("id", "name", "template", "audience", "topic", "send_at", "local_time", "ab_test")
+_KEYS = (
+    "id",
+    "name",
+    "template",
+    "audience",
+    "topic",
+    "sender",
+    "send_at",
+    "local_time",
+    "ab_test",
+)
 # The first zone to reach a wall-clock time is UTC+14 (Kiribati): a campaign sent at a local
 # time starts then, and holds each message until its recipient's clock shows that time.
 _EARLIEST_OFFSET = 14 * 3600
@@ -51,6 +62,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     segment: str | None = None  # None (and no list): every contact with an address
     list: str | None = None
     topic: str | None = None
+    sender: str | None = None  # its From ("News <news@shop.example>"); None: the project's
     send_at: float = 0.0  # epoch seconds; 0: at once
     # A wall-clock time ("2026-12-01T09:00") each recipient gets it at, on their own clock.
     local_time: str | None = None
@@ -77,9 +89,11 @@ def campaign_from_data(
     segments: Collection[str],
     now: float,
     lists: Collection[str] = (),
+    signing_domain: str | None = None,
 ) -> Campaign:
     """The campaign in `data`; raises `DefinitionError` (mailpulse.audience.segments) with a
-    JSON Pointer to the bad value. `lists`: those with members."""
+    JSON Pointer to the bad value. `lists`: those with members; `signing_domain`: the DKIM
+    domain its From must align with, if it signs."""
     at = DataLocated(data, "campaign")
     pairs = at.pairs("a campaign", _EXAMPLE)
     for key, key_at, _ in pairs:
@@ -113,11 +127,36 @@ def campaign_from_data(
         segment=segment,
         list=listed,
         topic=entries["topic"].text("topic") if "topic" in entries else None,
+        sender=_sender(entries["sender"], signing_domain) if "sender" in entries else None,
         send_at=send_at,
         local_time=local_time,
         ab_test=ab_test_from_data(entries["ab_test"], templates) if "ab_test" in entries else None,
         created_at=now,
     )
+
+
+def _sender(at: Located, signing_domain: str | None) -> str:
+    """A From of the campaign's own, which DMARC will pass: in the signing domain or one of
+    its subdomains, or the signing domain in one of the From's (relaxed alignment, RFC 7489
+    §3.1.1, with the organizational domain approximated by the longer name's suffix)."""
+    text = at.text("sender")
+    try:
+        _, addr = parse_address(text)
+        domain = ascii_domain(addr.rpartition("@")[2]).lower()
+    except ValueError as error:
+        at.fail(f'sender is an address, e.g. "News <news@shop.example>": {error}')
+    if signing_domain is not None:
+        signing = ascii_domain(signing_domain).lower()
+        if not (_within(domain, signing) or _within(signing, domain)):
+            at.fail(
+                f"{domain} is not aligned with the DKIM signing domain {signing}: receivers "
+                f"that check DMARC would refuse it; send from an address at {signing}"
+            )
+    return text
+
+
+def _within(name: str, parent: str) -> bool:
+    return name == parent or name.endswith("." + parent)
 
 
 def _audience(

@@ -138,7 +138,7 @@ class MessageFactory:
             headers["Feedback-ID"] = ident.feedback_id
         data = build_message(
             content,
-            from_addr=ident.from_addr,
+            from_addr=intent.sender or ident.from_addr,
             to_addr=intent.email,
             message_id=message_id,
             date=self._clock(),

@@ -1087,6 +1087,7 @@ class FoldWorker:
             campaign=campaign.id,
             variant=variant.id if variant else None,
             subject=variant.subject if variant else None,
+            sender=campaign.sender,
             event_received_at=ev.received_at,
             created_at=now,
         )
