@@ -67,16 +67,16 @@ def test_unknown_config_key_names_its_line(project: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "line", "reason"),
     [
-        ('[[delivery.shaping]]\nmx = "google"\nconnections = 5', 29, "mail hosts' names"),
-        ('[[delivery.shaping]]\ndomain = "gmail.com"\nconnections = 0', 30, "at least 1"),
-        ("[delivery.limits]\ndaily = 0", 29, "a quota is a number of sends"),
+        ('[[delivery.shaping]]\nmx = "google"\nconnections = 5', 30, "mail hosts' names"),
+        ('[[delivery.shaping]]\ndomain = "gmail.com"\nconnections = 0', 31, "at least 1"),
+        ("[delivery.limits]\ndaily = 0", 30, "a quota is a number of sends"),
     ],
 )
 def test_shaping_and_limit_errors_name_their_line(
     project: Path, table: str, line: int, reason: str
 ) -> None:
     toml = project / "mailpulse.toml"
-    assert len(toml.read_text().splitlines()) == 26  # then a blank line, then the table
+    assert len(toml.read_text().splitlines()) == 27  # then a blank line, then the table
     toml.write_text(toml.read_text() + "\n" + table + "\n")
     result = runner.invoke(app, ["validate", str(project)])
     assert result.exit_code == 2

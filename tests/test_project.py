@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from mailpulse.errors import ProjectError
 from mailpulse.policy import FrequencyCap
-from mailpulse.project import Project, load_config, load_project
+from mailpulse.project import MAX_AUTO_COURIERS, Project, load_config, load_project
 from tests.e2e.conftest import write_project
 
 
@@ -370,3 +371,25 @@ def test_send_policy_errors_name_the_line(project: Path, line: str, reason: str)
     key = line.split(" =")[0]
     assert f"mailpulse.toml:{line_of(project, key)}: [policy] {key}" in str(caught.value)
     assert reason in str(caught.value)
+
+
+def test_couriers_are_one_per_core_unless_told(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "p", 2525)
+    toml = project / "mailpulse.toml"
+    toml.write_text(toml.read_text().replace("couriers = 1\n", ""))
+    cores = len(os.sched_getaffinity(0))
+    assert load_project(project).couriers == max(1, min(cores, MAX_AUTO_COURIERS))
+    toml.write_text(toml.read_text().replace("[delivery]\n", "[delivery]\ncouriers = 3\n"))
+    assert load_project(project).couriers == 3
+
+
+@pytest.mark.parametrize("value", ["0", '"many"', "2.5"])
+def test_a_courier_count_that_is_none_is_refused_with_its_line(tmp_path: Path, value: str) -> None:
+    project = write_project(tmp_path / "p", 2525)
+    toml = project / "mailpulse.toml"
+    toml.write_text(toml.read_text().replace("couriers = 1\n", f"couriers = {value}\n"))
+    line = toml.read_text().splitlines().index(f"couriers = {value}") + 1
+    with pytest.raises(ProjectError) as refused:
+        load_project(project)
+    assert refused.value.line == line
+    assert "couriers" in str(refused.value)

@@ -6,12 +6,13 @@ Everything is checked at load; an error names the file, the line and what to cha
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 
@@ -35,6 +36,9 @@ from mailpulse.render import TemplateLibrary
 from mailpulse.units import parse_duration, parse_rate
 
 CONFIG_FILE = "mailpulse.toml"
+# Couriers "auto" starts one per core, up to this: past it the server, which feeds them all,
+# is the narrower pipe.
+MAX_AUTO_COURIERS = 4
 
 
 class ProjectSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -105,9 +109,9 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     max_age: str = "4d"
     concurrency: int = 32
-    # Processes that render, sign and send: one core each. More than one pays for broadcasts
-    # on a machine with cores to spare; each keeps its own SMTP connections.
-    couriers: int = 1
+    # Processes that render, sign and send, each on a core of its own and with its own SMTP
+    # connections: "auto" is one per core (up to MAX_AUTO_COURIERS), or a number.
+    couriers: int | Literal["auto"] = "auto"
     shaping: list[ShapingSection] = msgspec.field(default_factory=list)
     # DNS resolvers for mail host look-ups ("127.0.0.1:5353"); the system's by default.
     nameservers: list[str] = msgspec.field(default_factory=list)
@@ -351,6 +355,13 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations, Shaping]:
             raise ProjectError(
                 path, f"[smtp] {key} must be at least 1", _line_of(text, "smtp", key)
             )
+    couriers = config.delivery.couriers
+    if couriers != "auto" and couriers < 1:
+        raise ProjectError(
+            path,
+            f'[delivery] couriers must be at least 1 (or "auto", one per core), not {couriers}',
+            _line_of(text, "delivery", "couriers"),
+        )
 
     def duration(value: str, section: str, key: str) -> float:
         try:
@@ -399,6 +410,16 @@ class Project:
 
         addr = parseaddr(self.config.sender.from_)[1]
         return addr.rpartition("@")[2] or "localhost"
+
+    @property
+    def couriers(self) -> int:
+        """How many courier processes to run: as configured, or one per core this process
+        may use."""
+        configured = self.config.delivery.couriers
+        if configured != "auto":
+            return configured
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return max(1, min(cores or os.cpu_count() or 1, MAX_AUTO_COURIERS))
 
 
 def _load_dkim_key(project_dir: Path, config: ProjectConfig, text: str) -> bytes | None:

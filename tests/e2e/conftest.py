@@ -140,6 +140,7 @@ def write_project(
             [delivery]
             retry_schedule = {retry}
             max_age = "1h"
+            couriers = 1
             """
         ),
         encoding="utf-8",

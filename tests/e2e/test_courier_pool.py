@@ -20,7 +20,7 @@ def project_dir(tmp_path: Path, sink: Sink) -> Path:
         segments={"pro": "conditions: {trait: plan, eq: pro}\n"},
     )
     toml = root / "mailpulse.toml"
-    toml.write_text(toml.read_text().replace("[delivery]\n", "[delivery]\ncouriers = 2\n"))
+    toml.write_text(toml.read_text().replace("couriers = 1\n", "couriers = 2\n"))
     return root
 
 

@@ -150,6 +150,6 @@ def courier_processes(
     project: Project, smtp: tuple[str, int] | None = None, catalog: str | None = None
 ) -> Courier:
     """The project's couriers, each a child process (`[delivery] couriers`)."""
-    count = project.config.delivery.couriers
+    count = project.couriers
     couriers = [CourierProcess(project.root, smtp, catalog=catalog) for _ in range(count)]
     return couriers[0] if count == 1 else CourierPool(couriers)
