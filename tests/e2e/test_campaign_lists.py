@@ -27,6 +27,8 @@ async def test_a_campaign_to_an_imported_list_reaches_its_members_only(
             await asyncio.sleep(0.05)  # until the fold has the list's members
     assert r.status_code == 201, r.text
     assert (r.json()["list"], r.json()["audience"]) == ("spring-fair", 2)
+    lists = (await server.admin.get("/admin/lists")).json()["lists"]
+    assert lists == [{"id": "spring-fair", "members": 2}]
     await sink.wait_until(lambda: len(sink.received) >= 2)
     async with asyncio.timeout(10):
         while (await server.admin.get("/admin/campaigns/fair-invite")).json()["status"] != "sent":  # noqa: ASYNC110

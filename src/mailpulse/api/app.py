@@ -20,6 +20,7 @@ from mailpulse.api.catalogs import catalogs_router
 from mailpulse.api.contacts_import import contacts_import_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
+from mailpulse.api.lists import lists_router
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
 from mailpulse.api.suppressions import suppressions_router
@@ -63,6 +64,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(admin_router(pipeline.log, pipeline.state, pipeline.project))
     app.include_router(journeys_router(pipeline.state, pipeline.project))
     app.include_router(segments_router(pipeline.state, pipeline.project))
+    app.include_router(lists_router(pipeline.state))
     app.include_router(campaigns_router(pipeline.state, pipeline.project))
     app.include_router(shaping_router(pipeline.state, pipeline.project, pipeline.traffic))
     app.include_router(contacts_import_router(pipeline.append, pipeline.state))
