@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import sys
 import textwrap
 import time
 import uuid
@@ -353,6 +354,30 @@ async def _worker(project: Project, deployment: Deployment) -> AsyncIterator[Non
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await worker.stop()
+
+
+async def mailpulse_cli(server: Server, *args: str) -> tuple[int, str, str]:
+    """`mailpulse ARGS` against `server`, in a process of its own: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailpulse.cli",
+        *args,
+        "--url",
+        server.base,
+        "--admin-key",
+        ADMIN_KEY,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(f"{args} did not finish: {out.decode()}{err.decode()}") from None
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @contextlib.asynccontextmanager

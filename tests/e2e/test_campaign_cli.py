@@ -3,13 +3,11 @@ and errors that say what is wrong, with a non-zero exit."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, Server, Sink, write_project
+from tests.e2e.conftest import Server, Sink, mailpulse_cli, write_project
 from tests.e2e.test_campaigns import people
 
 
@@ -24,27 +22,7 @@ def project_dir(tmp_path: Path, sink: Sink) -> Path:
 
 
 async def mailpulse(server: Server, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailpulse.cli",
-        "campaign",
-        *args,
-        "--url",
-        server.base,
-        "--admin-key",
-        ADMIN_KEY,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-        raise AssertionError(f"{args} did not finish: {out.decode()}{err.decode()}") from None
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await mailpulse_cli(server, "campaign", *args)
 
 
 async def test_send_follows_the_campaign_until_every_message_is_sent(

@@ -5,10 +5,9 @@ any row is refused."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
-from tests.e2e.conftest import ADMIN_KEY, Server
+from tests.e2e.conftest import Server, mailpulse_cli
 
 CSV = """\
 email,first_name,plan
@@ -21,22 +20,7 @@ ana@example.com,Ana again,pro
 
 
 async def mailpulse_import(server: Server, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailpulse.cli",
-        "import",
-        *args,
-        "--url",
-        server.base,
-        "--admin-key",
-        ADMIN_KEY,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await mailpulse_cli(server, "import", *args)
 
 
 async def contact(server: Server, user_id: str) -> dict | None:
