@@ -167,7 +167,7 @@ class CampaignRunner:
             return  # paused or cancelled meanwhile: a resume reads on from here
         decision = decode_decision(record.decision) if record.decision else None
         if decision is not None and decision.rest:
-            await self._send_rest(record, decision, now)
+            await self._go_on(record, decision, now)
             return
         decide_at = now + campaign.ab_test.wait
         await self._state.set_campaign_phase(
@@ -194,25 +194,17 @@ class CampaignRunner:
                 decision.winner or "undecided",
                 decision.p,
             )
-        if decision.rest:
-            await self._send_rest(record, decision, now)
-            return
-        await self._state.set_campaign_phase(
-            record,
-            status=AWAITING_DECISION,
-            cursor="",
-            phase=WAIT,
-            decide_at=record.decide_at,
-            decision=_encode(decision),
-            at=now,
-        )
+        await self._go_on(record, decision, now)
 
-    async def _send_rest(self, record: CampaignRecord, decision: Decision, now: float) -> None:
+    async def _go_on(self, record: CampaignRecord, decision: Decision, now: float) -> None:
+        """The rest of the audience gets what `decision` says; if it says nothing, the
+        campaign awaits a person's pick."""
+        status, phase = (SENDING, REST) if decision.rest else (AWAITING_DECISION, WAIT)
         await self._state.set_campaign_phase(
             record,
-            status=SENDING,
+            status=status,
             cursor="",
-            phase=REST,
+            phase=phase,
             decide_at=record.decide_at,
             decision=_encode(decision),
             at=now,
