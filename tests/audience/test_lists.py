@@ -36,10 +36,20 @@ def test_what_names_no_list_puts_nobody_in_one() -> None:
     assert contact.lists == []
 
 
+def test_a_contact_is_in_at_most_max_lists() -> None:
+    contact = Contact(id="u", lists=[f"l{n:03}" for n in range(lists.MAX_LISTS)])
+    assert lists.join(contact, named("one-more")) is None
+    assert len(contact.lists) == lists.MAX_LISTS and "one-more" not in contact.lists
+
+
 def test_a_merged_contact_is_in_the_lists_of_both() -> None:
     target, source = Contact(id="a", lists=["b", "c"]), Contact(id="x", lists=["a", "c"])
     merge_contacts(target, source)
     assert target.lists == ["a", "b", "c"]
+    full = [f"l{n:03}" for n in range(lists.MAX_LISTS)]
+    target, source = Contact(id="a", lists=full), Contact(id="x", lists=["a", "b"])
+    merge_contacts(target, source)
+    assert target.lists == full  # the survivor's first, and no more than MAX_LISTS
 
 
 def test_lists_are_told_apart_from_segments_among_the_counts() -> None:

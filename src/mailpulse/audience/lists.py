@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from mailpulse.types import Contact, Event, EventType
 
 LIST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Lists one contact can be in. Any identify call can name one, so a client that names a new
+# list with every call would otherwise grow a profile, read on every event, without end.
+MAX_LISTS = 100
 _COUNTED_AS = "list:"
 
 
@@ -34,10 +37,23 @@ def lists_in(members: Mapping[str, int]) -> dict[str, int]:
     }
 
 
+def merged(kept: list[str], other: list[str]) -> list[str]:
+    """The lists of a merged contact: the survivor's (`kept`), then the other's while there is
+    room (MAX_LISTS)."""
+    names = set(kept)
+    for name in other:
+        if len(names) >= MAX_LISTS:
+            break
+        names.add(name)
+    return sorted(names)
+
+
 def join(contact: Contact, event: Event) -> str | None:
     """The list `event` adds `contact` to, if it names one the contact is not in yet."""
     name = event.context.get("list") if event.type == EventType.IDENTIFY else None
     if not isinstance(name, str) or not LIST_NAME.fullmatch(name) or name in contact.lists:
+        return None
+    if len(contact.lists) >= MAX_LISTS:
         return None
     bisect.insort(contact.lists, name)
     return name

@@ -10,6 +10,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailpulse.audience import lists
 from mailpulse.types import Contact, Event, EventType, SegmentState
 
 
@@ -76,7 +77,7 @@ def merge_contacts(target: Contact, source: Contact) -> None:
     # The variants either was sent stay counted for it; where both were tested (the same
     # person twice in one test share), the survivor's stands.
     target.variants = {**source.variants, **target.variants}
-    target.lists = sorted({*target.lists, *source.lists})
+    target.lists = lists.merged(target.lists, source.lists)
 
 
 def _merged_segment_state(target: SegmentState, source: SegmentState) -> SegmentState:
