@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import css_inline
@@ -113,27 +114,33 @@ def _collapse_blanks(markup: str) -> str:
     are tokens here, so their expressions keep their blanks."""
     if _PRE_STYLE.search(markup):
         return markup
-    pieces = _KEEPS_BLANKS.split(markup)
-    # split() with two groups: text, the kept element, its tag name, text, ...
-    for i in range(0, len(pieces), 3):
-        pieces[i] = _BLANK_RUN.sub(" ", _LINE_END_BLANKS.sub("", pieces[i]))
-    return "".join(piece for i, piece in enumerate(pieces) if i % 3 != 2)
+    return _outside(
+        _KEEPS_BLANKS, markup, lambda text: _BLANK_RUN.sub(" ", _LINE_END_BLANKS.sub("", text))
+    )
 
 
 def _seven_bit(markup: str) -> str:
     """The HTML in ASCII lines that SMTP carries as they are (7bit, RFC 2045), so that a
     message goes without a quoted-printable pass: other characters as references, and long
-    lines broken at a blank between words, one blank to HTML wherever blanks were collapsed.
+    lines broken at a blank (see _wrapped), one blank to HTML wherever blanks were collapsed.
     <style> and <script> are left as they are (references are not read there, and a break
     could fall in a string). A message whose values bring back other characters or long
     lines goes quoted-printable (see mailpulse.delivery.mime)."""
-    pieces = _RAW_TEXT.split(markup)
-    for i in range(0, len(pieces), 3):
-        pieces[i] = pieces[i].encode("ascii", "xmlcharrefreplace").decode("ascii")
-    markup = "".join(piece for i, piece in enumerate(pieces) if i % 3 != 2)
+    markup = _outside(
+        _RAW_TEXT, markup, lambda text: text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    )
     if _PRE_STYLE.search(markup) or _KEEPS_BLANKS.search(markup):
         return markup
     return "\n".join(map(_wrapped, markup.split("\n")))
+
+
+def _outside(elements: re.Pattern[str], markup: str, change: Callable[[str], str]) -> str:
+    """`markup` with `change` made to all of it but the elements `elements` finds (a pattern
+    of two groups, the element and its tag name, as split() returns them)."""
+    pieces = elements.split(markup)
+    return "".join(
+        change(piece) if i % 3 == 0 else piece for i, piece in enumerate(pieces) if i % 3 != 2
+    )
 
 
 def _wrapped(line: str) -> str:
