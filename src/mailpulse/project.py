@@ -50,6 +50,9 @@ class ProjectSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # catalogs with `Catalog Item Updated` (see mailpulse.api.catalog_events).
     server_write_keys: list[str] = msgspec.field(default_factory=list)
     admin_key: str = ""
+    # Signs unsubscribe, preference, tracking and return-path tokens (see mailpulse.tokens);
+    # better given as MAILPULSE_SECRET than written here. Embedded mode makes one if unset.
+    secret: str = ""
     # The clock of contacts without a `timezone` trait (an IANA name).
     timezone: str = "UTC"
 
