@@ -83,6 +83,7 @@ def write_bench_project(root: Path, smtp_port: int, *, journeys: bool = True) ->
             postal_address = "1 Bench Road"
             write_keys = ["{WRITE_KEY}"]
             admin_key = "{ADMIN_KEY}"
+            secret = "bench-only-secret-00000000000000000000000000000000"
 
             [sender]
             from = "Bench <shop@bench.example.com>"

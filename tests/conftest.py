@@ -25,7 +25,13 @@ from bench.servers import (
     embedded_postgres,
 )
 
+from mailpulse.tokens import SECRET_ENV
+
 T = TypeVar("T")
+
+# Scale-out servers and workers must share a secret (see mailpulse.tokens); the test ones get
+# this one, and so do the processes tests start, which inherit the environment.
+os.environ.setdefault(SECRET_ENV, "test-only-secret-" + "0" * 32)
 
 SERVER_ENV = "MAILPULSE_TEST_POSTGRES"
 

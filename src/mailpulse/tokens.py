@@ -147,6 +147,9 @@ def project_secret(configured: str, data_dir: Path | None) -> str:
     return path.read_text().strip()
 
 
+def previous_secrets() -> list[str]:
+    return [s for s in os.environ.get(PREVIOUS_SECRETS_ENV, "").split(",") if s]
+
+
 def signer_from_environment(configured: str, data_dir: Path | None) -> TokenSigner:
-    previous = os.environ.get(PREVIOUS_SECRETS_ENV, "").split(",")
-    return TokenSigner(project_secret(configured, data_dir), previous)
+    return TokenSigner(project_secret(configured, data_dir), previous_secrets())

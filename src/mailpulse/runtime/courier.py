@@ -21,6 +21,7 @@ from mailpulse.catalog.lookup import MAX_ROUNDS, NeedItems, RenderCatalog, fetch
 from mailpulse.delivery import DkimSigner, OpenTransaction, build_message, make_message_id
 from mailpulse.errors import RenderError
 from mailpulse.render import TemplateLibrary
+from mailpulse.tokens import TokenSigner
 from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage, SendIntent
 
 
@@ -82,8 +83,11 @@ class MessageFactory:
         identity: SenderIdentity,
         clock: Callable[[], float] = time.time,
         catalog: CatalogReader | None = None,
+        tokens: TokenSigner | None = None,
     ) -> None:
+        """`tokens` signs the links and return paths of each message (mailpulse.tokens)."""
         self._templates = templates
+        self._tokens = tokens
         self._signer = signer
         self._identity = identity
         self._clock = clock

@@ -33,6 +33,7 @@ from pathlib import Path
 import msgspec
 
 from mailpulse.runtime.courier import Delivered
+from mailpulse.tokens import SECRET_ENV
 from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
 
 log = logging.getLogger("mailpulse.courier")
@@ -73,12 +74,15 @@ class CourierProcess:
         project_root: Path,
         smtp: tuple[str, int] | None = None,
         catalog: str | None = None,
+        secret: str | None = None,
     ) -> None:
         """`catalog`: the location of the catalog templates read (CatalogStore.location);
-        without one, every item looked up is missing."""
+        without one, every item looked up is missing. `secret`: what tokens are signed with
+        (see mailpulse.tokens), the parent's."""
         self._project_root = project_root
         self._smtp = smtp
         self._catalog = catalog
+        self._secret = secret
         self._proc: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[Delivered]] = {}
@@ -97,6 +101,8 @@ class CourierProcess:
             env = {k: v for k, v in os.environ.items() if k != CATALOG_ENV}
             if self._catalog is not None:
                 env[CATALOG_ENV] = self._catalog
+            if self._secret is not None:
+                env[SECRET_ENV] = self._secret
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -196,12 +202,15 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
     from mailpulse.project import load_project
     from mailpulse.runtime.heap import settle_heap
     from mailpulse.runtime.wiring import local_courier
+    from mailpulse.tokens import signer_from_environment
 
     location = os.environ.get(CATALOG_ENV)
     catalog = catalog_reader(location) if location else None
     if catalog is not None:
         await catalog.open()
-    courier = local_courier(load_project(project_root), smtp, catalog)
+    project = load_project(project_root)
+    tokens = signer_from_environment(project.config.project.secret, None)
+    courier = local_courier(project, smtp, catalog, tokens)
     settle_heap()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)

@@ -29,6 +29,7 @@ from mailpulse.runtime.traffic import Traffic
 from mailpulse.runtime.wiring import catalog_for, courier_processes, embedded_catalog
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
+from mailpulse.tokens import TokenSigner, previous_secrets, project_secret
 from mailpulse.types import Event
 
 
@@ -44,10 +45,15 @@ class Pipeline:
         catalog: CatalogStore | None = None,
         run_partitions: bool = True,
         clock: Callable[[], float] = time.time,
+        secret: str | None = None,
     ) -> None:
         """`catalog`: where catalog items live, by default beside the state (see
-        `wiring.catalog_for`); a given `courier` must read the same one."""
+        `wiring.catalog_for`); a given `courier` must read the same one. `secret`: what
+        tokens are signed with, by default from the environment or the project (see
+        mailpulse.tokens; ValueError if neither has one)."""
         self.project = project
+        secret = secret or project_secret(project.config.project.secret, None)
+        self.tokens = TokenSigner(secret, previous_secrets())
         self.metrics = Metrics()
         self.log = log
         self.state = state
@@ -61,7 +67,7 @@ class Pipeline:
         if run_partitions:
             # By default the send leg runs in child processes: cores of their own.
             self.courier = courier or courier_processes(
-                project, catalog=catalog.location if catalog is not None else None
+                project, secret, catalog=catalog.location if catalog is not None else None
             )
         self.runners: list[PartitionRunner] = []
         self.traffic: Traffic | None = None  # the shaping of this process's sends, if it sends
@@ -86,14 +92,16 @@ class Pipeline:
         """One process, SQLite files in `data_dir`, the in-process bus. Without a `courier`,
         a courier process sends through the project's relay, or `smtp` (a local sink)."""
         catalog = embedded_catalog(data_dir)
+        secret = project_secret(project.config.project.secret, data_dir)
         return cls(
             project,
             log=SqliteEventLog(data_dir / "log.db"),
             state=SqliteStateStore(data_dir / "state.db"),
             bus=InProcessBus(partitions=1),
-            courier=courier or courier_processes(project, smtp, catalog=catalog.location),
+            courier=courier or courier_processes(project, secret, smtp, catalog.location),
             catalog=catalog,
             clock=clock,
+            secret=secret,
         )
 
     async def start(self) -> None:

@@ -36,6 +36,7 @@ from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import StateStore
 from mailpulse.store.postgres import PostgresStateStore
 from mailpulse.store.sqlite import SqliteStateStore
+from mailpulse.tokens import TokenSigner
 
 
 def relay_for(project: Project, smtp: tuple[str, int] | None = None) -> SmtpRelay:
@@ -89,20 +90,25 @@ def sender_identity(project: Project) -> SenderIdentity:
     )
 
 
-def message_factory(project: Project, catalog: CatalogReader | None = None) -> MessageFactory:
+def message_factory(
+    project: Project, catalog: CatalogReader | None = None, tokens: TokenSigner | None = None
+) -> MessageFactory:
     dkim = project.config.dkim
     signer = None
     if dkim is not None and project.dkim_private_key is not None:
         signer = DkimSigner(dkim.domain, dkim.selector, project.dkim_private_key)
-    return MessageFactory(project.templates, signer, sender_identity(project), catalog=catalog)
+    return MessageFactory(
+        project.templates, signer, sender_identity(project), catalog=catalog, tokens=tokens
+    )
 
 
 def local_courier(
     project: Project,
     smtp: tuple[str, int] | None = None,
     catalog: CatalogReader | None = None,
+    tokens: TokenSigner | None = None,
 ) -> LocalCourier:
-    return LocalCourier(message_factory(project, catalog), transport_for(project, smtp))
+    return LocalCourier(message_factory(project, catalog, tokens), transport_for(project, smtp))
 
 
 def embedded_catalog(data_dir: Path) -> SqliteCatalogStore:
@@ -147,9 +153,12 @@ def traffic_for(
 
 
 def courier_processes(
-    project: Project, smtp: tuple[str, int] | None = None, catalog: str | None = None
+    project: Project,
+    secret: str,
+    smtp: tuple[str, int] | None = None,
+    catalog: str | None = None,
 ) -> Courier:
     """The project's couriers, each a child process (`[delivery] couriers`)."""
     count = project.couriers
-    couriers = [CourierProcess(project.root, smtp, catalog=catalog) for _ in range(count)]
+    couriers = [CourierProcess(project.root, smtp, catalog, secret) for _ in range(count)]
     return couriers[0] if count == 1 else CourierPool(couriers)

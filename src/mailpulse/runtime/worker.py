@@ -22,6 +22,7 @@ from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.wiring import catalog_for, courier_processes
 from mailpulse.store import EventLog, StateStore
+from mailpulse.tokens import project_secret
 
 log = logging.getLogger("mailpulse.worker")
 
@@ -49,7 +50,8 @@ class Worker:
         if courier is None:
             # Its templates read the catalog kept beside the state.
             catalog = catalog_for(state)
-            courier = courier_processes(project, catalog=catalog and catalog.location)
+            secret = project_secret(project.config.project.secret, None)
+            courier = courier_processes(project, secret, catalog=catalog and catalog.location)
         self.courier = courier
         self._ingest = Ingest(log, bus, self.metrics)
         self._parts = PartitionParts(
