@@ -1,7 +1,8 @@
 """Template sources to a CompiledTemplate: everything that is the same for every recipient.
 
-MJML becomes HTML, CSS is inlined, the preheader goes in, the text part is derived, and the
-Jinja templates are compiled; all of it once per version, so rendering is Jinja only.
+MJML becomes HTML, CSS is inlined, the preheader goes in, links are rewritten for tracking
+(see mailpulse.render.links), the text part is derived, and the Jinja templates are compiled;
+all of it once per version, so rendering is Jinja only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mjml import mjml2html
 
 from mailpulse.errors import ProjectError
 from mailpulse.render.frontmatter import split_front_matter
+from mailpulse.render.links import fill_tracking, track_links
 from mailpulse.render.placeholders import Protected, protect
 from mailpulse.render.sandbox import HTML_ENV, TEXT_ENV, sandbox_violations
 from mailpulse.render.template import PREHEADER_VARIABLE, CompiledTemplate
@@ -75,11 +77,13 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
             count=1,
         )
 
-    html_source, counts = protected.restore(_seven_bit(markup))
+    tracked, links = track_links(_seven_bit(markup), protected)
+    html_source, counts = protected.restore(tracked)
     _check_tags_survived(protected, counts, main_path, front.body_line)
     html_source = html_source.replace(
         protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
     )
+    html_source = fill_tracking(html_source, protected)
     html = _compiled(HTML_ENV, html_source, main_path, "the compiled HTML")
 
     if text_path is not None and text_source is not None:
@@ -104,6 +108,7 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
         preheader=preheader,
         html=html,
         text=text,
+        links=links,
     )
 
 

@@ -10,7 +10,9 @@ from jinja2 import Template
 from jinja2.sandbox import SecurityError
 
 from mailpulse.errors import RenderError
+from mailpulse.render.links import LINKS_VARIABLE, TRACKER_VARIABLE
 from mailpulse.render.subject import subject_template
+from mailpulse.render.tracking import NO_TRACKING, Link, Tracker
 from mailpulse.types import RenderedContent
 
 PREHEADER_VARIABLE = "_preheader"
@@ -19,9 +21,11 @@ _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class CompiledTemplate:
-    """One template version: `version` changes whenever any of its source files changes."""
+    """One template version: `version` changes whenever any of its source files changes.
+    `links`: the addresses of its links that are the same for every recipient, which the
+    compiled HTML hands to the recipient's tracker."""
 
-    __slots__ = ("_html", "_preheader", "_subject", "_text", "name", "version")
+    __slots__ = ("_html", "_links", "_preheader", "_subject", "_text", "name", "version")
 
     def __init__(
         self,
@@ -32,6 +36,7 @@ class CompiledTemplate:
         preheader: Template | None,
         html: Template,
         text: Template,
+        links: tuple[Link, ...] = (),
     ) -> None:
         self.name = name
         self.version = version
@@ -39,18 +44,32 @@ class CompiledTemplate:
         self._preheader = preheader
         self._html = html
         self._text = text
+        self._links = links
 
     def __repr__(self) -> str:
         return f"CompiledTemplate({self.name!r}, version={self.version!r})"
 
-    def render(self, context: Mapping[str, Any], subject: str | None = None) -> RenderedContent:
+    def render(
+        self,
+        context: Mapping[str, Any],
+        subject: str | None = None,
+        tracker: Tracker = NO_TRACKING,
+    ) -> RenderedContent:
         """Subject, preheader, HTML and text for one recipient; any failure is a RenderError.
-        `subject`: a subject line (Jinja) instead of the template's own."""
+        `subject`: a subject line (Jinja) instead of the template's own; `tracker`: what its
+        links and open pixel become (by default they stay as written, and no pixel)."""
         try:
             lines = self._subject if subject is None else subject_template(subject)
             subject = _one_line(lines.render(context))
             preheader = _one_line(self._preheader.render(context)) if self._preheader else ""
-            html = self._html.render(context, **{PREHEADER_VARIABLE: preheader})
+            html = self._html.render(
+                context,
+                **{
+                    PREHEADER_VARIABLE: preheader,
+                    TRACKER_VARIABLE: tracker,
+                    LINKS_VARIABLE: self._links,
+                },
+            )
             text = _EXTRA_BLANK_LINES.sub("\n\n", self._text.render(context)).strip() + "\n"
         except SecurityError as exc:
             raise RenderError(f"template '{self.name}' broke the sandbox: {exc}") from exc
