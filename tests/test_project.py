@@ -336,10 +336,10 @@ def test_the_send_policy_loads(project: Path) -> None:
         project,
         "[delivery]",
         '[policy]\nquiet_hours = "21:00-08:00"\nfrequency_cap = "3/1d"\n'
-        'topic_caps = {promotions = "1/12h"}\n\n[delivery]',
+        'topic_caps = {offers = "1/12h"}\n\n[delivery]',
     )
     policy = load_project(project).send_policy
-    assert policy.topic_caps["promotions"] == FrequencyCap(1, 43200.0)
+    assert policy.topic_caps["offers"] == FrequencyCap(1, 43200.0)
     assert policy.quiet_hours is not None and policy.quiet_hours.start.hour == 21
     assert policy.frequency_cap is not None
     assert (policy.frequency_cap.count, policy.frequency_cap.period) == (3, 86400.0)
@@ -361,7 +361,8 @@ def test_a_send_window_is_the_quiet_hours_outside_it(project: Path) -> None:
         ('frequency_cap = "3 per day"', "e.g. '3/1d'"),
         ('frequency_cap = "0/1d"', "e.g. '3/1d'"),
         ('frequency_cap = "3/soon"', "e.g. '3/1d'"),
-        ('topic_caps = {promotions = "often"}', "promotions: write how many per how long"),
+        ('topic_caps = {offers = "often"}', "offers: write how many per how long"),
+        ('topic_caps = {offer = "1/1d"}', "offer: no topic 'offer': did you mean 'offers'?"),
     ],
 )
 def test_send_policy_errors_name_the_line(project: Path, line: str, reason: str) -> None:
@@ -393,3 +394,63 @@ def test_a_courier_count_that_is_none_is_refused_with_its_line(tmp_path: Path, v
         load_project(project)
     assert refused.value.line == line
     assert "couriers" in str(refused.value)
+
+
+def test_topics_load_with_their_kind(project: Path) -> None:
+    topics = load_project(project).topics
+    assert set(topics) == {"offers", "newsletter"}
+    offers, newsletter = topics["offers"], topics["newsletter"]
+    assert (offers.name, offers.description) == ("Offers", "Sales and discounts")
+    assert not offers.opt_in
+    # Double opt-in is opt-in without saying so.
+    assert (newsletter.opt_in, newsletter.double_opt_in) == (True, True)
+    assert load_project(project).send_policy.topics == topics
+    edit(project, "[topics.offers]", "[topics.vip-news]\nopt_in = true\n\n[topics.offers]")
+    vip = load_project(project).topics["vip-news"]
+    assert (vip.name, vip.opt_in, vip.double_opt_in) == ("vip-news", True, False)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "message"),
+    [
+        (
+            'description = "The weekly letter"',
+            'descripton = "The weekly letter"',
+            "descripton",
+            "unknown key [topics.newsletter] 'descripton' (did you mean 'description'?)",
+        ),
+        (
+            "double_opt_in = true",
+            "double_opt_in = true\nopt_in = false",
+            "opt_in = false",
+            "[topics.newsletter] opt_in: a double opt-in topic is opt-in",
+        ),
+        ("double_opt_in = true", 'double_opt_in = "yes"', "double_opt_in", "Expected `bool`"),
+        ("[topics.offers]", '[topics."big offers"]', "big offers", "a topic id is 1 to 64"),
+    ],
+)
+def test_topic_mistakes_name_the_line(
+    project: Path, old: str, new: str, needle: str, message: str
+) -> None:
+    edit(project, old, new)
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert caught.value.line == line_of(project, needle)
+    assert message in caught.value.message
+
+
+def test_a_journey_naming_an_unknown_topic_is_refused_with_its_line(project: Path) -> None:
+    journey = project / "journeys" / "promo.yaml"
+    journey.write_text("trigger: {event: Promo}\nsteps:\n  - send: welcome\n    topic: ofers\n")
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert (caught.value.path, caught.value.line) == (journey, 4)
+    assert "no topic 'ofers': did you mean 'offers'?" in caught.value.message
+    assert "[topics.ofers]" in caught.value.message
+    journey.write_text("trigger: {event: Promo}\ntopic: nope\nsteps:\n  - send: welcome\n")
+    with pytest.raises(ProjectError) as caught:
+        load_project(project)
+    assert (caught.value.path, caught.value.line) == (journey, 2)
+    journey.write_text("trigger: {event: Promo}\ntopic: offers\nsteps:\n  - send: welcome\n")
+    [step] = load_project(project).journeys["promo"].steps
+    assert step.topic == "offers"

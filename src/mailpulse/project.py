@@ -32,6 +32,7 @@ from mailpulse.events.plan import load_plan
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
+from mailpulse.policy.topics import TOPIC_ID, Topic, unknown_topic
 from mailpulse.render import TemplateLibrary
 from mailpulse.units import parse_duration, parse_rate
 
@@ -147,6 +148,14 @@ class CampaignsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     ahead: Annotated[int, msgspec.Meta(ge=1)] = 5000
 
 
+class TopicSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # `[topics.<id>]`: a kind of marketing contacts subscribe to (see mailpulse.policy.topics).
+    name: str = ""  # shown on the preference page; the id by default
+    description: str = ""
+    opt_in: bool | None = None  # only with consent; false (opt-out) by default
+    double_opt_in: bool = False  # consent confirmed from a mailed link; implies opt_in
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -156,6 +165,9 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
     campaigns: CampaignsSection = msgspec.field(default_factory=CampaignsSection)
+    # Topic id → its `[topics.<id>]` table, a TopicSection (checked one by one, see _topics,
+    # so that an error can name the table: msgspec does not say which key of a dict it was).
+    topics: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 _KNOWN_KEYS = {
@@ -171,6 +183,8 @@ _KNOWN_KEYS = {
     "policy": PolicySection,
     "campaigns": CampaignsSection,
 }
+# Tables whose names the project chooses (`[topics.<id>]`), by the kind of all of them.
+_NAMED_TABLES = {"topics": TopicSection}
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,9 @@ def _table_name(section: str, index: int | None) -> str:
     return f"[[{section}]]" if index is not None else f"[{section}]"
 
 
-def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectError:
+def _explain(exc: msgspec.ValidationError, text: str, path: Path, within: str = "") -> ProjectError:
+    """`exc` as an error naming the line; `within`: the table (`topics.news`) converted on
+    its own, which the path in `exc` starts from."""
     message = str(exc)
     m = re.search(r"at `\$([^`]*)`", message)
     where_in = m.group(1).lstrip(".") if m else ""
@@ -221,14 +237,17 @@ def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectErro
     # The deepest table the path goes through (`delivery.shaping`), then the key inside it;
     # an index right after the table's name says which of an array of tables.
     depth = max(d for d in range(len(names) + 1) if ".".join(names[:d]) in _KNOWN_KEYS)
-    section = ".".join(names[:depth])
+    if within:
+        depth = 0  # a table of its own holds no tables
+    section = within or ".".join(names[:depth])
     after = [n for n, (name, _) in enumerate(steps) if name][depth - 1] + 1 if depth else 0
     index = int(steps[after][1]) if after < len(steps) and steps[after][1] else None
     unknown = re.match(r"Object contains unknown field `(\w+)`", message)
     missing = re.match(r"Object missing required field `(\w+)`", message)
     if unknown:
         key = unknown.group(1)
-        options = sorted(f.encode_name for f in msgspec.structs.fields(_KNOWN_KEYS[section]))
+        kind = _NAMED_TABLES[within.partition(".")[0]] if within else _KNOWN_KEYS[section]
+        options = sorted(f.encode_name for f in msgspec.structs.fields(kind))
         close = difflib.get_close_matches(key, options, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(options)})"
         where = f"{_table_name(section, index)} " if section else ""
@@ -241,7 +260,8 @@ def _explain(exc: msgspec.ValidationError, text: str, path: Path) -> ProjectErro
         return ProjectError(path, f"{where} needs {key!r}", line)
     key = names[depth] if len(names) > depth else None
     detail = message.split(" - at ")[0]
-    return ProjectError(path, f"{where_in}: {detail}", _line_of(text, section, key, index))
+    shown = f"[{within}] {where_in}" if within else where_in
+    return ProjectError(path, f"{shown}: {detail}", _line_of(text, section, key, index))
 
 
 def _shaping(config: ProjectConfig, path: Path, text: str) -> Shaping:
@@ -398,6 +418,7 @@ class Project:
     templates: TemplateLibrary
     journeys: dict[str, JourneyDefinition]
     segments: dict[str, Segment]
+    topics: dict[str, Topic]
     send_policy: SendPolicy
     dkim_private_key: bytes | None
 
@@ -452,13 +473,14 @@ def load_project(project_dir: Path) -> Project:
     config, durations, shaping = load_config(project_dir)
     text = (project_dir / CONFIG_FILE).read_text(encoding="utf-8")
     _check_sender(config, project_dir / CONFIG_FILE, text)
-    send_policy = _send_policy(config, project_dir / CONFIG_FILE, text)
+    topics = _topics(config, project_dir / CONFIG_FILE, text)
+    send_policy = _send_policy(config, project_dir / CONFIG_FILE, text, topics)
     nameservers = _nameservers(config, project_dir / CONFIG_FILE, text)
     limits = _limits(config, project_dir / CONFIG_FILE, text)
     templates = TemplateLibrary.load(project_dir / "templates")
     segments = load_segments(project_dir / "segments")
     journeys = load_journeys(
-        project_dir / "journeys", templates.names(), [seg.id for seg in segments]
+        project_dir / "journeys", templates.names(), [seg.id for seg in segments], topics
     )
     _check_against_plan(project_dir)
     return Project(
@@ -471,6 +493,7 @@ def load_project(project_dir: Path) -> Project:
         templates=templates,
         journeys={j.id: j for j in journeys},
         segments={seg.id: seg for seg in segments},
+        topics=topics,
         send_policy=send_policy,
         dkim_private_key=_load_dkim_key(project_dir, config, text),
     )
@@ -490,7 +513,41 @@ _TIME_RANGE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3])
 _CAP = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
-def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
+def _topics(config: ProjectConfig, path: Path, text: str) -> dict[str, Topic]:
+    topics = {}
+    for topic_id, table in config.topics.items():
+        where = f"topics.{topic_id}"
+        if not TOPIC_ID.fullmatch(topic_id):
+            # A quoted name (`[topics."big offers"]`): found by itself, not as a section.
+            line = next((n for n, ln in enumerate(text.splitlines(), 1) if topic_id in ln), None)
+            raise ProjectError(
+                path,
+                f"[topics] {topic_id!r}: a topic id is 1 to 64 letters, digits, '_', '-' or '.'",
+                line,
+            )
+        try:
+            section = msgspec.convert(table, TopicSection)
+        except msgspec.ValidationError as exc:
+            raise _explain(exc, text, path, within=where) from exc
+        if section.double_opt_in and section.opt_in is False:
+            raise ProjectError(
+                path,
+                f"[{where}] opt_in: a double opt-in topic is opt-in; remove opt_in = false",
+                _line_of(text, where, "opt_in"),
+            )
+        topics[topic_id] = Topic(
+            id=topic_id,
+            name=section.name.strip() or topic_id,
+            description=section.description.strip(),
+            opt_in=bool(section.opt_in) or section.double_opt_in,
+            double_opt_in=section.double_opt_in,
+        )
+    return topics
+
+
+def _send_policy(
+    config: ProjectConfig, path: Path, text: str, topics: dict[str, Topic]
+) -> SendPolicy:
     def fail(section: str, key: str, why: str) -> NoReturn:
         raise ProjectError(path, f"[{section}] {key}: {why}", _line_of(text, section, key))
 
@@ -520,12 +577,18 @@ def _send_policy(config: ProjectConfig, path: Path, text: str) -> SendPolicy:
             fail("policy", "frequency_cap", "write how many per how long, e.g. '3/1d'")
     topic_caps: dict[str, FrequencyCap] = {}
     for topic, written in config.policy.topic_caps.items():
+        if topic not in topics:
+            fail("policy", "topic_caps", f"{topic}: {unknown_topic(topic, topics)}")
         topic_cap = _cap(written)
         if topic_cap is None:
             fail("policy", "topic_caps", f"{topic}: write how many per how long, e.g. '1/1d'")
         topic_caps[topic] = topic_cap
     return SendPolicy(
-        quiet_hours=quiet, frequency_cap=cap, default_timezone=timezone, topic_caps=topic_caps
+        quiet_hours=quiet,
+        frequency_cap=cap,
+        default_timezone=timezone,
+        topic_caps=topic_caps,
+        topics=topics,
     )
 
 

@@ -136,6 +136,9 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     variants: dict[str, VariantSent] = msgspec.field(default_factory=dict)
     # The lists the contact was put in (mailpulse.audience.lists), sorted.
     lists: list[str] = msgspec.field(default_factory=list)
+    # Topic → the latest consent action on record for it (see mailpulse.policy.consent):
+    # what an opt-in topic's marketing asks for.
+    consent: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class MessageClass(StrEnum):
@@ -205,6 +208,24 @@ class Suppression(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def strength(self) -> int:
         return _SUPPRESSION_STRENGTH[SuppressionReason(self.reason)]
+
+
+class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a contact said about a topic ('' = all marketing), kept to show it later (GDPR
+    Art. 7(1)): `action` granted, withdrawn or confirmed (double opt-in); `source` where it was
+    said (api, import, preference_center, double_opt_in, one_click, mailto, ...); `wording` the
+    text the person was shown. `id` is the id of the event it came from: recorded once."""
+
+    id: str
+    contact_id: str
+    address: str
+    topic: str
+    action: str
+    source: str
+    at: float
+    ip: str = ""
+    user_agent: str = ""
+    wording: str = ""
 
 
 class RenderedContent(msgspec.Struct, kw_only=True):

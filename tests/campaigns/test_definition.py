@@ -223,3 +223,14 @@ def test_a_from_that_dmarc_would_refuse_is_refused_where_it_is() -> None:
         sent_from("News <news at shop.example>")
     assert refused.value.pointer == "/sender" and "is an address" in refused.value.reason
     assert sent_from("news@other.example", signing_domain=None).sender == "news@other.example"
+
+
+def test_a_topic_the_project_does_not_declare_is_refused_at_its_pointer() -> None:
+    data = {"id": "sale", "template": "sale", "audience": "all", "topic": "ofers"}
+    with pytest.raises(DefinitionError) as caught:
+        campaign_from_data(data, templates=TEMPLATES, segments=set(), now=1.0, topics={"offers"})
+    assert caught.value.pointer == "/topic"
+    assert caught.value.reason.startswith("no topic 'ofers': did you mean 'offers'?")
+    data["topic"] = "offers"
+    made = campaign_from_data(data, templates=TEMPLATES, segments=set(), now=1.0, topics={"offers"})
+    assert made.topic == "offers"

@@ -142,6 +142,15 @@ def write_project(
             retry_schedule = {retry}
             max_age = "1h"
             couriers = 1
+
+            [topics.offers]
+            name = "Offers"
+            description = "Sales and discounts"
+
+            [topics.newsletter]
+            name = "Newsletter"
+            description = "The weekly letter"
+            double_opt_in = true
             """
         ),
         encoding="utf-8",

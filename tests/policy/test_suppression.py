@@ -188,3 +188,28 @@ def test_bad_fields_say_what_is_wrong(fields: dict, field: str, said: str) -> No
     with pytest.raises(EntryError) as caught:
         entry_from_fields(fields, source="import", now=NOW)
     assert caught.value.field == field and said in caught.value.reason
+
+
+def test_a_lift_removes_an_unsubscribe_entry_and_nothing_stronger() -> None:
+    address = "ann@example.com"
+    key = address_hash(address)
+    index = SuppressionIndex(
+        [
+            entry(address, "unsubscribe", topic="offers", at=1.0),
+            entry(address, "unsubscribe", at=1.0),
+            entry(address, "manual", topic="news", at=1.0),
+        ]
+    )
+    index.lift(key, "offers")
+    index.lift(key, "news")  # an operator's entry stands
+    index.lift(key, "missing")
+    assert sorted((e.topic, e.reason) for e in index.of(address)) == [
+        ("", "unsubscribe"),
+        ("news", "manual"),
+    ]
+    index.add(entry(address, "hard_bounce", at=2.0))
+    index.lift(key, "")  # the bounce replaced the unsubscribe: nothing is lifted
+    assert sorted((e.topic, e.reason) for e in index.of(address)) == [
+        ("", "hard_bounce"),
+        ("news", "manual"),
+    ]

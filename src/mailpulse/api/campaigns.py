@@ -9,7 +9,7 @@ resume or cancel it.
     POST /admin/campaigns/{id}/winner       {"variant": "b"}: the rest of an A/B test's audience
                                             gets it, whatever the test says or would say
 
-A body of the wrong shape is a 400; a template or segment the project does not have a 404
+A body of the wrong shape is a 400; a template, segment or topic the project does not have a 404
 naming it; a body of the right shape that means nothing that can be done (two variants of one
 id, a subject line that does not compile, send_at and local_time both) a 422; each with a
 JSON Pointer to the mistake (`where`). An id taken, or a move the campaign's state does not
@@ -251,10 +251,11 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
                 now=now,
                 lists=lists.lists_in(members),
                 signing_domain=project.config.dkim.domain if project.config.dkim else None,
+                topics=project.topics.keys(),
             )
         except DefinitionError as error:
             named = error.reason.startswith(
-                ("no template named", "no segment named", "no contacts are in a list")
+                ("no template named", "no segment named", "no contacts are in a list", "no topic")
             )
             return _refused(404 if named else 422, error.reason, error.pointer)
         if not await state.create_campaign(campaign.id, SCHEDULED, _encode(campaign), now):

@@ -78,6 +78,7 @@ def merge_contacts(target: Contact, source: Contact) -> None:
     # person twice in one test share), the survivor's stands.
     target.variants = {**source.variants, **target.variants}
     target.lists = lists.merged(target.lists, source.lists)
+    target.consent = {**source.consent, **target.consent}
 
 
 def _merged_segment_state(target: SegmentState, source: SegmentState) -> SegmentState:

@@ -26,6 +26,7 @@ from mailpulse.audience.segments.conditions import epoch
 from mailpulse.audience.segments.located import DataLocated, Located
 from mailpulse.campaigns.abtest import AbTest, ab_test_from_data
 from mailpulse.delivery.address import ascii_domain, parse_address
+from mailpulse.policy.topics import unknown_topic
 from mailpulse.yamlnodes import suggest
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -90,10 +91,11 @@ def campaign_from_data(
     now: float,
     lists: Collection[str] = (),
     signing_domain: str | None = None,
+    topics: Collection[str] | None = None,
 ) -> Campaign:
     """The campaign in `data`; raises `DefinitionError` (mailpulse.audience.segments) with a
     JSON Pointer to the bad value. `lists`: those with members; `signing_domain`: the DKIM
-    domain its From must align with, if it signs."""
+    domain its From must align with, if it signs; `topics`: the project's, if checked."""
     at = DataLocated(data, "campaign")
     pairs = at.pairs("a campaign", _EXAMPLE)
     for key, key_at, _ in pairs:
@@ -126,13 +128,20 @@ def campaign_from_data(
         template=template,
         segment=segment,
         list=listed,
-        topic=entries["topic"].text("topic") if "topic" in entries else None,
+        topic=_topic(entries["topic"], topics) if "topic" in entries else None,
         sender=_sender(entries["sender"], signing_domain) if "sender" in entries else None,
         send_at=send_at,
         local_time=local_time,
         ab_test=ab_test_from_data(entries["ab_test"], templates) if "ab_test" in entries else None,
         created_at=now,
     )
+
+
+def _topic(at: Located, topics: Collection[str] | None) -> str:
+    topic = at.text("topic")
+    if topics is not None and topic not in topics:
+        at.fail(unknown_topic(topic, topics))
+    return topic
 
 
 def _sender(at: Located, signing_domain: str | None) -> str:

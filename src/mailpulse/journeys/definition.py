@@ -19,6 +19,7 @@ from mailpulse.audience.segments import Condition, Segment, condition_at
 from mailpulse.audience.segments.conditions import condition_version, referenced
 from mailpulse.errors import ProjectError
 from mailpulse.events.filters import FILTER_OPS, EventMatch, Filter, compile_filter
+from mailpulse.policy.topics import unknown_topic
 from mailpulse.types import MessageClass
 from mailpulse.units import parse_duration
 from mailpulse.yamlnodes import NodeReader, compose, is_null, suggest
@@ -250,11 +251,13 @@ def load_journeys(
     journeys_dir: Path,
     template_names: Collection[str] | None = None,
     segment_names: Collection[str] | None = None,
+    topic_names: Collection[str] | None = None,
 ) -> list[JourneyDefinition]:
     """Every `*.yaml` journey in `journeys_dir`, sorted by id; none when the folder is absent.
 
     With `template_names`, a `send` of any other template is an error; with `segment_names`,
-    so is a rule or condition on any other segment. Raises `ProjectError`.
+    so is a rule or condition on any other segment; with `topic_names`, any other topic.
+    Raises `ProjectError`.
     """
     if not journeys_dir.exists():
         return []
@@ -269,7 +272,7 @@ def load_journeys(
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
             raise ProjectError(path, f"not UTF-8 text ({error.reason}): save it as UTF-8") from None
-        journey = parse_journey(text, path, template_names, segment_names)
+        journey = parse_journey(text, path, template_names, segment_names, topic_names)
         if journey.id in journeys:
             raise ProjectError(path, f"a second file for journey {journey.id!r}: keep one")
         journeys[journey.id] = journey
@@ -281,6 +284,7 @@ def parse_journey(
     path: Path,
     template_names: Collection[str] | None = None,
     segment_names: Collection[str] | None = None,
+    topic_names: Collection[str] | None = None,
 ) -> JourneyDefinition:
     """The journey in `text`; `path` names it (id = its stem) in errors. Raises `ProjectError`."""
     journey_id = path.stem
@@ -295,7 +299,7 @@ def parse_journey(
         raise ProjectError(
             path, f"the file is empty: a journey needs a trigger and\n{_STEPS_EXAMPLE}"
         )
-    parser = _JourneyParser(reader, template_names, segment_names)
+    parser = _JourneyParser(reader, template_names, segment_names, topic_names)
     return parser.journey(root, journey_id, _version(text))
 
 
@@ -309,10 +313,12 @@ class _JourneyParser:
         reader: NodeReader,
         template_names: Collection[str] | None,
         segment_names: Collection[str] | None,
+        topic_names: Collection[str] | None,
     ) -> None:
         self.reader = reader
         self.template_names = template_names
         self.segment_names = segment_names
+        self.topic_names = topic_names
         self._step_parsers: dict[str, Callable[[dict[str, Node], str, str], Step]] = {
             "send": self._send,
             "wait": self._wait,
@@ -669,6 +675,8 @@ class _JourneyParser:
         topic = self.reader.text(node, "topic")
         if not _ID.fullmatch(topic):
             self.reader.fail(node, f"topic {topic!r} may hold only letters, digits, '_', '-', '.'")
+        if self.topic_names is not None and topic not in self.topic_names:
+            self.reader.fail(node, unknown_topic(topic, self.topic_names))
         return topic
 
     def _wait(self, entries: dict[str, Node], step_id: str, message_class: str) -> WaitStep:

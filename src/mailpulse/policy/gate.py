@@ -1,7 +1,8 @@
 """The last gate before a send intent reaches the outbox.
 
 A contact with no usable address gets nothing, nor one whose address a suppression entry
-blocks the message for (see mailpulse.policy.suppression). Marketing also meets the project's send
+blocks the message for (see mailpulse.policy.suppression). Marketing of an opt-in topic goes only
+with the contact's consent (see mailpulse.policy.consent). Marketing also meets the project's send
 policy: a frequency cap (at most N marketing messages per contact per period, counted across
 all journeys), one per topic if set (at most M of a topic's messages per period), and quiet
 hours on the contact's own clock, during which a message is held and sent when they end,
@@ -15,8 +16,10 @@ from datetime import datetime, time
 
 import msgspec
 
+from mailpulse.policy.consent import consent_problem
 from mailpulse.policy.localtime import contact_zone, next_local_time
 from mailpulse.policy.suppression import blocking, describe
+from mailpulse.policy.topics import Topic
 from mailpulse.types import Contact, MessageClass, Suppression
 
 
@@ -50,6 +53,8 @@ class SendPolicy(msgspec.Struct, frozen=True):
     default_timezone: str = "UTC"
     # Topic → its own cap, counted on top of (not instead of) the one across all marketing.
     topic_caps: dict[str, FrequencyCap] = msgspec.field(default_factory=dict)
+    # The project's topics: an opt-in one's marketing goes only with the contact's consent.
+    topics: dict[str, Topic] = msgspec.field(default_factory=dict)
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -83,6 +88,10 @@ def check_send(
         return Verdict(False, describe(entry), suppressed_by=entry)
     if message_class != MessageClass.MARKETING:
         return ALLOW  # receipts and password resets are never capped or held
+    defined = None if topic is None else policy.topics.get(topic)
+    problem = None if defined is None else consent_problem(contact, defined)
+    if problem is not None:
+        return Verdict(False, problem)
     cap = policy.frequency_cap
     if cap is not None and cap.reached(contact.marketing_sent, now):
         return Verdict(False, f"frequency cap: {cap.count} marketing messages per {cap.period:g}s")

@@ -157,6 +157,14 @@ class SuppressionIndex:
         if standing is None or found.strength > standing.strength:
             topics[found.topic] = found
 
+    def lift(self, hashed: str, topic: str) -> None:
+        """A resubscribe: the address's unsubscribe entry of `topic` goes, and only that (a
+        bounce, a complaint, an operator's or an erased entry stands)."""
+        topics = self._by_hash.get(hashed, {})
+        standing = topics.get(topic)
+        if standing is not None and standing.reason == SuppressionReason.UNSUBSCRIBE:
+            del topics[topic]
+
     def of(self, address: str | None) -> Sequence[Suppression]:
         if address is None:
             return ()

@@ -21,6 +21,9 @@ class Lifecycle(StrEnum):
     SUPPRESSED = "Email Suppressed"
     EXPIRED = "Email Expired"
     FAILED = "Email Failed"
+    # What a contact said about their mail (mailpulse.feedback, mailpulse.policy.consent).
+    UNSUBSCRIBED = "Unsubscribed"
+    SUBSCRIBED = "Subscribed"
 
 
 def lifecycle_event(
