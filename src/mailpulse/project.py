@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import msgspec
 
 from mailpulse.audience.segments import Segment, SegmentSet, load_segments
+from mailpulse.campaigns.abtest import Conversion
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.limits import DAY, HOUR, Quota, SendLimits
 from mailpulse.delivery.mx import nameserver
@@ -29,11 +30,13 @@ from mailpulse.delivery.shaping import (
 )
 from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
+from mailpulse.feedback.machines import MachineSettings
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
 from mailpulse.policy.topics import TOPIC_ID, Topic, unknown_topic
 from mailpulse.render import TemplateLibrary
+from mailpulse.render.tracking import Tracking, is_web_url
 from mailpulse.units import parse_duration, parse_rate
 
 CONFIG_FILE = "mailpulse.toml"
@@ -148,6 +151,30 @@ class CampaignsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     ahead: Annotated[int, msgspec.Meta(ge=1)] = 5000
 
 
+class TrackingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # An open pixel and click redirects in marketing messages (see mailpulse.render.tracking).
+    opens: bool = True
+    clicks: bool = True
+    # Where tracked links and the pixel point, a URL mailpulse answers /o/ and /c/ at
+    # ("https://t.shop.example"); [project] url by default.
+    domain: str = ""
+    transactional: bool = False  # receipts and other transactional mail too
+    # A click this soon after its message was made is a link scanner's (see
+    # mailpulse.feedback.machines).
+    scanner_window: str = "10s"
+    # Apple's iCloud Private Relay egress ranges (the CSV Apple publishes), relative to the
+    # project: opens from them are Apple Mail Privacy Protection's.
+    apple_proxy_ranges: str = ""
+
+
+class ConversionsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # The event that is a conversion ("Order Completed"), attributed to the contact's last
+    # message clicked (by a person) `within` before it; none: conversions are not attributed.
+    event: str = ""
+    revenue: str = "revenue"  # its property holding the amount
+    within: str = "5d"
+
+
 class TopicSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # `[topics.<id>]`: a kind of marketing contacts subscribe to (see mailpulse.policy.topics).
     name: str = ""  # shown on the preference page; the id by default
@@ -165,6 +192,8 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
     campaigns: CampaignsSection = msgspec.field(default_factory=CampaignsSection)
+    tracking: TrackingSection = msgspec.field(default_factory=TrackingSection)
+    conversions: ConversionsSection = msgspec.field(default_factory=ConversionsSection)
     # Topic id → its `[topics.<id>]` table, a TopicSection (checked one by one, see _topics,
     # so that an error can name the table: msgspec does not say which key of a dict it was).
     topics: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
@@ -182,6 +211,8 @@ _KNOWN_KEYS = {
     "ingest": IngestSection,
     "policy": PolicySection,
     "campaigns": CampaignsSection,
+    "tracking": TrackingSection,
+    "conversions": ConversionsSection,
 }
 # Tables whose names the project chooses (`[topics.<id>]`), by the kind of all of them.
 _NAMED_TABLES = {"topics": TopicSection}
@@ -421,6 +452,11 @@ class Project:
     topics: dict[str, Topic]
     send_policy: SendPolicy
     dkim_private_key: bytes | None
+    tracking: Tracking
+    machines: MachineSettings
+    # The conversion events ([conversions]) attributed to messages; also what an A/B test
+    # counts as one when it names none.
+    conversion: Conversion | None
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -496,6 +532,7 @@ def load_project(project_dir: Path) -> Project:
         topics=topics,
         send_policy=send_policy,
         dkim_private_key=_load_dkim_key(project_dir, config, text),
+        **_tracking(config, project_dir, text),
     )
 
 
@@ -620,3 +657,59 @@ def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:
                 f"[sender] {key}: {value!r} is not an address: {exc}",
                 _line_of(text, "sender", key),
             ) from exc
+
+
+def _tracking(config: ProjectConfig, project_dir: Path, text: str) -> dict[str, Any]:
+    """`[tracking]` and `[conversions]`, checked: the Project fields they make."""
+    path = project_dir / CONFIG_FILE
+
+    def fail(section: str, key: str, why: str) -> NoReturn:
+        raise ProjectError(path, f"[{section}] {key}: {why}", _line_of(text, section, key))
+
+    def duration(section: str, key: str, written: str) -> float:
+        try:
+            return parse_duration(written)
+        except ValueError as exc:
+            fail(section, key, str(exc))
+
+    section = config.tracking
+    url = config.project.url.rstrip("/")
+    base = section.domain.strip().rstrip("/") or url
+    if not is_web_url(base) or any(c in base for c in "?# "):
+        key, written = ("domain", section.domain) if section.domain.strip() else ("url", url)
+        fail(
+            "tracking" if key == "domain" else "project",
+            key,
+            f"{written!r} is not where tracked links can point: write an http(s) URL without "
+            "a query, e.g. 'https://t.shop.example'",
+        )
+    ranges = None
+    if section.apple_proxy_ranges:
+        ranges = project_dir / section.apple_proxy_ranges
+        if not ranges.is_file():
+            fail("tracking", "apple_proxy_ranges", f"no file at {ranges}")
+    conversion = None
+    wanted = config.conversions
+    if wanted.event.strip():
+        within = duration("conversions", "within", wanted.within)
+        if within <= 0:
+            fail("conversions", "within", "a conversion window is longer than 0, e.g. '5d'")
+        if not wanted.revenue.strip():
+            fail("conversions", "revenue", "name the property holding the amount, e.g. 'revenue'")
+        conversion = Conversion(
+            event=wanted.event.strip(), within=within, revenue=wanted.revenue.strip()
+        )
+    return {
+        "tracking": Tracking(
+            base=base,
+            opens=section.opens,
+            clicks=section.clicks,
+            transactional=section.transactional,
+            own=tuple(dict.fromkeys((base, url))),
+        ),
+        "machines": MachineSettings(
+            scanner_window=duration("tracking", "scanner_window", section.scanner_window),
+            apple_ranges=ranges,
+        ),
+        "conversion": conversion,
+    }

@@ -252,6 +252,7 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
                 lists=lists.lists_in(members),
                 signing_domain=project.config.dkim.domain if project.config.dkim else None,
                 topics=project.topics.keys(),
+                conversion=project.conversion,
             )
         except DefinitionError as error:
             named = error.reason.startswith(

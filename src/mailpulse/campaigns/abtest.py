@@ -58,9 +58,14 @@ class Variant(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     template: str | None = None  # None: the campaign's
 
 
-class Conversion(msgspec.Struct, frozen=True, kw_only=True):
+class Conversion(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An event that counts as a conversion: within `within` seconds of the recipient's send
+    for an A/B test, of their click for attribution ([conversions], mailpulse.project), whose
+    `revenue` property holds the amount."""
+
     event: str
-    within: float  # seconds after the recipient's send
+    within: float
+    revenue: str = "revenue"
 
 
 class AbTest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -102,8 +107,11 @@ def rest_variant(campaign_id: str, contact_id: str, among: Sequence[str]) -> str
     return among[_draws(campaign_id, contact_id)[1] % len(among)]
 
 
-def ab_test_from_data(at: Located, templates: Collection[str]) -> AbTest:
-    """The A/B test at `at`; fails there (with a JSON Pointer) on the first mistake."""
+def ab_test_from_data(
+    at: Located, templates: Collection[str], conversion: Conversion | None = None
+) -> AbTest:
+    """The A/B test at `at`; fails there (with a JSON Pointer) on the first mistake.
+    `conversion`: what counts as one when the test names none (the project's)."""
     entries = at.mapping("ab_test", _KEYS, _EXAMPLE)
     for key in ("variants", "test_share", "wait", "winner_by"):
         if key not in entries or entries[key].is_null:
@@ -117,13 +125,12 @@ def ab_test_from_data(at: Located, templates: Collection[str]) -> AbTest:
         )
     wait = entries["wait"].duration("wait", positive=True)
     winner_by = entries["winner_by"].choice("winner_by", (OPENS, CLICKS, CONVERSIONS))
-    conversion = None
     if "conversion" in entries:
         conversion = _conversion(entries["conversion"], default_within=wait)
-    elif winner_by == CONVERSIONS:
+    elif winner_by == CONVERSIONS and conversion is None:
         entries["winner_by"].fail(
             f"winner_by conversions needs the event that counts as one: add "
-            f'"conversion": {_CONVERSION_EXAMPLE}'
+            f'"conversion": {_CONVERSION_EXAMPLE} (or [conversions] to mailpulse.toml)'
         )
     confidence = 0.95
     if "confidence" in entries:

@@ -24,7 +24,7 @@ import msgspec
 
 from mailpulse.audience.segments.conditions import epoch
 from mailpulse.audience.segments.located import DataLocated, Located
-from mailpulse.campaigns.abtest import AbTest, ab_test_from_data
+from mailpulse.campaigns.abtest import AbTest, Conversion, ab_test_from_data
 from mailpulse.delivery.address import ascii_domain, parse_address
 from mailpulse.policy.topics import unknown_topic
 from mailpulse.yamlnodes import suggest
@@ -92,10 +92,12 @@ def campaign_from_data(
     lists: Collection[str] = (),
     signing_domain: str | None = None,
     topics: Collection[str] | None = None,
+    conversion: Conversion | None = None,
 ) -> Campaign:
     """The campaign in `data`; raises `DefinitionError` (mailpulse.audience.segments) with a
     JSON Pointer to the bad value. `lists`: those with members; `signing_domain`: the DKIM
-    domain its From must align with, if it signs; `topics`: the project's, if checked."""
+    domain its From must align with, if it signs; `topics`: the project's, if checked;
+    `conversion`: the project's, what an A/B test naming none counts."""
     at = DataLocated(data, "campaign")
     pairs = at.pairs("a campaign", _EXAMPLE)
     for key, key_at, _ in pairs:
@@ -132,7 +134,9 @@ def campaign_from_data(
         sender=_sender(entries["sender"], signing_domain) if "sender" in entries else None,
         send_at=send_at,
         local_time=local_time,
-        ab_test=ab_test_from_data(entries["ab_test"], templates) if "ab_test" in entries else None,
+        ab_test=ab_test_from_data(entries["ab_test"], templates, conversion)
+        if "ab_test" in entries
+        else None,
         created_at=now,
     )
 
