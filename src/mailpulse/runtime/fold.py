@@ -46,6 +46,7 @@ from mailpulse.policy import (
     check_send,
     remember_marketing,
 )
+from mailpulse.policy.consent import SubscriptionChange, apply_subscription, confirmation_intent
 from mailpulse.policy.localtime import contact_zone, trait_instant
 from mailpulse.policy.suppression import bounce_entry, canonical_address
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
@@ -62,12 +63,14 @@ from mailpulse.store import (
 )
 from mailpulse.store.interface import EventLog
 from mailpulse.types import (
+    ConsentRecord,
     Contact,
     Event,
     EventType,
     MessageClass,
     SendIntent,
     Suppression,
+    SuppressionReason,
     VariantSent,
     object_of,
 )
@@ -240,6 +243,8 @@ class _Batch:
         self.segment_members: Counter[str] = Counter()
         self.variant_counts: Counter[tuple[str, str, str]] = Counter()
         self.suppressions: list[Suppression] = []
+        self.lifted: list[tuple[str, str]] = []  # (address hash, topic) of unsubscribes lifted
+        self.consents: list[ConsentRecord] = []
 
 
 class FoldWorker:
@@ -455,6 +460,8 @@ class FoldWorker:
             segment_members={seg: n for seg, n in batch.segment_members.items() if n},
             lifecycle=batch.lifecycle,
             suppressions=batch.suppressions,
+            lifted=batch.lifted,
+            consents=batch.consents,
         )
         inserted = set(await self._state.commit(change))
         for handover in batch.handovers:
@@ -512,6 +519,10 @@ class FoldWorker:
         elif ev.event == Lifecycle.BOUNCED:
             self._suppress(bounce_entry(ev.properties, contact.email, ev.received_at), batch)
         now = self._clock()
+        # Before the journeys see the event: a send it triggers meets the consent it gives.
+        subscription = apply_subscription(contact, ev, self._policy.topics)
+        if subscription is not None:
+            self._subscription_changed(contact, ev, subscription, now, batch)
         if self._segments is not None:
             before = self._segments.next_change_at(contact.segments)
             changes = self._segments.apply(contact.segments, contact, ev, now)
@@ -1010,7 +1021,12 @@ class FoldWorker:
         an address this misses (a merge bringing one in) still meets the sender's check."""
         self._suppressions = SuppressionIndex()
         events = list(events)
-        if not self._journeys and not contact_ids and not any(map(_campaign_of, events)):
+        if (
+            not self._journeys
+            and not contact_ids
+            and not any(map(_campaign_of, events))
+            and not any(ev.event == Lifecycle.SUBSCRIBED for ev in events)  # a confirmation
+        ):
             return  # nothing in this batch can send
         addresses = set()
         for cid in itertools.chain(contact_ids, (self._lookup(ev.contact_key) for ev in events)):
@@ -1032,8 +1048,34 @@ class FoldWorker:
         if entry is None:
             return
         batch.suppressions.append(entry)
+        batch.lifted = [k for k in batch.lifted if k != (entry.address_hash, entry.topic)]
         self._suppressions.add(entry)
         self._metrics.suppressions_added.labels(entry.reason).inc()
+
+    def _lift(self, hashed: str, topic: str, batch: _Batch) -> None:
+        """A resubscribe: the address's unsubscribe entry of `topic` goes (with the commit,
+        and for the batch's own later sends at once); an entry of another reason stands."""
+        batch.suppressions = [
+            e
+            for e in batch.suppressions
+            if (e.address_hash, e.topic, e.reason) != (hashed, topic, SuppressionReason.UNSUBSCRIBE)
+        ]
+        batch.lifted.append((hashed, topic))
+        self._suppressions.lift(hashed, topic)
+
+    def _subscription_changed(
+        self, contact: Contact, ev: Event, change: SubscriptionChange, now: float, batch: _Batch
+    ) -> None:
+        """What a Subscribed or Unsubscribed event changes (see mailpulse.policy.consent)."""
+        batch.contacts.add(contact.id)
+        batch.consents.append(change.record)
+        self._suppress(change.suppress, batch)
+        if change.lift is not None:
+            self._lift(*change.lift, batch)
+        if change.confirm is not None:
+            context = {"contact": contact_view(contact)}
+            intent = confirmation_intent(contact, change.confirm, ev, now, context)
+            self._queue(contact, intent, now, batch)
 
     # -- campaigns -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import msgspec
 
-from mailpulse.types import Contact, Event, SendIntent, Suppression
+from mailpulse.types import ConsentRecord, Contact, Event, SendIntent, Suppression
 
 # Seconds a quota window's count is kept after the window ends (see take_quota).
 QUOTA_KEPT = 2 * 86400.0
@@ -125,6 +125,11 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     lifecycle: list[Event] = msgspec.field(default_factory=list)
     # Suppression entries the batch's events call for (a hard bounce), as add_suppressions.
     suppressions: list[Suppression] = msgspec.field(default_factory=list)
+    # (address hash, topic) of unsubscribe entries a resubscribe lifts, after `suppressions`
+    # are added: only an entry whose reason is unsubscribe is removed.
+    lifted: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # Consent records the batch's Subscribed and Unsubscribed events make (once per id).
+    consents: list[ConsentRecord] = msgspec.field(default_factory=list)
 
 
 class LogUnavailable(Exception):
@@ -340,4 +345,9 @@ class StateStore(Protocol):
 
     async def remove_suppression(self, address_hash: str, topic: str) -> bool:
         """Remove an entry, unless it is an erased one; whether one was removed."""
+        ...
+
+    async def consents_of(self, contact_id: str, limit: int) -> list[ConsentRecord]:
+        """A contact's consent records, oldest first (merged contacts' records move to the
+        survivor), at most `limit`."""
         ...

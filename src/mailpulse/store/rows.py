@@ -12,7 +12,14 @@ from typing import Any
 import msgspec
 
 from mailpulse.store.interface import InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
-from mailpulse.types import Contact, Event, SendIntent, Suppression, SuppressionReason
+from mailpulse.types import (
+    ConsentRecord,
+    Contact,
+    Event,
+    SendIntent,
+    Suppression,
+    SuppressionReason,
+)
 
 encode = msgspec.json.Encoder().encode
 decode_contact = msgspec.json.Decoder(Contact).decode
@@ -121,3 +128,36 @@ def effective_suppressions(entries: Sequence[Suppression]) -> list[Suppression]:
             kept[entry.address_hash, entry.topic] = entry
     erased = {h for (h, _), e in kept.items() if e.reason == SuppressionReason.ERASED}
     return [e for (h, topic), e in kept.items() if h not in erased or not topic]
+
+
+def consent_params(record: ConsentRecord) -> tuple[Any, ...]:
+    """Parameters of add-consent in every backend, in the columns' order."""
+    return (
+        record.id,
+        record.contact_id,
+        record.address,
+        record.topic,
+        record.action,
+        record.source,
+        record.ip,
+        record.user_agent,
+        record.wording,
+        record.at,
+    )
+
+
+def consent_from_row(row: Sequence[Any]) -> ConsentRecord:
+    """Columns: as `consent_params`."""
+    record_id, contact_id, address, topic, action, source, ip, user_agent, wording, at = row
+    return ConsentRecord(
+        id=record_id,
+        contact_id=contact_id,
+        address=address,
+        topic=topic,
+        action=action,
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+        wording=wording,
+        at=at,
+    )

@@ -24,6 +24,8 @@ from mailpulse.store.interface import (
 )
 from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
+    consent_from_row,
+    consent_params,
     decode_contact,
     decode_event,
     effective_suppressions,
@@ -36,7 +38,7 @@ from mailpulse.store.rows import (
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.types import Contact, Event, Suppression, SuppressionReason
+from mailpulse.types import ConsentRecord, Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.postgres", "state.sql")
 
@@ -133,7 +135,14 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["hand-over-instances"], [(h.source, h.partition) for h in handovers])
     inserted = await _insert_outbox(conn, change.intents, partition)
     await _keep_lifecycle(conn, change.lifecycle, partition)
+    if change.lifted:
+        # Every address the batch changes, in one go (in hash order: see lock-addresses).
+        hashes = {h for h, _ in change.lifted} | {e.address_hash for e in change.suppressions}
+        await conn.execute(Q["lock-addresses"], sorted(hashes))
     await _add_suppressions(conn, change.suppressions)
+    await _many(conn, Q["lift-unsubscribe"], change.lifted)
+    await _many(conn, Q["add-consent"], [consent_params(r) for r in change.consents])
+    await _many(conn, Q["merge-consents"], moves)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
     return inserted
 
@@ -403,3 +412,7 @@ class PostgresStateStore:
     async def remove_suppression(self, address_hash: str, topic: str) -> bool:
         result = await self._db.execute(Q["remove-suppression"], address_hash, topic)
         return not result.endswith(" 0")  # "DELETE 0": none, or an erased one
+
+    async def consents_of(self, contact_id: str, limit: int) -> list[ConsentRecord]:
+        rows = await self._db.fetch(Q["consents-of"], contact_id, limit)
+        return [consent_from_row(r) for r in reversed(rows)]

@@ -306,3 +306,20 @@ ORDER BY address_hash, topic LIMIT $5
 
 -- name: remove-suppression
 DELETE FROM suppressions WHERE address_hash = $1 AND topic = $2 AND reason <> 'erased'
+
+-- name: lift-unsubscribe
+-- A resubscribe: the unsubscribe entry of the address and topic, and no entry of another reason.
+DELETE FROM suppressions WHERE address_hash = $1 AND topic = $2 AND reason = 'unsubscribe'
+
+-- name: add-consent
+INSERT INTO consents (id, contact_id, address, topic, action, source, ip, user_agent, wording, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (id) DO NOTHING
+
+-- name: merge-consents
+UPDATE consents SET contact_id = $1 WHERE contact_id = $2
+
+-- name: consents-of
+-- The latest `limit` ($2) of a contact's records; the caller puts them oldest first.
+SELECT id, contact_id, address, topic, action, source, ip, user_agent, wording, at FROM consents
+WHERE contact_id = $1 ORDER BY at DESC, id DESC LIMIT $2

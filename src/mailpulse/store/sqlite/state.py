@@ -21,6 +21,8 @@ from mailpulse.store.interface import (
     OutboxUpdate,
 )
 from mailpulse.store.rows import (
+    consent_from_row,
+    consent_params,
     decode_contact,
     decode_event,
     effective_suppressions,
@@ -34,7 +36,7 @@ from mailpulse.store.rows import (
 )
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
-from mailpulse.types import Contact, Event, Suppression, SuppressionReason
+from mailpulse.types import ConsentRecord, Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
 
@@ -91,6 +93,9 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
             inserted.append(it.key)
     conn.executemany(Q["keep-lifecycle"], [(ev.message_id, encode(ev)) for ev in change.lifecycle])
     _add_suppressions(conn, change.suppressions)
+    conn.executemany(Q["lift-unsubscribe"], change.lifted)
+    conn.executemany(Q["add-consent"], [consent_params(r) for r in change.consents])
+    conn.executemany(Q["merge-consents"], moves)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
 
@@ -405,3 +410,8 @@ class SqliteStateStore:
             lambda c: c.execute(Q["remove-suppression"], params).rowcount
         )
         return bool(removed)
+
+    async def consents_of(self, contact_id: str, limit: int) -> list[ConsentRecord]:
+        params = (contact_id, limit)
+        rows = self._db.read(lambda c: c.execute(Q["consents-of"], params).fetchall())
+        return [consent_from_row(r) for r in reversed(rows)]

@@ -110,6 +110,21 @@ CREATE TABLE IF NOT EXISTS suppressions (
     PRIMARY KEY (address_hash, topic)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS suppressions_by_reason ON suppressions (reason, address_hash, topic);
+-- Consent records: what each contact said about a topic ('' = all marketing), when, where
+-- from, with the wording shown (see mailpulse.types.ConsentRecord); one per event (`id`).
+CREATE TABLE IF NOT EXISTS consents (
+    id         TEXT PRIMARY KEY,
+    contact_id TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    ip         TEXT NOT NULL,
+    user_agent TEXT NOT NULL,
+    wording    TEXT NOT NULL,
+    at         REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS consents_by_contact ON consents (contact_id, at);
 CREATE TABLE IF NOT EXISTS unshipped_lifecycle (
     message_id TEXT PRIMARY KEY,
     body       BLOB NOT NULL
@@ -422,3 +437,20 @@ ORDER BY address_hash, topic LIMIT ?5
 
 -- name: remove-suppression
 DELETE FROM suppressions WHERE address_hash = ? AND topic = ? AND reason <> 'erased'
+
+-- name: lift-unsubscribe
+-- A resubscribe: the unsubscribe entry of the address and topic, and no entry of another reason.
+DELETE FROM suppressions WHERE address_hash = ? AND topic = ? AND reason = 'unsubscribe'
+
+-- name: add-consent
+INSERT INTO consents (id, contact_id, address, topic, action, source, ip, user_agent, wording, at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+
+-- name: merge-consents
+UPDATE consents SET contact_id = ? WHERE contact_id = ?
+
+-- name: consents-of
+-- The latest `limit` (?2) of a contact's records; the caller puts them oldest first.
+SELECT id, contact_id, address, topic, action, source, ip, user_agent, wording, at FROM consents
+WHERE contact_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2
