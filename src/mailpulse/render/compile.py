@@ -1,8 +1,9 @@
 """Template sources to a CompiledTemplate: everything that is the same for every recipient.
 
 MJML becomes HTML, CSS is inlined, the preheader goes in, links are rewritten for tracking
-(see mailpulse.render.links), the text part is derived, and the Jinja templates are compiled;
-all of it once per version, so rendering is Jinja only.
+(see mailpulse.render.links), the text part is derived, an unsubscribe footer goes in where the
+template has no unsubscribe link (see mailpulse.render.footer), and the Jinja templates are
+compiled; all of it once per version, so rendering is Jinja only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jinja2 import Environment, Template, TemplateSyntaxError
 from mjml import mjml2html
 
 from mailpulse.errors import ProjectError
+from mailpulse.render.footer import shows_unsubscribe, with_html_footer, with_text_footer
 from mailpulse.render.frontmatter import split_front_matter
 from mailpulse.render.links import fill_tracking, track_links
 from mailpulse.render.placeholders import Protected, protect
@@ -84,14 +86,21 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
         protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
     )
     html_source = fill_tracking(html_source, protected)
+    if not shows_unsubscribe(front.body):
+        html_source = with_html_footer(html_source, front.body)
     html = _compiled(HTML_ENV, html_source, main_path, "the compiled HTML")
 
     if text_path is not None and text_source is not None:
-        text = _jinja(TEXT_ENV, text_source, text_path, 1)
+        text = _jinja(TEXT_ENV, text_source, text_path, 1)  # its errors name its own lines
+        if not shows_unsubscribe(text_source):
+            footed = with_text_footer(text_source, text_source)
+            text = _compiled(TEXT_ENV, footed, text_path, "the text part with its footer")
     else:
         derived, _ = protected.restore(
             html_to_text_template(markup, protected.bare_token_pattern())
         )
+        if not shows_unsubscribe(front.body):
+            derived = with_text_footer(derived, front.body)
         text = _compiled(
             TEXT_ENV,
             derived,
