@@ -1,0 +1,221 @@
+"""What a returned message means: a bounce (hard or soft, per recipient), a complaint, an
+automatic reply, or nothing mailpulse acts on.
+
+The facts come from `report.parse_report`; the judgement from `rules.BounceRules` (data).
+The inbound listener and `mailpulse bounce classify` both call `classify`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+import msgspec
+
+from mailpulse.feedback.report import ENHANCED_STATUS, RecipientReport, Report, parse_report
+from mailpulse.feedback.rules import HARD, SOFT, BounceRules, builtin_rules
+
+
+class Kind(StrEnum):
+    BOUNCE = "bounce"  # some recipient failed or is delayed
+    COMPLAINT = "complaint"  # an RFC 5965 feedback report
+    AUTO_REPLY = "auto-reply"  # RFC 3834 and its kin: never a bounce
+    DELIVERED = "delivered"  # a report of success (Action delivered, relayed, expanded)
+    UNKNOWN = "unknown"  # none of these: a person's reply, or something unreadable
+
+
+class Decision(StrEnum):
+    HARD = HARD
+    SOFT = SOFT
+    COMPLAINT = "complaint"
+    AUTO_REPLY = "auto-reply"
+    NONE = "none"  # nothing to act on for this recipient
+
+
+FAILED, DELAYED = "failed", "delayed"
+_SUCCESS_ACTIONS = frozenset(("delivered", "relayed", "expanded"))
+
+_REPLY_STATUS = re.compile(
+    r"(?<![\w.:/#-])[245][0-5]\d[ \-]+'?([245])\.([0-7])\.(\d{1,3})(?![\d]|\.\d)"
+)
+# An SMTP reply code in a server's words, most telling first: right before an enhanced status
+# (`550 5.1.1`, `550-5.1.1`), after a word that introduces a reply (`said: 550`), at the start
+# of a line; else any 4xx/5xx standing alone.
+_REPLY_CODES = (
+    re.compile(r"(?<![\w.:/#-])([245][0-5]\d)[ \-]+'?[245]\.\d{1,3}\.\d{1,3}"),
+    re.compile(
+        r"(?:said|reply|replied|returned|response|responded|error|code|answer)\W{0,4}"
+        r"([245][0-5]\d)(?![\w.:])",
+        re.IGNORECASE,
+    ),
+    re.compile(r"^\W{0,3}([245][0-5]\d)(?:[ \-]|$)", re.MULTILINE),
+    re.compile(r"(?<![\w.:/#\[-])([45][0-5]\d)(?=[ \-])"),
+)
+
+
+class RecipientResult(msgspec.Struct, kw_only=True):
+    address: str
+    action: str
+    status: str
+    smtp_code: int | None
+    reason: str
+    decision: str
+    diagnostic: str = ""
+    original_address: str = ""
+    remote_mta: str = ""
+
+
+class Classification(msgspec.Struct, kw_only=True):
+    kind: str
+    source: str  # "dsn", "text" (a bounce in words), "arf", or "" when neither
+    recipients: list[RecipientResult] = msgspec.field(default_factory=list)
+    feedback_type: str = ""
+    user_agent: str = ""
+    original_message_id: str = ""
+    original_key: str = ""
+    subject: str = ""
+
+
+def classify_bytes(data: bytes, rules: BounceRules | None = None) -> Classification:
+    return classify(parse_report(data), rules)
+
+
+def classify(report: Report, rules: BounceRules | None = None) -> Classification:
+    rules = rules or builtin_rules()
+    base = Classification(
+        kind=Kind.UNKNOWN,
+        source="",
+        original_message_id=report.original_message_id,
+        original_key=report.original_key,
+        subject=report.subject,
+    )
+    if report.shape == "feedback-report" and report.feedback is not None:
+        return _complaint(report, base)
+    if report.shape == "delivery-status":
+        base.source = "dsn"
+        # The report's words are about each recipient only when there is one.
+        words = report.text if len(report.recipients) <= 1 else ""
+        base.recipients = [
+            _recipient(
+                r.final_recipient,
+                r.original_recipient,
+                r.action,
+                r.status,
+                r.diagnostic,
+                words,
+                r.remote_mta,
+                rules,
+            )
+            for r in report.recipients
+        ]
+        if not base.recipients:  # a report with no recipient group: read its words
+            base.recipients = [_recipient("", "", FAILED, "", "", words, "", rules)]
+        failing = any(r.decision != Decision.NONE for r in base.recipients)
+        base.kind = Kind.BOUNCE if failing else Kind.DELIVERED
+        return base
+    if report.failed_recipients or rules.looks_bounced(report.sender, report.subject):
+        base.kind, base.source = Kind.BOUNCE, "text"
+        action = DELAYED if rules.only_delayed(report.subject, report.text) else FAILED
+        found = report.recipients or [RecipientReport(diagnostic=report.text)]
+        base.recipients = [
+            _recipient(r.final_recipient, "", action, "", r.diagnostic, "", "", rules)
+            for r in found
+        ]
+        return base
+    if rules.auto_reply(report.headers, report.subject):
+        base.kind = Kind.AUTO_REPLY
+    return base
+
+
+def _complaint(report: Report, base: Classification) -> Classification:
+    feedback = report.feedback
+    assert feedback is not None
+    base.kind, base.source = Kind.COMPLAINT, "arf"
+    base.feedback_type = feedback.feedback_type or "other"
+    base.user_agent = feedback.user_agent
+    addresses = feedback.original_rcpt_to or [""]
+    base.recipients = [
+        RecipientResult(
+            address=address,
+            action="",
+            status="",
+            smtp_code=None,
+            reason="feedback",
+            decision=Decision.COMPLAINT,
+        )
+        for address in addresses
+    ]
+    return base
+
+
+def _recipient(
+    address: str,
+    original: str,
+    action: str,
+    status: str,
+    diagnostic: str,
+    words: str,
+    remote_mta: str,
+    rules: BounceRules,
+) -> RecipientResult:
+    """One recipient judged: `diagnostic` is the server's reply about it, `words` the
+    report's own text around it (read when the reply says too little)."""
+    status = _status(status, diagnostic)
+    code = _reply_code(diagnostic)
+    if not action:
+        action = DELAYED if status.startswith("4") else FAILED
+    result = RecipientResult(
+        address=address,
+        original_address=original,
+        action=action,
+        status=status,
+        smtp_code=code,
+        reason="delivered",
+        decision=Decision.NONE,
+        diagnostic=diagnostic,
+        remote_mta=remote_mta,
+    )
+    if action in _SUCCESS_ACTIONS or status.startswith("2"):
+        return result
+    reason = rules.reason_for(status, diagnostic, words)
+    transient = action == DELAYED or status.startswith("4") or (code is not None and code < 500)
+    if not status and reason is not None and reason.implies:
+        result.status = _in_class(reason.implies, "4" if transient else "5")
+    result.reason = reason.name if reason is not None else "undefined"
+    result.decision = reason.decision if reason is not None else SOFT
+    if result.decision == HARD:
+        stage = rules.stage(diagnostic, words)
+        if stage is not None:
+            result.reason, result.decision = stage, SOFT
+        elif transient:
+            result.decision = SOFT  # RFC 3463 class 4: the address may work another time
+    return result
+
+
+def _status(field: str, diagnostic: str) -> str:
+    """The enhanced status to report: the remote server's own, when its reply carries one
+    after its reply code (`550 5.7.1 ...`: the Status field is the reporting MTA's reading of
+    it); else the Status field; else any status the reply mentions. A generic X.0.0 gives way
+    to a specific one."""
+    replied = _REPLY_STATUS.search(diagnostic)
+    anywhere = ENHANCED_STATUS.search(diagnostic)
+    candidates = [
+        ".".join(replied.groups()) if replied else "",
+        field,
+        ".".join(anywhere.groups()) if anywhere else "",
+    ]
+    found = [c for c in candidates if c]
+    specific = [c for c in found if not c.endswith(".0.0")]
+    return (specific or found or [""])[0]
+
+
+def _in_class(status: str, klass: str) -> str:
+    return status if status.startswith("2") else klass + status[1:]
+
+
+def _reply_code(text: str) -> int | None:
+    for pattern in _REPLY_CODES:
+        found = pattern.search(text)
+        if found:
+            return int(found.group(1))
+    return None
