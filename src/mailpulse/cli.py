@@ -18,6 +18,7 @@ from rich.console import Console
 from mailpulse.audience.import_command import import_contacts
 from mailpulse.campaigns.command import campaign_app
 from mailpulse.errors import ProjectError
+from mailpulse.feedback.command import bounce_app
 from mailpulse.policy.suppression_command import suppression_app
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(suppression_app, name="suppression")
+app.add_typer(bounce_app, name="bounce")
 app.command("import")(import_contacts)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

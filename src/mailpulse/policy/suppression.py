@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from mailpulse.audience.profiles import normalize_email
@@ -60,9 +59,12 @@ def canonical_address(raw: str) -> tuple[str | None, str | None]:
     return (address.lower(), None) if address is not None else (None, problem)
 
 
-@lru_cache(maxsize=65536)
 def address_hash(address: str) -> str:
-    """The key of an address's entries; `address` is normalized (a contact's email is)."""
+    """The key of an address's entries; `address` is normalized (a contact's email is).
+
+    Not cached: hashing costs under a microsecond, and a broadcast hashes each address of
+    its audience once, so a cache only filled with addresses never hashed again (16 MB at
+    65,536 of them)."""
     return hashlib.sha256(address.lower().encode()).hexdigest()
 
 

@@ -18,8 +18,10 @@ import msgspec
 
 from mailpulse.catalog import CatalogReader, CatalogUnavailable, ItemKey
 from mailpulse.catalog.lookup import MAX_ROUNDS, NeedItems, RenderCatalog, fetch_fields
-from mailpulse.delivery import DkimSigner, OpenTransaction, build_message, make_message_id
+from mailpulse.delivery import DkimSigner, OpenTransaction, build_message
+from mailpulse.delivery.mime import key_digest, message_id_of
 from mailpulse.errors import RenderError
+from mailpulse.feedback.verp import ReturnPath
 from mailpulse.render import TemplateLibrary
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage, SendIntent
@@ -88,6 +90,8 @@ class MessageFactory:
         """`tokens` signs the links and return paths of each message (mailpulse.tokens)."""
         self._templates = templates
         self._tokens = tokens
+        # Each message's envelope sender names its send (VERP), so its bounces find it.
+        self._return_path = ReturnPath(tokens, identity.return_path) if tokens else None
         self._signer = signer
         self._identity = identity
         self._clock = clock
@@ -120,7 +124,8 @@ class MessageFactory:
         template asked for catalog items not in `items` (never when `final` or without a
         catalog: they count as missing)."""
         ident = self._identity
-        message_id = make_message_id(intent.key, ident.message_id_domain)
+        digest = key_digest(intent.key)
+        message_id = message_id_of(digest, ident.message_id_domain)
         t0 = time.perf_counter()
         context = dict(intent.context)
         context["project"] = ident.project
@@ -151,10 +156,13 @@ class MessageFactory:
         t1 = time.perf_counter()
         if self._signer is not None:
             data = self._signer.sign(data)
+        mail_from = ident.return_path
+        if self._return_path is not None:
+            mail_from = self._return_path.address(digest)
         message = RenderedMessage(
             key=intent.key,
             message_id=message_id,
-            mail_from=ident.return_path,
+            mail_from=mail_from,
             rcpt_to=intent.email,
             data=data,
         )
