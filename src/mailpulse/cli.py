@@ -15,6 +15,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from mailpulse.access.command import audit, keys_app
 from mailpulse.audience.import_command import import_contacts
 from mailpulse.campaigns.command import campaign_app
 from mailpulse.errors import ProjectError
@@ -34,6 +35,8 @@ app.add_typer(dkim_app, name="dkim")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(bounce_app, name="bounce")
+app.add_typer(keys_app, name="keys")
+app.command("audit")(audit)
 app.command("import")(import_contacts)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -89,6 +89,9 @@ class KeyRing:
         await self.refresh()
         return key, record
 
+    async def listed(self) -> list[ApiKey]:
+        return await self._store.keys()
+
     async def revoke(self, key_id: str) -> ApiKey | None:
         revoked = await self._store.revoke_key(key_id, time.time())
         await self.refresh()

@@ -15,15 +15,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailpulse import __version__
 from mailpulse.api.admin import admin_router
+from mailpulse.api.admin_gate import AdminGate
+from mailpulse.api.audit import audit_router
 from mailpulse.api.campaigns import campaigns_router
 from mailpulse.api.catalogs import catalogs_router
+from mailpulse.api.consent import consent_router
 from mailpulse.api.contacts_import import contacts_import_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
+from mailpulse.api.keys import keys_router
 from mailpulse.api.lists import lists_router
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
 from mailpulse.api.suppressions import suppressions_router
+from mailpulse.feedback.pages import subscription_pages_router
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -42,14 +47,13 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
         finally:
             await pipeline.stop()
 
-    config = pipeline.project.config
     app = FastAPI(
         title="mailpulse",
         version=__version__,
         summary="Segment-spec events in, personalized DKIM-signed email out.",
         lifespan=lifespan,
     )
-    app.state.admin_key = config.project.admin_key
+    app.state.keys = pipeline.keys
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -69,7 +73,19 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(shaping_router(pipeline.state, pipeline.project, pipeline.traffic))
     app.include_router(contacts_import_router(pipeline.append, pipeline.state))
     app.include_router(suppressions_router(pipeline.state, pipeline.metrics))
+    app.include_router(consent_router(pipeline.state))
+    app.include_router(
+        subscription_pages_router(
+            tokens=pipeline.tokens,
+            append=pipeline.append,
+            state=pipeline.state,
+            topics=pipeline.project.topics,
+            project_name=pipeline.project.config.project.name,
+        )
+    )
     app.include_router(catalogs_router(pipeline.catalogs))
+    app.include_router(keys_router(pipeline.keys))
+    app.include_router(audit_router(pipeline.access))
     for router in extra_routers:
         app.include_router(router)
 
@@ -96,11 +112,11 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
 
     app.openapi = openapi  # type: ignore[method-assign]
     catalogs = pipeline.catalogs
+    admin = AdminGate(app, pipeline.keys, pipeline.access, pipeline.metrics)
     return TrackingApi(
         pipeline.append,
-        frozenset(config.project.write_keys),
+        pipeline.keys,
         pipeline.metrics,
-        app,
-        server_keys=frozenset(config.project.server_write_keys),
+        admin,
         upsert=None if catalogs is None else catalogs.upsert,
     )

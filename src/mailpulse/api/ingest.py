@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import orjson
-
-from mailpulse.api.auth import write_key_problem
+from mailpulse.access import KeyRing
+from mailpulse.api.asgi import JSON, answer_json
+from mailpulse.api.auth import AccessRefused, ingest_principal
 from mailpulse.api.catalog_events import (
     CatalogEventError,
     UpsertFn,
@@ -44,8 +44,7 @@ log = logging.getLogger("mailpulse.ingest")
 CALLS = ("track", "identify", "page", "screen", "group", "alias", "batch")
 _ROUTES = {f"/v1/{call}": call for call in CALLS}
 _OK = b'{"success":true}'
-_JSON = (b"content-type", b"application/json")
-_OK_HEADERS = [_JSON, (b"content-length", str(len(_OK)).encode())]
+_OK_HEADERS = [JSON, (b"content-length", str(len(_OK)).encode())]
 
 AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
 ASGIApp = Callable[[dict[str, Any], Callable[..., Any], Callable[..., Any]], Awaitable[None]]
@@ -71,17 +70,15 @@ class TrackingApi:
     def __init__(
         self,
         append: AppendFn,
-        write_keys: frozenset[str],
+        keys: KeyRing,
         metrics: Metrics,
         fallback: ASGIApp,
         *,
-        server_keys: frozenset[str] = frozenset(),
         upsert: UpsertFn | None = None,
     ) -> None:
+        """`keys`: who may write; the project's server write keys may also update catalogs."""
         self._append = append
-        # Server keys write like any other, and may also update catalogs.
-        self._write_keys = write_keys | server_keys
-        self._server_keys = server_keys
+        self._keys = keys
         self._upsert = upsert
         self._metrics = metrics
         self._fallback = fallback
@@ -92,16 +89,16 @@ class TrackingApi:
             await self._fallback(scope, receive, send)
             return
         if scope["method"] != "POST":
-            await _answer(send, 405, {"error": f"{scope['path']} takes POST"})
+            await answer_json(send, 405, {"error": f"{scope['path']} takes POST"})
             return
         try:
             await self._ingest(call, scope, receive)
         except _Refusal as r:
-            await _answer(send, r.status, {"error": r.error, "where": r.where})
+            await answer_json(send, r.status, {"error": r.error, "where": r.where})
         except Exception:
             self._metrics.errors.labels("ingest").inc()
             log.exception("ingestion failed")
-            await _answer(send, 500, {"error": "internal error; nothing was stored"})
+            await answer_json(send, 500, {"error": "internal error; nothing was stored"})
         else:
             await send({"type": "http.response.start", "status": 200, "headers": _OK_HEADERS})
             await send({"type": "http.response.body", "body": _OK})
@@ -121,18 +118,16 @@ class TrackingApi:
         except EventError as exc:
             self._metrics.events_rejected.labels("invalid").inc()
             raise _Refusal(400, exc.reason, exc.where) from exc
-        problem = write_key_problem(
-            self._write_keys, _text(headers.get(b"authorization")), parsed.write_key
-        )
-        if problem:
+        try:
+            writer = ingest_principal(
+                self._keys, _text(headers.get(b"authorization")), parsed.write_key
+            )
+        except AccessRefused as refusal:
             self._metrics.events_rejected.labels("auth").inc()
-            raise _Refusal(401, problem)
+            raise _Refusal(refusal.status, refusal.error) from refusal
         events = parsed.events
         if any(is_catalog_update(ev) for ev in events):
-            from_server = not write_key_problem(
-                self._server_keys, _text(headers.get(b"authorization")), parsed.write_key
-            )
-            events = await self._update_catalogs(events, from_server, batch=call == "batch")
+            events = await self._update_catalogs(events, writer.server, batch=call == "batch")
         try:
             await self._append(events)
         except LogUnavailable as exc:
@@ -185,13 +180,6 @@ async def _read_capped(receive: Any, declared: bytes | None) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Any, status: int, payload: dict[str, Any]) -> None:
-    body = orjson.dumps(payload)
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -234,9 +222,10 @@ def openapi_paths() -> dict[str, Any]:
                         },
                     },
                     "400": error("The request is invalid; `error` says why, `where` where."),
-                    "401": error("Missing or unknown write key."),
+                    "401": error("Missing, unknown or revoked write key."),
                     "403": error(
-                        "Catalog Item Updated sent with a key that is not a server write key."
+                        "A key of scope read, or Catalog Item Updated sent with a key that is "
+                        "not a server write key."
                     ),
                     "503": error("The log is unavailable; nothing was stored."),
                 },

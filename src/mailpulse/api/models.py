@@ -64,5 +64,6 @@ class MessagesOut(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The request is invalid; `error` says why."},
-    401: {"model": ErrorBody, "description": "Missing or unknown key."},
+    401: {"model": ErrorBody, "description": "Missing, unknown or revoked key."},
+    403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
 }

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mailpulse.access import AccessStore, KeyRing, ProjectKeys
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
@@ -26,7 +27,12 @@ from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
 from mailpulse.runtime.supervise import cancel_all, start_stages
 from mailpulse.runtime.traffic import Traffic
-from mailpulse.runtime.wiring import catalog_for, courier_processes, embedded_catalog
+from mailpulse.runtime.wiring import (
+    access_for,
+    catalog_for,
+    courier_processes,
+    embedded_catalog,
+)
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
 from mailpulse.tokens import TokenSigner, previous_secrets, project_secret
@@ -43,6 +49,7 @@ class Pipeline:
         bus: Bus,
         courier: Courier | None = None,
         catalog: CatalogStore | None = None,
+        access: AccessStore | None = None,
         run_partitions: bool = True,
         clock: Callable[[], float] = time.time,
         secret: str | None = None,
@@ -50,7 +57,8 @@ class Pipeline:
         """`catalog`: where catalog items live, by default beside the state (see
         `wiring.catalog_for`); a given `courier` must read the same one. `secret`: what
         tokens are signed with, by default from the environment or the project (see
-        mailpulse.tokens; ValueError if neither has one)."""
+        mailpulse.tokens; ValueError if neither has one). `access`: the API keys and audit
+        log, by default beside the state (see `wiring.access_for`)."""
         self.project = project
         secret = secret or project_secret(project.config.project.secret, None)
         self.tokens = TokenSigner(secret, previous_secrets())
@@ -60,6 +68,11 @@ class Pipeline:
         self.bus = bus
         self._clock = clock
         self._ingest = Ingest(log, bus, self.metrics)
+        self.access = access or access_for(state)
+        keys = project.config.project
+        self.keys = KeyRing(
+            self.access, ProjectKeys(keys.write_keys, keys.server_write_keys, keys.admin_key)
+        )
         catalog = catalog or catalog_for(state)
         # Its derived events take the way of every other event in (`append`).
         self.catalogs = Catalogs(catalog, self.append, clock) if catalog is not None else None
@@ -109,12 +122,14 @@ class Pipeline:
         await self.state.open()
         if self.catalogs is not None:
             await self.catalogs.store.open()
+        await self.access.open()
+        await self.keys.refresh()
         await self.bus.open()
         if self.courier is not None:
             await self.courier.start()
         for runner in self.runners:
             await runner.start()
-        stages = [("dedup-window", self._forget_old_message_ids)]
+        stages = [("dedup-window", self._forget_old_message_ids), ("api-keys", self.keys.run)]
         if self.catalogs is not None:
             stages.append(("catalog-events", self.catalogs.run))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
@@ -129,6 +144,7 @@ class Pipeline:
             await self.courier.close()
         await self._ingest.drain()
         await self.bus.close()
+        await self.access.close()
         if self.catalogs is not None:
             await self.catalogs.store.close()
         await self.state.close()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mailpulse.access import AccessStore, PostgresAccessStore, SqliteAccessStore
 from mailpulse.catalog import CatalogReader, CatalogStore
 from mailpulse.catalog.postgres import PostgresCatalogStore
 from mailpulse.catalog.sqlite import SqliteCatalogStore
@@ -124,6 +125,16 @@ def catalog_for(state: StateStore) -> CatalogStore | None:
     if isinstance(state, PostgresStateStore):
         return PostgresCatalogStore(state.dsn)
     return None
+
+
+def access_for(state: StateStore) -> AccessStore:
+    """The keys and audit log that go with a state store: a file beside the SQLite state (of
+    its own, see mailpulse.access.sqlite), or tables in the PostgreSQL state's database."""
+    if isinstance(state, PostgresStateStore):
+        return PostgresAccessStore(state.dsn)
+    if isinstance(state, SqliteStateStore):
+        return SqliteAccessStore(state.path.parent / "access.db")
+    raise TypeError(f"no access store goes with a {type(state).__name__}: give one")
 
 
 def rate_limiter_for(state: StateStore) -> RateLimiter:
