@@ -31,6 +31,7 @@ from mailpulse.delivery.shaping import (
 from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
 from mailpulse.feedback.machines import MachineSettings
+from mailpulse.feedback.verp import prefix_problem
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.localtime import zone
@@ -657,6 +658,11 @@ def _check_sender(config: ProjectConfig, path: Path, text: str) -> None:
                 f"[sender] {key}: {value!r} is not an address: {exc}",
                 _line_of(text, "sender", key),
             ) from exc
+    # Without one, the return path is bounces@ the From domain: short enough.
+    return_path = config.sender.return_path
+    if return_path and (problem := prefix_problem(return_path)) is not None:
+        line = _line_of(text, "sender", "return_path")
+        raise ProjectError(path, f"[sender] return_path: {problem}", line)
 
 
 def _tracking(config: ProjectConfig, project_dir: Path, text: str) -> dict[str, Any]:

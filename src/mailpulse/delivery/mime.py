@@ -15,7 +15,7 @@ from mailpulse.delivery import headers as h
 from mailpulse.delivery.address import ascii_addr_spec, ascii_domain, parse_address
 from mailpulse.types import RenderedContent
 
-__all__ = ["build_message", "make_message_id", "parse_address"]
+__all__ = ["build_message", "key_digest", "make_message_id", "message_id_of", "parse_address"]
 
 # Fields build_message writes itself; an extra header of the same name would make a second one.
 _OWN_FIELDS = frozenset(
@@ -34,10 +34,23 @@ _PART_HEAD = b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding
 _LONGEST_LINE = 998  # RFC 5322 §2.1.1, without the CRLF
 
 
+KEY_DIGEST = 16  # bytes
+
+
+def key_digest(key: str) -> bytes:
+    """What names a send in its Message-ID and its return path: the first 128 bits of the
+    SHA-256 of its idempotency key."""
+    return hashlib.sha256(key.encode("utf-8")).digest()[:KEY_DIGEST]
+
+
 def make_message_id(key: str, domain: str) -> str:
     """`<hex@domain>` from the send's idempotency key: a re-send carries the same Message-ID."""
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return f"<{digest}@{ascii_domain(domain)}>"
+    return message_id_of(key_digest(key), domain)
+
+
+def message_id_of(digest: bytes, domain: str) -> str:
+    """The Message-ID of the send whose `key_digest` is `digest`."""
+    return f"<{digest.hex()}@{ascii_domain(domain)}>"
 
 
 @lru_cache(maxsize=256)
