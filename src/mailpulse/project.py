@@ -184,6 +184,19 @@ class TopicSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     double_opt_in: bool = False  # consent confirmed from a mailed link; implies opt_in
 
 
+class PublicSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Requests per client address to the pages and links mail carries (unsubscribe, preferences,
+    # confirmation, tracking): a token bucket refilled at `rate` that holds `burst`; past it,
+    # 429 with Retry-After (see mailpulse.api.public_limits).
+    rate: str = "20/s"
+    burst: Annotated[int, msgspec.Meta(ge=1)] = 100
+
+
+class PrivacySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Raw events older than this leave the log once folded (see mailpulse.privacy.retention).
+    event_retention: str = "400d"
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -195,6 +208,8 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     campaigns: CampaignsSection = msgspec.field(default_factory=CampaignsSection)
     tracking: TrackingSection = msgspec.field(default_factory=TrackingSection)
     conversions: ConversionsSection = msgspec.field(default_factory=ConversionsSection)
+    public: PublicSection = msgspec.field(default_factory=PublicSection)
+    privacy: PrivacySection = msgspec.field(default_factory=PrivacySection)
     # Topic id → its `[topics.<id>]` table, a TopicSection (checked one by one, see _topics,
     # so that an error can name the table: msgspec does not say which key of a dict it was).
     topics: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
@@ -214,6 +229,8 @@ _KNOWN_KEYS = {
     "campaigns": CampaignsSection,
     "tracking": TrackingSection,
     "conversions": ConversionsSection,
+    "public": PublicSection,
+    "privacy": PrivacySection,
 }
 # Tables whose names the project chooses (`[topics.<id>]`), by the kind of all of them.
 _NAMED_TABLES = {"topics": TopicSection}
@@ -225,6 +242,16 @@ class Durations:
     max_age: float
     dedup_window: float
     smtp_timeout: float
+    event_retention: float
+
+
+@dataclass(frozen=True)
+class PublicLimit:
+    """What one client address may ask of the public pages and links: `rate` requests a
+    second, `burst` at once."""
+
+    rate: float
+    burst: int
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([\w.-]+)\s*\]\]?")
@@ -433,7 +460,14 @@ def load_config(project_dir: Path) -> tuple[ProjectConfig, Durations, Shaping]:
         max_age=duration(config.delivery.max_age, "delivery", "max_age"),
         dedup_window=duration(config.ingest.dedup_window, "ingest", "dedup_window"),
         smtp_timeout=duration(config.smtp.timeout, "smtp", "timeout"),
+        event_retention=duration(config.privacy.event_retention, "privacy", "event_retention"),
     )
+    if not durations.event_retention:
+        raise ProjectError(
+            path,
+            "[privacy] event_retention: events must be kept a while (say '400d')",
+            _line_of(text, "privacy", "event_retention"),
+        )
     return config, durations, _shaping(config, path, text)
 
 
@@ -458,6 +492,7 @@ class Project:
     # The conversion events ([conversions]) attributed to messages; also what an A/B test
     # counts as one when it names none.
     conversion: Conversion | None
+    public_limit: PublicLimit
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -534,7 +569,16 @@ def load_project(project_dir: Path) -> Project:
         send_policy=send_policy,
         dkim_private_key=_load_dkim_key(project_dir, config, text),
         **_tracking(config, project_dir, text),
+        public_limit=_public_limit(config, project_dir / CONFIG_FILE, text),
     )
+
+
+def _public_limit(config: ProjectConfig, path: Path, text: str) -> PublicLimit:
+    try:
+        rate = parse_rate(config.public.rate)
+    except ValueError as exc:
+        raise ProjectError(path, f"[public] rate: {exc}", _line_of(text, "public", "rate")) from exc
+    return PublicLimit(rate, config.public.burst)
 
 
 def _check_against_plan(project_dir: Path) -> None:

@@ -25,6 +25,7 @@ from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.keys import keys_router
 from mailpulse.api.lists import lists_router
+from mailpulse.api.public_limits import PublicRateLimit
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
 from mailpulse.api.suppressions import suppressions_router
@@ -112,11 +113,14 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
 
     app.openapi = openapi  # type: ignore[method-assign]
     catalogs = pipeline.catalogs
+    # Layers in front of FastAPI, each looking at its own paths only: the tracking API (its
+    # hot path passes through none), the public pages' rate limits, the admin gate.
     admin = AdminGate(app, pipeline.keys, pipeline.access, pipeline.metrics)
+    limited = PublicRateLimit(admin, pipeline.project.public_limit, pipeline.metrics)
     return TrackingApi(
         pipeline.append,
         pipeline.keys,
         pipeline.metrics,
-        admin,
+        limited,
         upsert=None if catalogs is None else catalogs.upsert,
     )

@@ -90,6 +90,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.public_limited = Counter(
+            "mailpulse_public_rate_limited_total",
+            "Requests to the public pages and links answered 429, by path prefix (/u/, /p/, "
+            "/o/, /c/).",
+            ["prefix"],
+            registry=r,
+        )
         self.errors = Counter(
             "mailpulse_errors_total",
             "Unexpected errors, by pipeline stage.",
