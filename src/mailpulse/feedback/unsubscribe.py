@@ -53,6 +53,9 @@ class MessageLinks:
     headers: dict[str, str]
 
 
+NO_LINKS = MessageLinks({}, {})  # a message made without tokens (a test's): none at all
+
+
 class SubscriptionLinks:
     """Makes each message's links; one per process, for every message it makes."""
 

@@ -21,6 +21,7 @@ from mailpulse.catalog.lookup import MAX_ROUNDS, NeedItems, RenderCatalog, fetch
 from mailpulse.delivery import DkimSigner, OpenTransaction, build_message
 from mailpulse.delivery.mime import key_digest, message_id_of
 from mailpulse.errors import RenderError
+from mailpulse.feedback.unsubscribe import NO_LINKS, SubscriptionLinks
 from mailpulse.feedback.verp import ReturnPath
 from mailpulse.render import TemplateLibrary
 from mailpulse.tokens import TokenSigner
@@ -90,6 +91,11 @@ class MessageFactory:
         """`tokens` signs the links and return paths of each message (mailpulse.tokens)."""
         self._templates = templates
         self._tokens = tokens
+        # Each message's unsubscribe and preference links, and its List-Unsubscribe fields.
+        self._links = None
+        if tokens is not None:
+            mail_domain = identity.return_path.rpartition("@")[2]
+            self._links = SubscriptionLinks(tokens, identity.project.get("url", ""), mail_domain)
         # Each message's envelope sender names its send (VERP), so its bounces find it.
         self._return_path = ReturnPath(tokens, identity.return_path) if tokens else None
         self._signer = signer
@@ -130,7 +136,8 @@ class MessageFactory:
         context = dict(intent.context)
         context["project"] = ident.project
         context["message_id"] = message_id
-        context.setdefault("unsubscribe_url", f"{ident.project.get('url', '')}/unsubscribe")
+        links = self._links.of(intent) if self._links is not None else NO_LINKS
+        context.update(links.context)
         lookup = RenderCatalog(items or {}, asking=self._catalog is not None and not final)
         context["catalog"] = lookup
         try:
@@ -142,7 +149,7 @@ class MessageFactory:
             raise
         if lookup.missing:
             raise NeedItems(lookup.missing)
-        headers = {"X-Mailpulse-Key": intent.key}
+        headers = {"X-Mailpulse-Key": intent.key, **links.headers}
         if ident.feedback_id:
             headers["Feedback-ID"] = ident.feedback_id
         data = build_message(
