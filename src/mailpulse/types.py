@@ -23,6 +23,8 @@ class EventType(StrEnum):
     # Internal: how the folds of two partitions merge contacts (see mailpulse.runtime.fold).
     MERGE_REQUEST = "merge_request"
     MERGE_REPLY = "merge_reply"
+    # Internal: a contact's erasure, asked over the admin API (see mailpulse.privacy).
+    ERASE = "erase"
 
 
 # Asked of every event taken in: a constant set, not a tuple built per call.
@@ -139,6 +141,9 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Topic → the latest consent action on record for it (see mailpulse.policy.consent):
     # what an opt-in topic's marketing asks for.
     consent: dict[str, str] = msgspec.field(default_factory=dict)
+    # When the contact was erased (see mailpulse.privacy): all that is left of it is its id,
+    # and its ids stay erased, their later events folded as nothing.
+    erased_at: float = 0.0
 
 
 class MessageClass(StrEnum):
