@@ -179,6 +179,7 @@ class SendIntent(msgspec.Struct, kw_only=True):
 
 class SuppressionReason(StrEnum):
     HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"  # [policy] soft_bounce_limit soft bounces within its period
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     MANUAL = "manual"
@@ -192,6 +193,7 @@ _SUPPRESSION_STRENGTH = {
     SuppressionReason.UNSUBSCRIBE: 1,
     SuppressionReason.MANUAL: 2,
     SuppressionReason.HARD_BOUNCE: 2,
+    SuppressionReason.SOFT_BOUNCE: 2,
     SuppressionReason.COMPLAINT: 2,
     SuppressionReason.ERASED: 3,
 }

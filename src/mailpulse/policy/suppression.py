@@ -2,10 +2,12 @@
 
 What an entry blocks:
 
-- a global `hard_bounce`, `complaint`, `manual` or `erased` entry: every message, transactional
-  ones too. The address does not exist, its owner called our mail spam, an operator said so,
-  or the person asked to be forgotten; mailbox providers count mail to such addresses against
-  the sender (SES's account-level suppression list blocks all sends to them the same way);
+- a global `hard_bounce`, `soft_bounce`, `complaint`, `manual` or `erased` entry: every
+  message, transactional ones too. The address does not exist (or failed soft bounce after
+  soft bounce, `[policy] soft_bounce_limit`), its owner called our mail spam, an operator said
+  so, or the person asked to be forgotten; mailbox providers count mail to such addresses
+  against the sender (SES's account-level suppression list blocks all sends to them the same
+  way);
 - a global `unsubscribe`: all marketing; a receipt or a password reset still goes;
 - an entry for a topic (`unsubscribe` or `manual` only): marketing of that topic.
 
@@ -29,6 +31,7 @@ REASONS = tuple(reason.value for reason in SuppressionReason)
 _ALL_MAIL = frozenset(
     (
         SuppressionReason.HARD_BOUNCE,
+        SuppressionReason.SOFT_BOUNCE,
         SuppressionReason.COMPLAINT,
         SuppressionReason.MANUAL,
         SuppressionReason.ERASED,
@@ -36,13 +39,23 @@ _ALL_MAIL = frozenset(
 )
 # Facts about the address itself: never scoped to a topic.
 ADDRESS_ONLY = frozenset(
-    (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.ERASED)
+    (
+        SuppressionReason.HARD_BOUNCE,
+        SuppressionReason.SOFT_BOUNCE,
+        SuppressionReason.COMPLAINT,
+        SuppressionReason.ERASED,
+    )
 )
 # RFC 3463 X.1.y statuses that say the address is bad: no such mailbox (5.1.1), no such
 # domain (5.1.2), bad syntax (5.1.3), moved (5.1.6), a null MX (5.1.10, RFC 7505), other
 # (5.1.0). Not 5.1.7 / 5.1.8 (about our sender address), nor 5.2.x (a full mailbox, transient
 # even as 5.x), 5.3.x (the receiving system) or 5.7.x (policy and content blocks).
 BAD_ADDRESS_STATUSES = frozenset(("5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"))
+# Feedback types (RFC 5965 §7.3) that are a person calling our mail unwanted. Not auth-failure
+# (RFC 6591: a report about authentication, not about the recipient's wishes) nor not-spam
+# (RFC 6650: the opposite of a complaint); an opt-out is an unsubscribe.
+COMPLAINT_TYPES = frozenset(("abuse", "fraud", "virus", "other"))
+OPT_OUT_TYPES = frozenset(("opt-out", "unsubscribe"))
 MAX_TOPIC = 200
 MAX_DETAIL = 1000
 # What a person may give for an entry (an import row, an API request), in export's order;
@@ -122,26 +135,83 @@ def is_bad_address(code: int, enhanced: str) -> bool:
     return 500 <= code < 600 and enhanced in BAD_ADDRESS_STATUSES
 
 
-def bounce_entry(properties: dict[str, Any], address: str | None, at: float) -> Suppression | None:
-    """The hard-bounce entry an `Email Bounced` event calls for, or None: its `smtp_code` and
-    `smtp_status` say the address is bad. The address is the event's `recipient`, else
-    `address` (the contact's, for events recorded before they named the recipient)."""
+def is_hard_bounce(properties: dict[str, Any]) -> bool:
+    """Whether an `Email Bounced` event says the address is bad: the classifier's `bounce`
+    decision when it gives one (a DSN, a webhook), else its `smtp_code` and `smtp_status`
+    (the reply mailpulse got while sending)."""
+    decided = properties.get("bounce")
+    if isinstance(decided, str):
+        return decided == "hard"
     code, status = properties.get("smtp_code"), properties.get("smtp_status")
-    if not isinstance(code, int) or not isinstance(status, str) or not is_bad_address(code, status):
+    return isinstance(code, int) and isinstance(status, str) and is_bad_address(code, status)
+
+
+def bounce_entry(properties: dict[str, Any], address: str | None, at: float) -> Suppression | None:
+    """The hard-bounce entry an `Email Bounced` event calls for (see `is_hard_bounce`), or
+    None. The address is the event's `recipient`, else `address` (the contact's, for events
+    recorded before they named the recipient)."""
+    if not is_hard_bounce(properties):
         return None
+    return _event_entry(properties, address, SuppressionReason.HARD_BOUNCE, _reply(properties), at)
+
+
+def soft_bounce_entry(
+    properties: dict[str, Any], address: str | None, at: float, limit: str
+) -> Suppression | None:
+    """The entry of an address whose soft bounces reached `[policy] soft_bounce_limit`
+    (`limit` as written, e.g. "5/7d") with the bounce of `properties`."""
+    detail = f"soft bounces reached {limit}, the last: {_reply(properties)}"
+    return _event_entry(properties, address, SuppressionReason.SOFT_BOUNCE, detail, at)
+
+
+def complaint_entry(
+    properties: dict[str, Any], address: str | None, at: float
+) -> Suppression | None:
+    """The entry an `Email Complained` event calls for: a complaint for the feedback types
+    that are one, a global unsubscribe for an opt-out, nothing for the others."""
+    kind = properties.get("feedback_type")
+    kind = kind.lower() if isinstance(kind, str) and kind else "other"
+    if kind in COMPLAINT_TYPES:
+        reason = SuppressionReason.COMPLAINT
+    elif kind in OPT_OUT_TYPES:
+        reason = SuppressionReason.UNSUBSCRIBE
+    else:
+        return None
+    agent = properties.get("user_agent")
+    detail = f"{kind} report" + (f" from {agent}" if isinstance(agent, str) and agent else "")
+    return _event_entry(properties, address, reason, detail, at)
+
+
+def _reply(properties: dict[str, Any]) -> str:
+    parts = (
+        properties.get("smtp_code"),
+        properties.get("smtp_status"),
+        properties.get("smtp_text"),
+    )
+    return " ".join(str(p) for p in parts if p)
+
+
+def _event_entry(
+    properties: dict[str, Any], address: str | None, reason: str, detail: str, at: float
+) -> Suppression | None:
     recipient = properties.get("recipient", address)
-    bad = canonical_address(recipient)[0] if isinstance(recipient, str) else None
-    if bad is None:
+    found = canonical_address(recipient)[0] if isinstance(recipient, str) else None
+    if found is None:
         return None
-    reply = " ".join(str(p) for p in (code, status, properties.get("smtp_text", "")) if p)
+    what = _WHAT.get(reason, "bounce")
     key = properties.get("key")
     return entry(
-        bad,
-        SuppressionReason.HARD_BOUNCE,
-        detail=reply[:MAX_DETAIL],
-        source=f"bounce of {key}" if isinstance(key, str) else "bounce",
+        found,
+        reason,
+        detail=detail[:MAX_DETAIL],
+        source=f"{what} {_OF[what]} {key}" if isinstance(key, str) else what,
         at=at,
     )
+
+
+# What an entry an event called for says it came from: "bounce of <key>", ...
+_WHAT = {SuppressionReason.COMPLAINT: "complaint", SuppressionReason.UNSUBSCRIBE: "opt-out report"}
+_OF = {"bounce": "of", "complaint": "about", "opt-out report": "about"}
 
 
 class SuppressionIndex:

@@ -18,6 +18,7 @@ class Lifecycle(StrEnum):
     SENT = "Email Sent"
     DEFERRED = "Email Deferred"
     BOUNCED = "Email Bounced"
+    COMPLAINED = "Email Complained"  # a feedback report (RFC 5965) about the message
     SUPPRESSED = "Email Suppressed"
     EXPIRED = "Email Expired"
     FAILED = "Email Failed"
