@@ -48,6 +48,9 @@ class TokenSigner:
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the project secret must be at least {MIN_SECRET_LENGTH} characters")
         self._keys = [secret.encode(), *(p.encode() for p in previous if p)]
+        # (key, purpose) → an HMAC that has read the purpose: copied for each token, as
+        # messages sign several links each.
+        self._started: dict[tuple[bytes, str], hmac.HMAC] = {}
 
     def sign(self, purpose: str, payload: Any) -> str:
         """`payload` (anything msgpack encodes) as a token for links: `<data>.<mac>`."""
@@ -95,11 +98,15 @@ class TokenSigner:
         except msgspec.DecodeError:  # signed by us, so only if the format changed
             raise TokenError("token payload unreadable") from None
 
-    @staticmethod
-    def _mac(key: bytes, purpose: str, data: bytes, size: int) -> bytes:
+    def _mac(self, key: bytes, purpose: str, data: bytes, size: int) -> bytes:
         # The purpose and a separator go first: no purpose is a prefix of another's input.
-        message = purpose.encode() + b"\x00" + data
-        return hmac.new(key, message, hashlib.sha256).digest()[:size]
+        started = self._started.get((key, purpose))
+        if started is None:
+            started = hmac.new(key, purpose.encode() + b"\x00", hashlib.sha256)
+            self._started[key, purpose] = started
+        mac = started.copy()
+        mac.update(data)
+        return mac.digest()[:size]
 
 
 def _b64(raw: bytes) -> str:

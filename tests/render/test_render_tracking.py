@@ -71,7 +71,7 @@ def page(templates, shop_context):
 
 def test_addresses_the_same_for_everyone_are_compiled_into_the_link_table(page) -> None:
     template, _ = page
-    assert [link.url for link in template._links] == ["https://shop.example.com/sale?a=1&b=2"]
+    assert [link.url for link in template._marks.links] == ["https://shop.example.com/sale?a=1&b=2"]
 
 
 def test_each_tracked_link_leads_where_the_untracked_message_led(page) -> None:

@@ -21,7 +21,7 @@ from mjml import mjml2html
 from mailpulse.errors import ProjectError
 from mailpulse.render.footer import shows_unsubscribe, with_html_footer, with_text_footer
 from mailpulse.render.frontmatter import split_front_matter
-from mailpulse.render.links import fill_tracking, track_links
+from mailpulse.render.links import track_links
 from mailpulse.render.placeholders import Protected, protect
 from mailpulse.render.sandbox import HTML_ENV, TEXT_ENV, sandbox_violations
 from mailpulse.render.template import PREHEADER_VARIABLE, CompiledTemplate
@@ -79,16 +79,11 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
             count=1,
         )
 
-    tracked, links = track_links(_seven_bit(markup), protected)
-    html_source, counts = protected.restore(tracked)
-    _check_tags_survived(protected, counts, main_path, front.body_line)
-    html_source = html_source.replace(
-        protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
+    plain, tracked, marks = track_links(_seven_bit(markup), protected)
+    html, tracked_html = (
+        _compiled_html(protected, version, main_path, front.body, front.body_line)
+        for version in (plain, tracked)
     )
-    html_source = fill_tracking(html_source, protected)
-    if not shows_unsubscribe(front.body):
-        html_source = with_html_footer(html_source, front.body)
-    html = _compiled(HTML_ENV, html_source, main_path, "the compiled HTML")
 
     if text_path is not None and text_source is not None:
         text = _jinja(TEXT_ENV, text_source, text_path, 1)  # its errors name its own lines
@@ -117,8 +112,23 @@ def compile_template(name: str, main_path: Path, text_path: Path | None) -> Comp
         preheader=preheader,
         html=html,
         text=text,
-        links=links,
+        tracked_html=tracked_html,
+        marks=marks,
     )
+
+
+def _compiled_html(
+    protected: Protected, markup: str, path: Path, body: str, body_line: int
+) -> Template:
+    """The HTML template of `markup` (compiled, its Jinja tags still tokens)."""
+    html_source, counts = protected.restore(markup)
+    _check_tags_survived(protected, counts, path, body_line)
+    html_source = html_source.replace(
+        protected.slot("preheader"), "{{ " + PREHEADER_VARIABLE + " }}"
+    )
+    if not shows_unsubscribe(body):
+        html_source = with_html_footer(html_source, body)
+    return _compiled(HTML_ENV, html_source, path, "the compiled HTML")
 
 
 def _collapse_blanks(markup: str) -> str:

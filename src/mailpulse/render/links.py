@@ -1,13 +1,18 @@
-"""Link rewriting, once per template version: each tracked `<a href>` becomes a call on the
-recipient's tracker (mailpulse.render.tracking), and the open pixel goes before `</body>`.
+"""Link rewriting, once per template version: each tracked `<a href>` and the open pixel become
+marks in a second compiled HTML, which the recipient's tracker fills (mailpulse.render.tracking).
 
 It runs on the compiled HTML while its Jinja tags are still tokens (see placeholders), so the
-markup read is plain HTML; what it puts in are slots, filled with Jinja once the tags are back:
+markup read is plain HTML. The marks are text Jinja passes through:
 
 - an address that is the same for everyone (`https://shop.example/sale`) goes into the
-  template's link table, and the href calls `_tracker.click(_links[n])`;
+  template's link table, and the href holds a mark with its number;
 - an address with Jinja in it (`{{ project.url }}/p/{{ item.id }}`) is rendered as it was,
-  captured, and handed to `_tracker.link(...)`: the tracked link carries the rendered address.
+  between two marks: the tracked link carries the address as rendered for the recipient;
+- the pixel's mark goes before `</body>`.
+
+So a message is rendered by Jinja as it would be untracked, and one scan of the result puts in
+its tracked links: no call into Python per link while Jinja renders. A message not tracked uses
+the HTML compiled without marks.
 
 Not rewritten: addresses that are not http(s) (mailto:, tel:, #anchors, relative ones), links
 marked `data-mailpulse-track="no"` (the mark itself is dropped), and hrefs naming one of
@@ -22,10 +27,16 @@ import html
 import re
 
 from mailpulse.render.placeholders import Protected
-from mailpulse.render.tracking import Link, is_web_url
+from mailpulse.render.tracking import (
+    CLOSE_MARK,
+    LINK_MARK,
+    OPEN_MARK,
+    PIXEL_MARK,
+    Link,
+    Marks,
+    is_web_url,
+)
 
-TRACKER_VARIABLE = "_tracker"
-LINKS_VARIABLE = "_links"
 # Links a recipient must reach as they are: what they lead to is mailpulse's own page.
 UNTRACKED_VARIABLES = ("unsubscribe_url", "preferences_url")
 _UNTRACKED = re.compile(rf"\b(?:{'|'.join(UNTRACKED_VARIABLES)})\b")
@@ -40,8 +51,9 @@ _ATTRIBUTE = re.compile(r"""(\s+)([^\s"'>/=]+)(?:(\s*=\s*)("[^"]*"|'[^']*'|[^\s"
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-def track_links(markup: str, protected: Protected) -> tuple[str, tuple[Link, ...]]:
-    """`markup` with its tracked links and the pixel as slots, and the link table."""
+def track_links(markup: str, protected: Protected) -> tuple[str, str, Marks]:
+    """`markup` as an untracked message shows it (without skip marks), and with its tracked
+    links and the pixel marked; and how to read the marks."""
     table: dict[str, int] = {}
     links: list[Link] = []
     tokens = protected.bare_token_pattern()
@@ -55,23 +67,23 @@ def track_links(markup: str, protected: Protected) -> tuple[str, tuple[Link, ...
                 return None
             # Quoted as it was: a value in single quotes may hold a double one.
             quote = "'" if (attribute.group(4) or "").startswith("'") else '"'
-            slots = protected.slot("hrefopen"), protected.slot("hrefclose")
-            return f"href={quote}{slots[0]}{value}{slots[1]}{quote}"
+            marks = protected.slot(OPEN_MARK), protected.slot(CLOSE_MARK)
+            return f"href={quote}{marks[0]}{value}{marks[1]}{quote}"
         url = html.unescape(value).strip()
         if not is_web_url(url):
             return None
         if url not in table:
             table[url] = len(links)
             links.append(Link(url=url, written=value))
-        return f'href="{protected.slot(f"link{table[url]}x")}"'
+        return f'href="{protected.slot(f"{LINK_MARK}{table[url]}x")}"'
 
-    def rewrite(match: re.Match[str]) -> str:
+    def rewrite(match: re.Match[str], *, tracking: bool) -> str:
         tag = match.group()
         if tag.startswith("<!") or match.group(1):
             return tag  # a comment, a style or a script
         attributes = list(_ATTRIBUTE.finditer(tag, 2))
         names = [a.group(2).lower() for a in attributes]
-        if "href" not in names:
+        if "href" not in names or not (tracking or _SKIP_MARK in names):
             return tag
         end = attributes[-1].end()
         skip = _SKIP_MARK in names and _unquoted(attributes[names.index(_SKIP_MARK)]).lower() in (
@@ -83,7 +95,8 @@ def track_links(markup: str, protected: Protected) -> tuple[str, tuple[Link, ...
             if name == _SKIP_MARK:
                 continue
             written = attribute.group()
-            replaced = None if skip or name != "href" else tracked_href(attribute)
+            tracked = tracking and not skip and name == "href"
+            replaced = tracked_href(attribute) if tracked else None
             if replaced is not None:
                 parts.append(f"\n{replaced}")
                 after_href = True
@@ -95,29 +108,16 @@ def track_links(markup: str, protected: Protected) -> tuple[str, tuple[Link, ...
         parts.append(tag[end:])
         return "".join(parts)
 
-    rewritten = _SCAN.sub(rewrite, markup)
-    pixel = protected.slot("pixel")
+    plain = _SCAN.sub(lambda match: rewrite(match, tracking=False), markup)
+    rewritten = _SCAN.sub(lambda match: rewrite(match, tracking=True), markup)
+    pixel = protected.slot(PIXEL_MARK)
     closes = list(_BODY_CLOSE.finditer(rewritten))
     if closes:
         at = closes[-1].start()
         rewritten = f"{rewritten[:at]}\n{pixel}\n{rewritten[at:]}"
     else:
         rewritten = f"{rewritten}\n{pixel}"
-    return rewritten, tuple(links)
-
-
-def fill_tracking(source: str, protected: Protected) -> str:
-    """The slots `track_links` left, as the Jinja that fills them for each recipient."""
-    source = source.replace(protected.slot("hrefopen"), "{% set _mailpulse_href %}").replace(
-        protected.slot("hrefclose"),
-        "{% endset %}{{ " + TRACKER_VARIABLE + ".link(_mailpulse_href) }}",
-    )
-    source = source.replace(protected.slot("pixel"), "{{ " + TRACKER_VARIABLE + ".pixel() }}")
-    link = re.compile(re.escape(protected.slot("link")) + r"(\d+)x")
-    return link.sub(
-        lambda m: "{{ " + f"{TRACKER_VARIABLE}.click({LINKS_VARIABLE}[{m.group(1)}])" + " }}",
-        source,
-    )
+    return plain, rewritten, Marks(protected.slot(""), tuple(links))
 
 
 def _unquoted(attribute: re.Match[str]) -> str:

@@ -10,9 +10,8 @@ from jinja2 import Template
 from jinja2.sandbox import SecurityError
 
 from mailpulse.errors import RenderError
-from mailpulse.render.links import LINKS_VARIABLE, TRACKER_VARIABLE
 from mailpulse.render.subject import subject_template
-from mailpulse.render.tracking import NO_TRACKING, Link, Tracker
+from mailpulse.render.tracking import NO_TRACKING, Marks, Tracker
 from mailpulse.types import RenderedContent
 
 PREHEADER_VARIABLE = "_preheader"
@@ -22,10 +21,19 @@ _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 
 class CompiledTemplate:
     """One template version: `version` changes whenever any of its source files changes.
-    `links`: the addresses of its links that are the same for every recipient, which the
-    compiled HTML hands to the recipient's tracker."""
+    `tracked_html` is `html` with its links and open pixel marked (`marks`), for a tracked
+    message (see mailpulse.render.links)."""
 
-    __slots__ = ("_html", "_links", "_preheader", "_subject", "_text", "name", "version")
+    __slots__ = (
+        "_html",
+        "_marks",
+        "_preheader",
+        "_subject",
+        "_text",
+        "_tracked_html",
+        "name",
+        "version",
+    )
 
     def __init__(
         self,
@@ -36,7 +44,8 @@ class CompiledTemplate:
         preheader: Template | None,
         html: Template,
         text: Template,
-        links: tuple[Link, ...] = (),
+        tracked_html: Template | None = None,
+        marks: Marks | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -44,7 +53,8 @@ class CompiledTemplate:
         self._preheader = preheader
         self._html = html
         self._text = text
-        self._links = links
+        self._tracked_html = tracked_html
+        self._marks = marks
 
     def __repr__(self) -> str:
         return f"CompiledTemplate({self.name!r}, version={self.version!r})"
@@ -62,14 +72,11 @@ class CompiledTemplate:
             lines = self._subject if subject is None else subject_template(subject)
             subject = _one_line(lines.render(context))
             preheader = _one_line(self._preheader.render(context)) if self._preheader else ""
-            html = self._html.render(
-                context,
-                **{
-                    PREHEADER_VARIABLE: preheader,
-                    TRACKER_VARIABLE: tracker,
-                    LINKS_VARIABLE: self._links,
-                },
-            )
+            if tracker.tracks and self._tracked_html is not None and self._marks is not None:
+                html = self._tracked_html.render(context, **{PREHEADER_VARIABLE: preheader})
+                html = tracker.fill(html, self._marks)
+            else:
+                html = self._html.render(context, **{PREHEADER_VARIABLE: preheader})
             text = _EXTRA_BLANK_LINES.sub("\n\n", self._text.render(context)).strip() + "\n"
         except SecurityError as exc:
             raise RenderError(f"template '{self.name}' broke the sandbox: {exc}") from exc
