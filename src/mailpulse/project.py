@@ -34,6 +34,7 @@ from mailpulse.feedback.machines import MachineSettings
 from mailpulse.feedback.verp import prefix_problem
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
+from mailpulse.policy.consent import BUILTIN_TEMPLATES
 from mailpulse.policy.localtime import zone
 from mailpulse.policy.topics import TOPIC_ID, Topic, unknown_topic
 from mailpulse.render import TemplateLibrary
@@ -549,7 +550,7 @@ def load_project(project_dir: Path) -> Project:
     send_policy = _send_policy(config, project_dir / CONFIG_FILE, text, topics)
     nameservers = _nameservers(config, project_dir / CONFIG_FILE, text)
     limits = _limits(config, project_dir / CONFIG_FILE, text)
-    templates = TemplateLibrary.load(project_dir / "templates")
+    templates = TemplateLibrary.load(project_dir / "templates", BUILTIN_TEMPLATES)
     segments = load_segments(project_dir / "segments")
     journeys = load_journeys(
         project_dir / "journeys", templates.names(), [seg.id for seg in segments], topics

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
+from mailpulse.policy.consent import BUILTIN_TEMPLATES, CONFIRM_TEMPLATE
 from mailpulse.render import CompiledTemplate, TemplateLibrary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "shop" / "templates"
@@ -133,3 +134,25 @@ def test_any_trait_renders_and_stays_out_of_headers(
         assert not re.search(r"[\r\n\x00-\x1f\x7f\u0085\u2028\u2029]", rendered.subject)
         assert not re.search(r"[\r\n]", rendered.preheader)
         assert str(escape(first_name)) in rendered.html
+
+
+def test_built_in_templates_fill_in_and_a_project_template_replaces_one(
+    templates, tmp_path: Path
+) -> None:
+    folder = templates(sale__html='---\nsubject: "Sale"\n---\n<p>Sale</p>\n')
+    library = TemplateLibrary.load(folder, BUILTIN_TEMPLATES)
+    assert library.names() == [CONFIRM_TEMPLATE, "sale"]
+    context = {
+        "contact": {"first_name": "Ann"},
+        "topic": {"name": "News", "description": "Weekly"},
+        "project": {"name": "Shop", "postal_address": "1 Test Street"},
+        "confirm_url": "https://shop.test/p/confirm/abc.def",
+    }
+    built_in = library.get(CONFIRM_TEMPLATE).render(context)
+    assert built_in.subject == "Please confirm: News from Shop"
+    assert 'href="https://shop.test/p/confirm/abc.def"' in built_in.html
+    assert "Yes, subscribe me (https://shop.test/p/confirm/abc.def)" in built_in.text
+    own = '---\nsubject: "Confirm {{ topic.name }}"\n---\n<a href="{{ confirm_url }}">Yes</a>\n'
+    (folder / f"{CONFIRM_TEMPLATE}.html").write_text(own)
+    replaced = TemplateLibrary.load(folder, BUILTIN_TEMPLATES).get(CONFIRM_TEMPLATE)
+    assert replaced.render(context).subject == "Confirm News"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mailpulse.policy.suppression import address_hash, canonical_address, entry
@@ -51,8 +52,10 @@ PREFERENCE_CENTER, DOUBLE_OPT_IN, ONE_CLICK, MAILTO = (
 )
 OWN_SOURCES = frozenset((PREFERENCE_CENTER, DOUBLE_OPT_IN, ONE_CLICK, MAILTO))
 API = "api"
-# The built-in template of the confirmation email (a project's own of this name replaces it).
+# The built-in template of the confirmation email (a project's own of this name replaces it),
+# in the folder of mailpulse's built-in templates.
 CONFIRM_TEMPLATE = "confirm_subscription"
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 _CONFIRM_KEY = "confirm:"
 _MAX_LABEL = 64
 _MAX_WORDING = 2000

@@ -21,9 +21,26 @@ class TemplateLibrary:
         self._templates = dict(templates)
 
     @classmethod
-    def load(cls, templates_dir: Path) -> TemplateLibrary:
+    def load(cls, templates_dir: Path, defaults: Path | None = None) -> TemplateLibrary:
+        """Every template of `templates_dir`, and those of `defaults` (mailpulse's built-in
+        ones) it does not have a template of the same name for."""
         if not templates_dir.is_dir():
             raise ProjectError(templates_dir, "templates folder not found")
+        mains, texts = cls._files(templates_dir)
+        if defaults is not None:
+            builtin_mains, builtin_texts = cls._files(defaults)
+            for name, path in builtin_mains.items():
+                if name not in mains:
+                    mains[name] = path
+                    if name in builtin_texts:
+                        texts[name] = builtin_texts[name]
+        return cls(
+            {name: compile_template(name, path, texts.get(name)) for name, path in mains.items()}
+        )
+
+    @staticmethod
+    def _files(templates_dir: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+        """The main files (by template name) and text parts of a folder, checked."""
         mains: dict[str, Path] = {}
         texts: dict[str, Path] = {}
         for path in sorted(templates_dir.iterdir()):
@@ -46,9 +63,7 @@ class TemplateLibrary:
                     path,
                     f"text part without a template: add {name}.mjml or {name}.html, or rename it",
                 )
-        return cls(
-            {name: compile_template(name, path, texts.get(name)) for name, path in mains.items()}
-        )
+        return mains, texts
 
     def get(self, name: str) -> CompiledTemplate:
         try:
