@@ -12,6 +12,7 @@ from mailpulse.store.interface import (
     OutboxRow,
     OutboxStatus,
     OutboxUpdate,
+    SoftBounce,
     StateStore,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "OutboxUpdate",
+    "SoftBounce",
     "StateStore",
 ]

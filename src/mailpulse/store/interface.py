@@ -15,6 +15,9 @@ from mailpulse.types import ConsentRecord, Contact, Event, SendIntent, Suppressi
 
 # Seconds a quota window's count is kept after the window ends (see take_quota).
 QUOTA_KEPT = 2 * 86400.0
+# The next attempt of a row the protective breaker holds (see mailpulse.runtime.breaker): later
+# than any sweep looks, until a resume makes it due.
+HELD_BY_BREAKER = 1e12
 
 
 class OutboxStatus:
@@ -88,6 +91,17 @@ class CampaignRecord(msgspec.Struct, kw_only=True):
     decision: bytes | None = None
 
 
+class SoftBounce(msgspec.Struct, frozen=True):
+    """A soft bounce counted against an address (for `[policy] soft_bounce_limit`): the id of
+    its `Email Bounced` event, so that a re-fold counts it once, and when it was received.
+    The address's soft bounces older than `window` seconds before it are forgotten."""
+
+    address_hash: str
+    event_id: str
+    at: float
+    window: float
+
+
 class FoldCommit(msgspec.Struct, kw_only=True):
     """Everything one fold batch changed, written atomically with its checkpoint.
 
@@ -130,6 +144,30 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     lifted: list[tuple[str, str]] = msgspec.field(default_factory=list)
     # Consent records the batch's Subscribed and Unsubscribed events make (once per id).
     consents: list[ConsentRecord] = msgspec.field(default_factory=list)
+    # (bucket start, marketing messages sent, complaints about marketing) to add to the
+    # protective breaker's counts (see mailpulse.policy.breaker).
+    complaint_counts: list[tuple[float, int, int]] = msgspec.field(default_factory=list)
+    # Soft bounces the batch's events count (see soft_bounces_since).
+    soft_bounces: list[SoftBounce] = msgspec.field(default_factory=list)
+
+
+class BreakerRecord(msgspec.Struct, kw_only=True):
+    """The protective breaker as stored: one, shared by every process (see
+    mailpulse.runtime.breaker)."""
+
+    alert_at: float | None = None  # when the complaint-rate alert was raised; None: it is not
+    tripped_at: float | None = None  # when marketing was paused; None: marketing goes out
+    reason: str = ""  # why it tripped, with the figures it tripped on
+    sends: int = 0  # those figures: marketing sends and complaints counted since `since`
+    complaints: int = 0
+    since: float = 0.0
+    resumed_at: float | None = None  # the last resume, and who made it
+    resumed_by: str = ""
+    # Only what came after the last resume is judged: the counts from the bucket it fell in
+    # on, less what that bucket held at the resume (`baseline_*`).
+    judged_from: float = 0.0
+    baseline_sends: int = 0
+    baseline_complaints: int = 0
 
 
 class LogUnavailable(Exception):
@@ -289,6 +327,11 @@ class StateStore(Protocol):
         ...
 
     async def outbox_get(self, key: str) -> OutboxRow | None: ...
+    async def outbox_by_message_id(self, message_id: str) -> OutboxRow | None:
+        """The row of the message that went out with this Message-ID (set once it was tried:
+        a bounce or a complaint comes back about a message that was sent)."""
+        ...
+
     async def outbox_queued(self, keys: Sequence[str]) -> set[str]:
         """Which of `keys` name rows still queued (not yet sent, bounced, deferred...)."""
         ...
@@ -347,7 +390,51 @@ class StateStore(Protocol):
         """Remove an entry, unless it is an erased one; whether one was removed."""
         ...
 
+    async def soft_bounces_since(
+        self, hashes: Sequence[str], since: float
+    ) -> dict[str, list[float]]:
+        """Address hash → when each of its counted soft bounces was received, from `since` on;
+        addresses with none left out."""
+        ...
+
     async def consents_of(self, contact_id: str, limit: int) -> list[ConsentRecord]:
         """A contact's consent records, oldest first (merged contacts' records move to the
         survivor), at most `limit`."""
+        ...
+
+    async def complaint_counts(self, since: float) -> tuple[int, int]:
+        """(marketing messages sent, complaints about marketing) counted in the buckets that
+        start at `since` or later, across all partitions."""
+        ...
+
+    async def forget_complaint_counts(self, before: float) -> None:
+        """Drop the counts of buckets that start before `before`."""
+        ...
+
+    async def breaker(self) -> BreakerRecord: ...
+
+    async def set_complaint_alert(self, raised: bool, at: float) -> bool:
+        """Raise the complaint-rate alert (or resolve it) unless it is so already: whether
+        this call changed it. One conditional update: of evaluators racing, one wins."""
+        ...
+
+    async def trip_breaker(
+        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+    ) -> bool:
+        """Pause marketing, unless it is paused already: whether this call tripped it."""
+        ...
+
+    async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:
+        """Let marketing go again, in one transaction: the trip is cleared, what is judged
+        starts at `at` (in the bucket that starts at `bucket`, whose counts so far become the
+        baseline), and every row the breaker holds is due at `at`. How many rows were let go;
+        None (and nothing changes) when the breaker is not tripped."""
+        ...
+
+    async def hold_for_breaker(
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+    ) -> bool:
+        """As `outbox_update`, only while the breaker is tripped (False: it is not, nothing is
+        written). A resume waits for a hold under way, and a hold after it finds the breaker
+        resumed, so that no row is held after its resume let the held ones go."""
         ...

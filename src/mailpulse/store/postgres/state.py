@@ -143,6 +143,11 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["lift-unsubscribe"], change.lifted)
     await _many(conn, Q["add-consent"], [consent_params(r) for r in change.consents])
     await _many(conn, Q["merge-consents"], moves)
+    bounces = change.soft_bounces
+    await _many(conn, Q["add-soft-bounce"], [(b.address_hash, b.event_id, b.at) for b in bounces])
+    await _many(
+        conn, Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in bounces]
+    )
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
     return inserted
 
@@ -351,6 +356,10 @@ class PostgresStateStore:
         row = await self._db.fetchrow(Q["outbox-get"], key)
         return None if row is None else outbox_from_row(row)
 
+    async def outbox_by_message_id(self, message_id: str) -> OutboxRow | None:
+        row = await self._db.fetchrow(Q["outbox-by-message-id"], message_id)
+        return None if row is None else outbox_from_row(row)
+
     async def outbox_queued(self, keys: Sequence[str]) -> set[str]:
         return {r[0] for r in await self._db.fetch(Q["outbox-queued"], list(keys))}
 
@@ -397,6 +406,15 @@ class PostgresStateStore:
             return []
         rows = await self._db.fetch(Q["suppressions-for"], list(hashes))
         return [suppression_from_row(r) for r in rows]
+
+    async def soft_bounces_since(
+        self, hashes: Sequence[str], since: float
+    ) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        if hashes:
+            for row in await self._db.fetch(Q["soft-bounces-since"], list(hashes), since):
+                found.setdefault(row[0], []).append(row[1])
+        return found
 
     async def suppressions_after(
         self,

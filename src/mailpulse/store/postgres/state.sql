@@ -102,6 +102,10 @@ SELECT key FROM outbox WHERE status = 'queued' AND key = ANY($1::text[])
 SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
 FROM outbox WHERE key = $1
 
+-- name: outbox-by-message-id
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox WHERE message_id = $1 AND message_id <> ''
+
 -- name: outbox-for-contact
 SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
 FROM outbox WHERE contact_id = ANY($1::text[]) ORDER BY created_at DESC LIMIT $2
@@ -323,3 +327,12 @@ UPDATE consents SET contact_id = $1 WHERE contact_id = $2
 -- The latest `limit` ($2) of a contact's records; the caller puts them oldest first.
 SELECT id, contact_id, address, topic, action, source, ip, user_agent, wording, at FROM consents
 WHERE contact_id = $1 ORDER BY at DESC, id DESC LIMIT $2
+
+-- name: add-soft-bounce
+INSERT INTO soft_bounces (address_hash, event_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+
+-- name: forget-soft-bounces
+DELETE FROM soft_bounces WHERE address_hash = $1 AND at < $2
+
+-- name: soft-bounces-since
+SELECT address_hash, at FROM soft_bounces WHERE address_hash = ANY($1::text[]) AND at >= $2

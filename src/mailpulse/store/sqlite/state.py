@@ -96,6 +96,12 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["lift-unsubscribe"], change.lifted)
     conn.executemany(Q["add-consent"], [consent_params(r) for r in change.consents])
     conn.executemany(Q["merge-consents"], moves)
+    conn.executemany(
+        Q["add-soft-bounce"], [(b.address_hash, b.event_id, b.at) for b in change.soft_bounces]
+    )
+    conn.executemany(
+        Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in change.soft_bounces]
+    )
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
 
@@ -327,6 +333,11 @@ class SqliteStateStore:
         row = self._db.read(lambda c: c.execute(sql, (key,)).fetchone())
         return outbox_from_row(row) if row else None
 
+    async def outbox_by_message_id(self, message_id: str) -> OutboxRow | None:
+        sql = f"{self._outbox_select} WHERE message_id = ? AND message_id <> ''"
+        row = self._db.read(lambda c: c.execute(sql, (message_id,)).fetchone())
+        return outbox_from_row(row) if row else None
+
     async def outbox_queued(self, keys: Sequence[str]) -> set[str]:
         select = "SELECT key FROM outbox WHERE status = 'queued' AND key"
         return self._db.read(lambda c: select_in(c, select, keys))
@@ -388,6 +399,23 @@ class SqliteStateStore:
                 chunk = wanted[start : start + 500]
                 sql = f"{select} WHERE address_hash IN ({','.join('?' * len(chunk))})"
                 found += [suppression_from_row(r) for r in conn.execute(sql, chunk)]
+            return found
+
+        return self._db.read(read)
+
+    async def soft_bounces_since(
+        self, hashes: Sequence[str], since: float
+    ) -> dict[str, list[float]]:
+        select, wanted = Q["soft-bounce-columns"], list(hashes)
+
+        def read(conn: sqlite3.Connection) -> dict[str, list[float]]:
+            found: dict[str, list[float]] = {}
+            for start in range(0, len(wanted), 500):  # SQLite's bound parameters are finite
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"{select} WHERE address_hash IN ({marks}) AND at >= ?"
+                for address_hash, at in conn.execute(sql, [*chunk, since]):
+                    found.setdefault(address_hash, []).append(at)
             return found
 
         return self._db.read(read)

@@ -149,6 +149,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     intent          BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
+-- A bounce or a complaint finds its send by the Message-ID its return path names (see
+-- mailpulse.feedback.verp); rows not yet tried have none and stay out of the index.
+CREATE INDEX IF NOT EXISTS outbox_by_message_id ON outbox (message_id) WHERE message_id <> '';
+-- Soft bounces counted against an address for [policy] soft_bounce_limit, one per
+-- Email Bounced event; those older than the limit's period are forgotten.
+CREATE TABLE IF NOT EXISTS soft_bounces (
+    address_hash TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    at           REAL NOT NULL,
+    PRIMARY KEY (address_hash, event_id)
+) WITHOUT ROWID;
 -- The rows waiting to be sent, one index per status: SQLite uses a partial index only for a
 -- query that names its very condition, and a query for one status against an index of both
 -- scanned the whole outbox (every second, for the deferred rows due). The queued one also
@@ -454,3 +465,12 @@ UPDATE consents SET contact_id = ? WHERE contact_id = ?
 -- The latest `limit` (?2) of a contact's records; the caller puts them oldest first.
 SELECT id, contact_id, address, topic, action, source, ip, user_agent, wording, at FROM consents
 WHERE contact_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2
+
+-- name: add-soft-bounce
+INSERT OR IGNORE INTO soft_bounces (address_hash, event_id, at) VALUES (?, ?, ?)
+
+-- name: forget-soft-bounces
+DELETE FROM soft_bounces WHERE address_hash = ? AND at < ?
+
+-- name: soft-bounce-columns
+SELECT address_hash, at FROM soft_bounces
