@@ -24,6 +24,7 @@ from mailpulse.errors import RenderError
 from mailpulse.feedback.unsubscribe import NO_LINKS, SubscriptionLinks
 from mailpulse.feedback.verp import ReturnPath
 from mailpulse.render import TemplateLibrary
+from mailpulse.render.tracking import NO_TRACKING, Tracking
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import DeliveryResult, DeliveryStatus, RenderedMessage, SendIntent
 
@@ -87,8 +88,10 @@ class MessageFactory:
         clock: Callable[[], float] = time.time,
         catalog: CatalogReader | None = None,
         tokens: TokenSigner | None = None,
+        tracking: Tracking | None = None,
     ) -> None:
-        """`tokens` signs the links and return paths of each message (mailpulse.tokens)."""
+        """`tokens` signs the links and return paths of each message (mailpulse.tokens);
+        `tracking`: what of each message is tracked (none without tokens)."""
         self._templates = templates
         self._tokens = tokens
         # Each message's unsubscribe and preference links, and its List-Unsubscribe fields.
@@ -98,6 +101,7 @@ class MessageFactory:
             self._links = SubscriptionLinks(tokens, identity.project.get("url", ""), mail_domain)
         # Each message's envelope sender names its send (VERP), so its bounces find it.
         self._return_path = ReturnPath(tokens, identity.return_path) if tokens else None
+        self._tracking = tracking
         self._signer = signer
         self._identity = identity
         self._clock = clock
@@ -133,6 +137,7 @@ class MessageFactory:
         digest = key_digest(intent.key)
         message_id = message_id_of(digest, ident.message_id_domain)
         t0 = time.perf_counter()
+        made_at = self._clock()
         context = dict(intent.context)
         context["project"] = ident.project
         context["message_id"] = message_id
@@ -140,8 +145,13 @@ class MessageFactory:
         context.update(links.context)
         lookup = RenderCatalog(items or {}, asking=self._catalog is not None and not final)
         context["catalog"] = lookup
+        tracker = NO_TRACKING
+        if self._tracking is not None:
+            tracker = self._tracking.tracker(
+                self._tokens, intent.key, intent.message_class, made_at
+            )
         try:
-            content = self._templates.get(intent.template).render(context, intent.subject)
+            content = self._templates.get(intent.template).render(context, intent.subject, tracker)
         except RenderError:
             # It may have failed on an item it did not have yet (a price that was missing).
             if lookup.missing:
@@ -157,7 +167,7 @@ class MessageFactory:
             from_addr=intent.sender or ident.from_addr,
             to_addr=intent.email,
             message_id=message_id,
-            date=self._clock(),
+            date=made_at,
             headers=headers,
         )
         t1 = time.perf_counter()

@@ -99,7 +99,12 @@ def message_factory(
     if dkim is not None and project.dkim_private_key is not None:
         signer = DkimSigner(dkim.domain, dkim.selector, project.dkim_private_key)
     return MessageFactory(
-        project.templates, signer, sender_identity(project), catalog=catalog, tokens=tokens
+        project.templates,
+        signer,
+        sender_identity(project),
+        catalog=catalog,
+        tokens=tokens,
+        tracking=project.tracking,
     )
 
 
