@@ -22,6 +22,10 @@ class Lifecycle(StrEnum):
     SUPPRESSED = "Email Suppressed"
     EXPIRED = "Email Expired"
     FAILED = "Email Failed"
+    # Engagement (mailpulse.feedback.tracking): `machine` says whether a person did it.
+    OPENED = "Email Opened"
+    CLICKED = "Email Clicked"
+    CONVERTED = "Email Converted"  # a conversion event attributed to the message's last click
     # What a contact said about their mail (mailpulse.feedback, mailpulse.policy.consent).
     UNSUBSCRIBED = "Unsubscribed"
     SUBSCRIBED = "Subscribed"
