@@ -144,6 +144,18 @@ class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Per topic (a journey's or send step's `topic`), on top of frequency_cap:
     # {promotions = "1/1d"}.
     topic_caps: dict[str, str] = msgspec.field(default_factory=dict)
+    # Soft bounces of one address (full mailbox, blocks, expiry) within a period that put it on
+    # the suppression list (soft_bounce); "" never does.
+    soft_bounce_limit: str = "5/7d"
+
+
+class InboundSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Where the inbound SMTP listener takes bounces, complaints and mailto unsubscribes (see
+    # mailpulse.feedback.inbound): the return path domain's MX, or a relay, hands mail to it.
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 2525
+    # Bytes a message may have: advertised in EHLO (SIZE, RFC 1870), larger ones refused (552).
+    max_size: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
 
 
 class CampaignsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -206,6 +218,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delivery: DeliverySection = msgspec.field(default_factory=DeliverySection)
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
+    inbound: InboundSection | None = None  # no listener unless the table is there
     campaigns: CampaignsSection = msgspec.field(default_factory=CampaignsSection)
     tracking: TrackingSection = msgspec.field(default_factory=TrackingSection)
     conversions: ConversionsSection = msgspec.field(default_factory=ConversionsSection)
@@ -227,6 +240,7 @@ _KNOWN_KEYS = {
     "delivery.limits": LimitsSection,
     "ingest": IngestSection,
     "policy": PolicySection,
+    "inbound": InboundSection,
     "campaigns": CampaignsSection,
     "tracking": TrackingSection,
     "conversions": ConversionsSection,
@@ -666,12 +680,18 @@ def _send_policy(
         if topic_cap is None:
             fail("policy", "topic_caps", f"{topic}: write how many per how long, e.g. '1/1d'")
         topic_caps[topic] = topic_cap
+    soft_bounce_limit = None
+    if config.policy.soft_bounce_limit:
+        soft_bounce_limit = _cap(config.policy.soft_bounce_limit)
+        if soft_bounce_limit is None:
+            fail("policy", "soft_bounce_limit", "write how many per how long, e.g. '5/7d'")
     return SendPolicy(
         quiet_hours=quiet,
         frequency_cap=cap,
         default_timezone=timezone,
         topic_caps=topic_caps,
         topics=topics,
+        soft_bounce_limit=soft_bounce_limit,
     )
 
 

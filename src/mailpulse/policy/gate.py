@@ -55,6 +55,8 @@ class SendPolicy(msgspec.Struct, frozen=True):
     topic_caps: dict[str, FrequencyCap] = msgspec.field(default_factory=dict)
     # The project's topics: an opt-in one's marketing goes only with the contact's consent.
     topics: dict[str, Topic] = msgspec.field(default_factory=dict)
+    # Soft bounces of one address within a period that suppress it ([policy] soft_bounce_limit).
+    soft_bounce_limit: FrequencyCap | None = None
 
 
 class Verdict(msgspec.Struct, frozen=True):
