@@ -48,7 +48,12 @@ from mailpulse.policy import (
 )
 from mailpulse.policy.consent import SubscriptionChange, apply_subscription, confirmation_intent
 from mailpulse.policy.localtime import contact_zone, trait_instant
-from mailpulse.policy.suppression import bounce_entry, canonical_address
+from mailpulse.policy.suppression import (
+    bounce_entry,
+    canonical_address,
+    complaint_entry,
+    soft_bounce_entry,
+)
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -59,6 +64,7 @@ from mailpulse.store import (
     LogRolledBack,
     OutboxRow,
     OutboxStatus,
+    SoftBounce,
     StateStore,
 )
 from mailpulse.store.interface import EventLog
@@ -74,6 +80,7 @@ from mailpulse.types import (
     VariantSent,
     object_of,
 )
+from mailpulse.units import format_duration
 
 log = logging.getLogger("mailpulse.fold")
 
@@ -185,6 +192,13 @@ def segment_event(contact_id: str, change: MembershipChange, cause: str) -> Even
     )
 
 
+def _recipient_of(ev: Event, email: str | None) -> str | None:
+    """The address a bounce or complaint is about: the send's recipient as the event names
+    it, else the contact's address; normalized, or None."""
+    recipient = ev.properties.get("recipient", email)
+    return canonical_address(recipient)[0] if isinstance(recipient, str) else None
+
+
 def _campaign_of(ev: Event) -> str | None:
     """The campaign a recipient's copy of a campaign send is of (see mailpulse.campaigns)."""
     return ev.context.get("campaign") if ev.forwarded else None
@@ -247,6 +261,7 @@ class _Batch:
         self.suppressions: list[Suppression] = []
         self.lifted: list[tuple[str, str]] = []  # (address hash, topic) of unsubscribes lifted
         self.consents: list[ConsentRecord] = []
+        self.soft_bounces: list[SoftBounce] = []
 
 
 class FoldWorker:
@@ -300,6 +315,8 @@ class FoldWorker:
         self._controls_read_at = -CONTROLS_EVERY
         # The suppression entries of the addresses the current batch may send to.
         self._suppressions = SuppressionIndex()
+        # Address hash -> the soft bounces counted against it, for the current batch.
+        self._soft_bounces: dict[str, list[float]] = {}
         self.caught_up = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -464,6 +481,7 @@ class FoldWorker:
             suppressions=batch.suppressions,
             lifted=batch.lifted,
             consents=batch.consents,
+            soft_bounces=batch.soft_bounces,
         )
         inserted = set(await self._state.commit(change))
         for handover in batch.handovers:
@@ -519,7 +537,9 @@ class FoldWorker:
             if self._interests:
                 batch.interests += [(key, cid, ev.received_at) for key in self._interests.noted(ev)]
         elif ev.event == Lifecycle.BOUNCED:
-            self._suppress(bounce_entry(ev.properties, contact.email, ev.received_at), batch)
+            self._bounced(ev, contact, batch)
+        elif ev.event == Lifecycle.COMPLAINED:
+            self._suppress(complaint_entry(ev.properties, contact.email, ev.received_at), batch)
         now = self._clock()
         # Before the journeys see the event: a send it triggers meets the consent it gives.
         subscription = apply_subscription(contact, ev, self._policy.topics)
@@ -708,6 +728,7 @@ class FoldWorker:
         if held:
             await self._load_keys(held)
         await self._load_suppressions([*events, *held], sources)
+        await self._load_soft_bounces(events)
 
     async def _load_keys(self, events: Iterable[Event]) -> None:
         keys: set[str] = set()
@@ -1053,6 +1074,42 @@ class FoldWorker:
         batch.lifted = [k for k in batch.lifted if k != (entry.address_hash, entry.topic)]
         self._suppressions.add(entry)
         self._metrics.suppressions_added.labels(entry.reason).inc()
+
+    async def _load_soft_bounces(self, events: Iterable[Event]) -> None:
+        """Before a batch: the soft bounces counted against the addresses its bounces name,
+        within [policy] soft_bounce_limit's period."""
+        self._soft_bounces = {}
+        limit = self._policy.soft_bounce_limit
+        bounced = [ev for ev in events if ev.event == Lifecycle.BOUNCED]
+        if limit is None or not bounced:
+            return
+        hashes = set()
+        for ev in bounced:
+            contact = self._contacts.get(self._lookup(ev.contact_key) or "")
+            address = _recipient_of(ev, contact.email if contact is not None else None)
+            if address is not None:
+                hashes.add(address_hash(address))
+        if hashes:
+            since = min(ev.received_at for ev in bounced) - limit.period
+            self._soft_bounces = await self._state.soft_bounces_since(sorted(hashes), since)
+
+    def _bounced(self, ev: Event, contact: Contact, batch: _Batch) -> None:
+        """A hard bounce suppresses the address at once; a soft one is counted, and suppresses
+        it once [policy] soft_bounce_limit of them fall within the limit's period."""
+        hard = bounce_entry(ev.properties, contact.email, ev.received_at)
+        limit = self._policy.soft_bounce_limit
+        address = _recipient_of(ev, contact.email)
+        if hard is not None or limit is None or address is None:
+            self._suppress(hard, batch)
+            return
+        hashed = address_hash(address)
+        counted = self._soft_bounces.setdefault(hashed, [])
+        counted.append(ev.received_at)
+        batch.soft_bounces.append(SoftBounce(hashed, ev.message_id, ev.received_at, limit.period))
+        if limit.reached(counted, ev.received_at):
+            written = f"{limit.count}/{format_duration(limit.period)}"
+            found = soft_bounce_entry(ev.properties, address, ev.received_at, written)
+            self._suppress(found, batch)
 
     def _lift(self, hashed: str, topic: str, batch: _Batch) -> None:
         """A resubscribe: the address's unsubscribe entry of `topic` goes (with the commit,
