@@ -11,7 +11,13 @@ from typing import Any
 
 import msgspec
 
-from mailpulse.store.interface import InstanceRecord, OutboxRow, OutboxStatus, OutboxUpdate
+from mailpulse.store.interface import (
+    BreakerRecord,
+    InstanceRecord,
+    OutboxRow,
+    OutboxStatus,
+    OutboxUpdate,
+)
 from mailpulse.types import (
     ConsentRecord,
     Contact,
@@ -64,6 +70,26 @@ def outbox_from_row(row: Sequence[Any]) -> OutboxRow:
         last_code=code,
         last_text=text,
         updated_at=updated,
+    )
+
+
+def breaker_from_row(row: Sequence[Any]) -> BreakerRecord:
+    """Columns: alert_at, tripped_at, reason, sends, complaints, since, resumed_at, resumed_by,
+    judged_from, baseline_sends, baseline_complaints."""
+    alert_at, tripped_at, reason, sends, complaints, since, resumed_at, resumed_by = row[:8]
+    judged_from, baseline_sends, baseline_complaints = row[8:]
+    return BreakerRecord(
+        alert_at=alert_at,
+        tripped_at=tripped_at,
+        reason=reason,
+        sends=sends,
+        complaints=complaints,
+        since=since,
+        resumed_at=resumed_at,
+        resumed_by=resumed_by,
+        judged_from=judged_from,
+        baseline_sends=baseline_sends,
+        baseline_complaints=baseline_complaints,
     )
 
 

@@ -15,7 +15,9 @@ from typing import Any
 import asyncpg
 
 from mailpulse.store.interface import (
+    HELD_BY_BREAKER,
     QUOTA_KEPT,
+    BreakerRecord,
     CampaignRecord,
     FoldCommit,
     InstanceRecord,
@@ -24,6 +26,7 @@ from mailpulse.store.interface import (
 )
 from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
+    breaker_from_row,
     consent_from_row,
     consent_params,
     decode_contact,
@@ -147,6 +150,14 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["add-soft-bounce"], [(b.address_hash, b.event_id, b.at) for b in bounces])
     await _many(
         conn, Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in bounces]
+    )
+    await _many(
+        conn,
+        Q["add-complaint-counts"],
+        [
+            (bucket, partition, sends, complaints)
+            for bucket, sends, complaints in change.complaint_counts
+        ],
     )
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
     return inserted
@@ -396,6 +407,47 @@ class PostgresStateStore:
 
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._db.fetch(Q["quota-used"], list(windows))}
+
+    async def complaint_counts(self, since: float) -> tuple[int, int]:
+        sends, complaints = await self._db.fetchrow(Q["complaint-counts"], since)
+        return int(sends), int(complaints)
+
+    async def forget_complaint_counts(self, before: float) -> None:
+        await self._db.execute(Q["forget-complaint-counts"], before)
+
+    async def breaker(self) -> BreakerRecord:
+        return breaker_from_row(await self._db.fetchrow(Q["breaker"]))
+
+    async def set_complaint_alert(self, raised: bool, at: float) -> bool:
+        if raised:
+            result = await self._db.execute(Q["raise-complaint-alert"], at)
+        else:
+            result = await self._db.execute(Q["resolve-complaint-alert"])
+        return not result.endswith(" 0")  # "UPDATE 0": it was so already
+
+    async def trip_breaker(
+        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+    ) -> bool:
+        result = await self._db.execute(Q["trip-breaker"], at, reason, sends, complaints, since)
+        return not result.endswith(" 0")
+
+    async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:
+        async with self._db.acquire() as conn, conn.transaction():
+            if (await conn.execute(Q["resume-breaker"], at, by, bucket)).endswith(" 0"):
+                return None
+            released = await conn.execute(Q["release-held"], at, HELD_BY_BREAKER)
+            return int(released.rpartition(" ")[2])
+
+    async def hold_for_breaker(
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+    ) -> bool:
+        params = [outbox_update_params(u) for u in updates]
+        async with self._db.acquire() as conn, conn.transaction():
+            if await conn.fetchval(Q["breaker-tripped-at"]) is None:
+                return False
+            await _many(conn, Q["update-outbox"], params)
+            await _keep_lifecycle(conn, lifecycle, partition)
+            return True
 
     async def add_suppressions(self, entries: Sequence[Suppression]) -> list[Suppression]:
         async with self._db.acquire() as conn, conn.transaction():

@@ -280,6 +280,50 @@ FROM (SELECT h FROM unnest($1::text[]) AS h ORDER BY h) AS sorted
 -- An erasure: the address's other entries go (the erased one blocks everything they did).
 DELETE FROM suppressions WHERE address_hash = ANY($1::text[]) AND topic <> ''
 
+-- name: add-complaint-counts
+INSERT INTO complaint_counts AS c (bucket, partition, sends, complaints) VALUES ($1, $2, $3, $4)
+ON CONFLICT (bucket, partition) DO UPDATE
+SET sends = c.sends + excluded.sends, complaints = c.complaints + excluded.complaints
+
+-- name: complaint-counts
+SELECT COALESCE(sum(sends), 0)::bigint, COALESCE(sum(complaints), 0)::bigint
+FROM complaint_counts WHERE bucket >= $1
+
+-- name: forget-complaint-counts
+DELETE FROM complaint_counts WHERE bucket < $1
+
+-- name: breaker
+SELECT alert_at, tripped_at, reason, sends, complaints, since, resumed_at, resumed_by,
+    judged_from, baseline_sends, baseline_complaints
+FROM breaker
+
+-- name: breaker-tripped-at
+-- Shared: a resume (which updates the row) waits for the hold that read it, and a hold waits
+-- for a resume under way, then reads the row as the resume left it.
+SELECT tripped_at FROM breaker FOR SHARE
+
+-- name: raise-complaint-alert
+UPDATE breaker SET alert_at = $1 WHERE alert_at IS NULL
+
+-- name: resolve-complaint-alert
+UPDATE breaker SET alert_at = NULL WHERE alert_at IS NOT NULL
+
+-- name: trip-breaker
+UPDATE breaker SET tripped_at = $1, reason = $2, sends = $3, complaints = $4, since = $5
+WHERE tripped_at IS NULL
+
+-- name: resume-breaker
+-- $3: the bucket the resume falls in, whose counts so far are not judged again.
+UPDATE breaker SET tripped_at = NULL, resumed_at = $1, resumed_by = $2, judged_from = $1,
+    baseline_sends = (SELECT COALESCE(sum(sends), 0) FROM complaint_counts WHERE bucket = $3),
+    baseline_complaints =
+        (SELECT COALESCE(sum(complaints), 0) FROM complaint_counts WHERE bucket = $3)
+WHERE tripped_at IS NOT NULL
+
+-- name: release-held
+UPDATE outbox SET next_attempt_at = $1, updated_at = $1
+WHERE status IN ('queued', 'deferred') AND status = 'deferred' AND next_attempt_at >= $2
+
 -- name: add-suppressions
 -- Unless the address is erased (its erased entry is all that is kept of it); over an entry of
 -- the same address and topic only when stronger. RETURNING the rows that took effect.

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mailpulse.store.interface import (
+    HELD_BY_BREAKER,
     QUOTA_KEPT,
+    BreakerRecord,
     CampaignRecord,
     FoldCommit,
     InstanceRecord,
@@ -21,6 +23,7 @@ from mailpulse.store.interface import (
     OutboxUpdate,
 )
 from mailpulse.store.rows import (
+    breaker_from_row,
     consent_from_row,
     consent_params,
     decode_contact,
@@ -102,6 +105,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(
         Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in change.soft_bounces]
     )
+    conn.executemany(Q["add-complaint-counts"], change.complaint_counts)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
 
@@ -116,6 +120,22 @@ def _add_suppressions(
         if conn.execute(Q["add-suppression"], suppression_params(entry)).fetchone():
             added.append(entry)
     return added
+
+
+def _hold_for_breaker(
+    conn: sqlite3.Connection, params: list[tuple], events: list[tuple[str, bytes]]
+) -> bool:
+    if conn.execute(Q["breaker"]).fetchone()[1] is None:
+        return False
+    conn.executemany(Q["update-outbox"], params)
+    conn.executemany(Q["keep-lifecycle"], events)
+    return True
+
+
+def _resume_breaker(conn: sqlite3.Connection, at: float, by: str, bucket: float) -> int | None:
+    if not conn.execute(Q["resume-breaker"], (at, by, bucket)).rowcount:
+        return None
+    return conn.execute(Q["release-held"], (at, HELD_BY_BREAKER)).rowcount
 
 
 def _campaign(row: tuple) -> CampaignRecord:
@@ -385,6 +405,44 @@ class SqliteStateStore:
     async def quota_used(self, windows: Sequence[str]) -> dict[str, int]:
         names = json.dumps(list(windows))
         return dict(self._db.read(lambda c: c.execute(Q["quota-used"], (names,)).fetchall()))
+
+    async def complaint_counts(self, since: float) -> tuple[int, int]:
+        row = self._db.read(lambda c: c.execute(Q["complaint-counts"], (since,)).fetchone())
+        return int(row[0]), int(row[1])
+
+    async def forget_complaint_counts(self, before: float) -> None:
+        await self._db.write(lambda c: c.execute(Q["forget-complaint-counts"], (before,)))
+
+    async def breaker(self) -> BreakerRecord:
+        return breaker_from_row(self._db.read(lambda c: c.execute(Q["breaker"]).fetchone()))
+
+    async def set_complaint_alert(self, raised: bool, at: float) -> bool:
+        if raised:
+            changed = await self._db.write(
+                lambda c: c.execute(Q["raise-complaint-alert"], (at,)).rowcount
+            )
+        else:
+            changed = await self._db.write(
+                lambda c: c.execute(Q["resolve-complaint-alert"]).rowcount
+            )
+        return bool(changed)
+
+    async def trip_breaker(
+        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+    ) -> bool:
+        params = (at, reason, sends, complaints, since)
+        return bool(await self._db.write(lambda c: c.execute(Q["trip-breaker"], params).rowcount))
+
+    async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:
+        return await self._db.write(lambda c: _resume_breaker(c, at, by, bucket))
+
+    async def hold_for_breaker(
+        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+    ) -> bool:
+        only_partition(partition)
+        params = [outbox_update_params(u) for u in updates]
+        events = [(ev.message_id, encode(ev)) for ev in lifecycle]
+        return await self._db.write(lambda c: _hold_for_breaker(c, params, events))
 
     async def add_suppressions(self, entries: Sequence[Suppression]) -> list[Suppression]:
         return await self._db.write(lambda c: _add_suppressions(c, entries))

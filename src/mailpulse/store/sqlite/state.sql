@@ -95,6 +95,30 @@ CREATE TABLE IF NOT EXISTS send_quotas (
     used    INTEGER NOT NULL,
     ends_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- The protective breaker's counts (see mailpulse.policy.breaker): marketing messages sent and
+-- complaints about marketing, per bucket of time (its start), added by the fold's commits.
+CREATE TABLE IF NOT EXISTS complaint_counts (
+    bucket     REAL PRIMARY KEY,
+    sends      INTEGER NOT NULL,
+    complaints INTEGER NOT NULL
+) WITHOUT ROWID;
+-- The protective breaker itself (see mailpulse.store.interface.BreakerRecord): one row, each
+-- move of it one conditional update.
+CREATE TABLE IF NOT EXISTS breaker (
+    id                  INTEGER PRIMARY KEY CHECK (id = 1),
+    alert_at            REAL,
+    tripped_at          REAL,
+    reason              TEXT NOT NULL DEFAULT '',
+    sends               INTEGER NOT NULL DEFAULT 0,
+    complaints          INTEGER NOT NULL DEFAULT 0,
+    since               REAL NOT NULL DEFAULT 0,
+    resumed_at          REAL,
+    resumed_by          TEXT NOT NULL DEFAULT '',
+    judged_from         REAL NOT NULL DEFAULT 0,
+    baseline_sends      INTEGER NOT NULL DEFAULT 0,
+    baseline_complaints INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO breaker (id) VALUES (1);
 -- The suppression list: addresses not to be mailed, or not for a topic ('' = every one), keyed
 -- by the SHA-256 of the address so that an erased entry (address NULL) still matches.
 -- `strength` ranks the reasons (see mailpulse.types.Suppression): the stronger entry stands.
@@ -418,6 +442,45 @@ DELETE FROM send_quotas WHERE ends_at < ?
 
 -- name: quota-used
 SELECT name, used FROM send_quotas WHERE name IN (SELECT value FROM json_each(?))
+
+-- name: add-complaint-counts
+INSERT INTO complaint_counts (bucket, sends, complaints) VALUES (?, ?, ?)
+ON CONFLICT (bucket) DO UPDATE
+SET sends = sends + excluded.sends, complaints = complaints + excluded.complaints
+
+-- name: complaint-counts
+SELECT COALESCE(SUM(sends), 0), COALESCE(SUM(complaints), 0) FROM complaint_counts
+WHERE bucket >= ?
+
+-- name: forget-complaint-counts
+DELETE FROM complaint_counts WHERE bucket < ?
+
+-- name: breaker
+SELECT alert_at, tripped_at, reason, sends, complaints, since, resumed_at, resumed_by,
+    judged_from, baseline_sends, baseline_complaints
+FROM breaker
+
+-- name: raise-complaint-alert
+UPDATE breaker SET alert_at = ? WHERE alert_at IS NULL
+
+-- name: resolve-complaint-alert
+UPDATE breaker SET alert_at = NULL WHERE alert_at IS NOT NULL
+
+-- name: trip-breaker
+UPDATE breaker SET tripped_at = ?, reason = ?, sends = ?, complaints = ?, since = ?
+WHERE tripped_at IS NULL
+
+-- name: resume-breaker
+-- ?3: the bucket the resume falls in, whose counts so far are not judged again.
+UPDATE breaker SET tripped_at = NULL, resumed_at = ?1, resumed_by = ?2, judged_from = ?1,
+    baseline_sends = COALESCE((SELECT sends FROM complaint_counts WHERE bucket = ?3), 0),
+    baseline_complaints = COALESCE((SELECT complaints FROM complaint_counts WHERE bucket = ?3), 0)
+WHERE tripped_at IS NOT NULL
+
+-- name: release-held
+-- Literal predicates: those of the deferred rows' partial index (see the schema).
+UPDATE outbox SET next_attempt_at = ?1, updated_at = ?1
+WHERE status = 'deferred' AND next_attempt_at >= ?2
 
 -- name: add-suppression
 -- Unless the address is erased (its erased entry is all that is kept of it); over an entry of
