@@ -206,6 +206,23 @@ class EventLog(Protocol):
     async def for_contact(self, keys: Sequence[str], limit: int) -> list[Event]: ...
     async def forget_message_ids(self, before: float) -> int: ...
 
+    async def scrub_contact(self, keys: Sequence[str]) -> int:
+        """Rewrite every event of these contact keys, in every partition, as erasure leaves
+        it (see mailpulse.privacy.scrub): in place, so offsets and message ids stand. Returns
+        how many changed (one scrubbed already is left alone)."""
+        ...
+
+    async def scrub_events(self, positions: Sequence[tuple[int, int]]) -> int:
+        """The same for the events at these (partition, offset)."""
+        ...
+
+    async def forget_before(self, partition: int, through: int, before: float, limit: int) -> int:
+        """Retention: delete the partition's oldest events, up to `limit` of them, as long as
+        they were received before `before` and are at `through` or below (what its fold has
+        applied); the first newer event ends the sweep, so the log stays a run of offsets
+        without gaps. Returns how many went."""
+        ...
+
 
 class StateStore(Protocol):
     async def open(self) -> None: ...

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from mailpulse.bus.interface import partition_of
+from mailpulse.privacy.scrub import scrub_event
 from mailpulse.store.interface import LogUnavailable
 from mailpulse.store.postgres.pool import UNREACHABLE, close_pool, describe, open_pool
-from mailpulse.store.rows import encode, event_at
+from mailpulse.store.rows import decode_event, encode, event_at
 from mailpulse.store.sql import load_queries
 from mailpulse.types import Event
 
@@ -237,6 +238,42 @@ class PostgresEventLog:
     async def forget_message_ids(self, before: float) -> int:
         forgotten: int = await self._open_pool().fetchval(Q["forget-message-ids"], before)
         return forgotten
+
+    async def scrub_contact(self, keys: Sequence[str]) -> int:
+        return await self._scrub(Q["contact-bodies"], list(keys))
+
+    async def scrub_events(self, positions: Sequence[tuple[int, int]]) -> int:
+        for partition, _ in positions:
+            self._check(partition)
+        return await self._scrub(
+            Q["bodies-at"], [p for p, _ in positions], [o for _, o in positions]
+        )
+
+    async def _scrub(self, select: str, *args: object) -> int:
+        async with self._open_pool().acquire(timeout=self._timeout) as conn, conn.transaction():
+            changed = []
+            for partition, offset, body in await conn.fetch(select, *args):
+                scrubbed = encode(scrub_event(decode_event(body)))
+                if scrubbed != body:
+                    changed.append((partition, offset, scrubbed))
+            if changed:
+                await conn.execute(Q["rewrite-bodies"], *map(list, zip(*changed, strict=True)))
+        return len(changed)
+
+    async def forget_before(self, partition: int, through: int, before: float, limit: int) -> int:
+        self._check(partition)
+        async with self._open_pool().acquire(timeout=self._timeout) as conn:
+            # Never the newest event, as in every store (the head row would not need it).
+            through = min(through, int(await conn.fetchval(Q["head"], partition)) - 1)
+            last = None
+            for offset, received_at in await conn.fetch(Q["oldest"], partition, through, limit):
+                if received_at >= before:
+                    break
+                last = offset
+            if last is None:
+                return 0
+            status = await conn.execute(Q["forget-through"], partition, last)
+        return int(status.rpartition(" ")[2])
 
 
 def _unavailable(where: str, cause: BaseException) -> LogUnavailable:

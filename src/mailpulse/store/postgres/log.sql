@@ -48,3 +48,23 @@ WHERE contact_key = ANY($1::text[]) ORDER BY seq DESC LIMIT $2
 -- name: forget-message-ids
 WITH forgotten AS (DELETE FROM seen_message_ids WHERE received_at < $1 RETURNING 1)
 SELECT count(*) FROM forgotten
+
+-- name: contact-bodies
+SELECT partition, "offset", body FROM events WHERE contact_key = ANY($1::text[])
+
+-- name: bodies-at
+SELECT e.partition, e."offset", e.body
+FROM events AS e JOIN unnest($1::int[], $2::bigint[]) AS p (partition, "offset")
+    ON e.partition = p.partition AND e."offset" = p."offset"
+
+-- name: rewrite-bodies
+UPDATE events AS e SET body = n.body
+FROM unnest($1::int[], $2::bigint[], $3::bytea[]) AS n (partition, "offset", body)
+WHERE e.partition = n.partition AND e."offset" = n."offset"
+
+-- name: oldest
+SELECT "offset", received_at FROM events
+WHERE partition = $1 AND "offset" <= $2 ORDER BY "offset" LIMIT $3
+
+-- name: forget-through
+DELETE FROM events WHERE partition = $1 AND "offset" <= $2

@@ -10,13 +10,37 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mailpulse.privacy.scrub import scrub_event
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
-from mailpulse.store.rows import encode, event_at
+from mailpulse.store.rows import decode_event, encode, event_at
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
+
+
+def _scrub_rows(conn: sqlite3.Connection, select: str, values: Sequence[object]) -> int:
+    """Rewrite the events `select` + ` IN (values)` finds (their offset and body), in chunks
+    (SQLite binds at most 32,766 parameters to a statement)."""
+    changed = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        for offset, body in conn.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk):
+            scrubbed = encode(scrub_event(decode_event(body)))
+            if scrubbed != body:
+                changed.append((scrubbed, offset))
+    conn.executemany(Q["rewrite-body"], changed)
+    return len(changed)
+
+
+def _forget_before(conn: sqlite3.Connection, through: int, before: float, limit: int) -> int:
+    last = None
+    for offset, received_at in conn.execute(Q["oldest"], (through, limit)):
+        if received_at >= before:
+            break
+        last = offset
+    return 0 if last is None else conn.execute(Q["forget-through"], (last,)).rowcount
 
 
 class SqliteEventLog:
@@ -130,3 +154,26 @@ class SqliteEventLog:
         return await self._db.write(
             lambda c: c.execute(Q["forget-message-ids"], (before,)).rowcount
         )
+
+    async def scrub_contact(self, keys: Sequence[str]) -> int:
+        select = 'SELECT "offset", body FROM events WHERE contact_key'
+        return await self._scrub(select, list(keys))
+
+    async def scrub_events(self, positions: Sequence[tuple[int, int]]) -> int:
+        for partition, _ in positions:
+            only_partition(partition)
+        select = 'SELECT "offset", body FROM events WHERE "offset"'
+        return await self._scrub(select, [offset for _, offset in positions])
+
+    async def _scrub(self, select: str, values: Sequence[object]) -> int:
+        changed = await self._db.write(lambda c: _scrub_rows(c, select, values))
+        if changed:
+            # The bodies as they were are still in the WAL: gone at the next checkpoint.
+            self._db.truncate_wal_soon()
+        return changed
+
+    async def forget_before(self, partition: int, through: int, before: float, limit: int) -> int:
+        only_partition(partition)
+        # Never the newest event: the next offset is counted on from it at the next start.
+        through = min(through, self._durable_offset - 1)
+        return await self._db.write(lambda c: _forget_before(c, through, before, limit))

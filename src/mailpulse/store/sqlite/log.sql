@@ -29,3 +29,12 @@ SELECT COALESCE(MAX("offset"), 0) FROM events
 
 -- name: forget-message-ids
 DELETE FROM seen_message_ids WHERE received_at < ?
+
+-- name: oldest
+SELECT "offset", received_at FROM events WHERE "offset" <= ? ORDER BY "offset" LIMIT ?
+
+-- name: forget-through
+DELETE FROM events WHERE "offset" <= ?
+
+-- name: rewrite-body
+UPDATE events SET body = ? WHERE "offset" = ?

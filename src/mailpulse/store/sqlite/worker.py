@@ -47,6 +47,9 @@ def _connect(path: Path, synchronous: str, cache_kib: int = CACHE_KIB) -> sqlite
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
+    # Deleted and overwritten content is zeroed, not left in free pages: what an erasure or
+    # the retention of events removes is gone from the file (see mailpulse.privacy).
+    conn.execute("PRAGMA secure_delete=ON")
     conn.execute(f"PRAGMA cache_size=-{cache_kib}")
     return conn
 
@@ -91,6 +94,7 @@ class SqliteFile:
         self._flushing: asyncio.Task[None] | None = None
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
+        self._truncate = threading.Event()
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,12 +202,27 @@ class SqliteFile:
             conn.execute("RELEASE call")
         return outcomes
 
+    def truncate_wal_soon(self) -> None:
+        """Have the next checkpoint empty the WAL, where the pages of earlier commits stay
+        until overwritten: after an erasure, their old content must not outlive it there. It
+        waits for the readers of the WAL and holds writers back meanwhile (milliseconds), so it
+        is kept for erasures."""
+        self._truncate.set()
+
     def _checkpoint_loop(self) -> None:
         conn = _connect(self.path, "NORMAL", CHECKPOINT_CACHE_KIB)
         try:
             while not self._closing.wait(_CHECKPOINT_EVERY):
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                mode = "PASSIVE"
+                if self._truncate.is_set():
+                    self._truncate.clear()
+                    mode = "TRUNCATE"
+                try:
+                    busy = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+                except sqlite3.Error:
+                    busy = 1
+                if busy and mode == "TRUNCATE":
+                    self._truncate.set()  # not done: the next round tries again
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
