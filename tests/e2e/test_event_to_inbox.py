@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import dkim
 import pytest
 
 from mailpulse.delivery import make_message_id
+from mailpulse.render.tracking import read_click
 from tests.e2e.conftest import Server, Sink, dkim_dns
 
 
@@ -43,7 +45,9 @@ async def test_identify_then_track_sends_a_personalized_signed_email(
     html = msg.get_body(("html",)).get_content()
     assert "Hello Zoë, your plan is pro." in text
     assert "Hello Zoë, your plan is pro." in html
-    assert "https://shop.test/start?u=u-1" in html
+    # Marketing mail is tracked: the button's link leads there through its click token.
+    [token] = re.findall(r'href="https://shop\.test/c/([^"]+)"', html)
+    assert read_click(server.pipeline.tokens, token).url == "https://shop.test/start?u=u-1"
     assert "1 Test Street, Testville" in text
     assert dkim.verify(got.data, dnsfunc=dkim_dns(project_dir))
     signed = msg["DKIM-Signature"]

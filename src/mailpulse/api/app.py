@@ -29,7 +29,9 @@ from mailpulse.api.public_limits import PublicRateLimit
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
 from mailpulse.api.suppressions import suppressions_router
+from mailpulse.feedback.machines import MachineRules
 from mailpulse.feedback.pages import subscription_pages_router
+from mailpulse.feedback.tracking import tracking_router
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -82,6 +84,15 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
             state=pipeline.state,
             topics=pipeline.project.topics,
             project_name=pipeline.project.config.project.name,
+        )
+    )
+    app.include_router(
+        tracking_router(
+            append=pipeline.append,
+            state=pipeline.state,
+            tokens=pipeline.tokens,
+            rules=MachineRules.from_settings(pipeline.project.machines),
+            metrics=pipeline.metrics,
         )
     )
     app.include_router(catalogs_router(pipeline.catalogs))
