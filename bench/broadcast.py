@@ -189,7 +189,7 @@ async def measure(hostport: str, server_pid: int, emails: list[str]) -> dict[str
 def rendered_size(project_root: Path) -> int:
     """Bytes of one signed message as mailpulse builds it."""
     from mailpulse.project import load_project
-    from mailpulse.runtime.wiring import message_factory
+    from mailpulse.runtime.courier_parts import message_factory
     from mailpulse.types import SendIntent
 
     factory = message_factory(load_project(project_root))

@@ -18,7 +18,7 @@ from mailpulse.errors import RenderError
 from mailpulse.project import load_project
 from mailpulse.render.library import TemplateLibrary
 from mailpulse.runtime.courier import LocalCourier, MessageFactory
-from mailpulse.runtime.wiring import message_factory, sender_identity
+from mailpulse.runtime.courier_parts import message_factory, sender_identity
 from mailpulse.types import DeliveryStatus, SendIntent
 from tests.delivery.peers import smtp_server
 

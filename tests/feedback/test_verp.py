@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mailpulse.delivery.mime import key_digest, make_message_id, message_id_of
 from mailpulse.feedback.verp import MAX_PREFIX, ReturnPath, prefix_problem
 from mailpulse.project import load_project
-from mailpulse.runtime.wiring import message_factory
+from mailpulse.runtime.courier_parts import message_factory
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import SendIntent
 

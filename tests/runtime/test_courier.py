@@ -13,7 +13,7 @@ from mailpulse.delivery import SmtpRelay
 from mailpulse.project import load_project
 from mailpulse.runtime import courier as courier_module
 from mailpulse.runtime.courier import LocalCourier
-from mailpulse.runtime.wiring import message_factory
+from mailpulse.runtime.courier_parts import message_factory
 from mailpulse.types import DeliveryStatus, SendIntent
 from tests.delivery.peers import smtp_server
 

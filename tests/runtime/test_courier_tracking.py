@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mailpulse.project import load_project
 from mailpulse.render.tracking import read_click, read_open
-from mailpulse.runtime.wiring import message_factory
+from mailpulse.runtime.courier_parts import message_factory
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import MessageClass, SendIntent
 from tests.e2e.conftest import write_project

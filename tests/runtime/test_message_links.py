@@ -15,7 +15,7 @@ import pytest
 from mailpulse.feedback.unsubscribe import UNSUBSCRIBE, MessageToken, read_token
 from mailpulse.project import load_project
 from mailpulse.runtime.courier import MessageFactory
-from mailpulse.runtime.wiring import message_factory
+from mailpulse.runtime.courier_parts import message_factory
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import MessageClass, SendIntent
 from tests.e2e.conftest import dkim_dns, write_project

@@ -38,7 +38,7 @@ async def test_a_failed_stage_is_restarted_and_counted(monkeypatch: pytest.Monke
 
 
 def test_the_relay_gets_the_projects_tls_and_auth(tmp_path: Path) -> None:
-    from mailpulse.runtime.wiring import relay_for
+    from mailpulse.runtime.courier_parts import relay_for
 
     root = write_project(tmp_path / "p", 2525)
     toml = root / "mailpulse.toml"
