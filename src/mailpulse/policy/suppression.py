@@ -164,13 +164,19 @@ def soft_bounce_entry(
     return _event_entry(properties, address, SuppressionReason.SOFT_BOUNCE, detail, at)
 
 
+def feedback_kind(properties: dict[str, Any]) -> str:
+    """The feedback type (RFC 5965 §7.3) of an `Email Complained` event, lower-cased; "other"
+    when it names none."""
+    kind = properties.get("feedback_type")
+    return kind.lower() if isinstance(kind, str) and kind else "other"
+
+
 def complaint_entry(
     properties: dict[str, Any], address: str | None, at: float
 ) -> Suppression | None:
     """The entry an `Email Complained` event calls for: a complaint for the feedback types
     that are one, a global unsubscribe for an opt-out, nothing for the others."""
-    kind = properties.get("feedback_type")
-    kind = kind.lower() if isinstance(kind, str) and kind else "other"
+    kind = feedback_kind(properties)
     if kind in COMPLAINT_TYPES:
         reason = SuppressionReason.COMPLAINT
     elif kind in OPT_OUT_TYPES:

@@ -46,6 +46,7 @@ from mailpulse.policy import (
     check_send,
     remember_marketing,
 )
+from mailpulse.policy.breaker import bucket_of, counts_as_complaint
 from mailpulse.policy.consent import SubscriptionChange, apply_subscription, confirmation_intent
 from mailpulse.policy.localtime import contact_zone, trait_instant
 from mailpulse.policy.suppression import (
@@ -262,6 +263,9 @@ class _Batch:
         self.lifted: list[tuple[str, str]] = []  # (address hash, topic) of unsubscribes lifted
         self.consents: list[ConsentRecord] = []
         self.soft_bounces: list[SoftBounce] = []
+        # Bucket start → [marketing messages sent, complaints about them] (see
+        # mailpulse.policy.breaker).
+        self.complaint_counts: dict[float, list[int]] = {}
 
 
 class FoldWorker:
@@ -482,6 +486,7 @@ class FoldWorker:
             lifted=batch.lifted,
             consents=batch.consents,
             soft_bounces=batch.soft_bounces,
+            complaint_counts=[(b, *counts) for b, counts in batch.complaint_counts.items()],
         )
         inserted = set(await self._state.commit(change))
         for handover in batch.handovers:
@@ -538,8 +543,12 @@ class FoldWorker:
                 batch.interests += [(key, cid, ev.received_at) for key in self._interests.noted(ev)]
         elif ev.event == Lifecycle.BOUNCED:
             self._bounced(ev, contact, batch)
+        elif ev.event == Lifecycle.SENT:
+            self._count_for_breaker(ev, batch)
         elif ev.event == Lifecycle.COMPLAINED:
             self._suppress(complaint_entry(ev.properties, contact.email, ev.received_at), batch)
+            if counts_as_complaint(ev.properties):
+                self._count_for_breaker(ev, batch)
         now = self._clock()
         # Before the journeys see the event: a send it triggers meets the consent it gives.
         subscription = apply_subscription(contact, ev, self._policy.topics)
@@ -1032,6 +1041,15 @@ class FoldWorker:
             )
         )
         batch.lifecycle.append(event)
+
+    def _count_for_breaker(self, ev: Event, batch: _Batch) -> None:
+        """A marketing message sent, or a complaint about one, counted in its bucket for the
+        protective breaker (see mailpulse.policy.breaker): in the commit that moves the
+        checkpoint past it, so exactly once, replays included."""
+        if ev.properties.get("message_class") != MessageClass.MARKETING:
+            return
+        counts = batch.complaint_counts.setdefault(bucket_of(ev.received_at), [0, 0])
+        counts[ev.event == Lifecycle.COMPLAINED] += 1
 
     # -- suppression ---------------------------------------------------------------------
 
