@@ -149,6 +149,11 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     complaint_counts: list[tuple[float, int, int]] = msgspec.field(default_factory=list)
     # Soft bounces the batch's events count (see soft_bounces_since).
     soft_bounces: list[SoftBounce] = msgspec.field(default_factory=list)
+    # Contacts erased by the batch (id → when), done after everything else it writes: their
+    # messages scrubbed (those still waiting end suppressed), their journey instances,
+    # interests, timers and consent records deleted, their unshipped lifecycle events
+    # scrubbed; for them and every id of theirs (see mailpulse.privacy).
+    erasures: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class BreakerRecord(msgspec.Struct, kw_only=True):

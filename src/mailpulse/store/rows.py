@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from mailpulse.privacy.scrub import scrub_event, scrub_intent
 from mailpulse.store.interface import (
     BreakerRecord,
     InstanceRecord,
@@ -33,6 +34,7 @@ decode_intent = msgspec.json.Decoder(SendIntent).decode
 decode_event = msgspec.json.Decoder(Event).decode
 
 WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
+ERASED_TEXT = "the contact was erased"
 
 
 def event_at(body: bytes, offset: int, partition: int = 0) -> Event:
@@ -99,6 +101,32 @@ def waiting_statuses(status: str | None) -> list[str]:
     if not statuses:
         raise ValueError(f"rows in status {status!r} are not waiting to be sent")
     return sorted(statuses)
+
+
+def erased_outbox(
+    key: str, status: str, intent: bytes, at: float
+) -> tuple[bytes, str, str, float, str] | None:
+    """Parameters of scrub-outbox-row for an erased contact's message (intent, status,
+    last_text, updated_at, key), or None when it is scrubbed already: the message without the
+    address or what the template was given, its last reply text gone (it may quote the
+    address), and, if it still waited, suppressed."""
+    scrubbed = encode(scrub_intent(decode_intent(intent)))
+    if status in WAITING:
+        return scrubbed, OutboxStatus.SUPPRESSED, ERASED_TEXT, at, key
+    return None if scrubbed == intent else (scrubbed, status, "", at, key)
+
+
+def scrubbed_bodies(rows: Sequence[tuple[str, bytes]], keys: set[str]) -> list[tuple[bytes, str]]:
+    """(body, message id) of the kept lifecycle events among `rows` (message id, body) whose
+    contact is one of `keys`, scrubbed."""
+    changed = []
+    for message_id, body in rows:
+        event = decode_event(body)
+        if event.contact_key in keys:
+            scrubbed = encode(scrub_event(event))
+            if scrubbed != body:
+                changed.append((scrubbed, message_id))
+    return changed
 
 
 def outbox_update_params(u: OutboxUpdate) -> tuple[Any, ...]:

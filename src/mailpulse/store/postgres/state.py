@@ -33,9 +33,11 @@ from mailpulse.store.rows import (
     decode_event,
     effective_suppressions,
     encode,
+    erased_outbox,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
+    scrubbed_bodies,
     suppression_from_row,
     suppression_params,
     waiting_statuses,
@@ -159,8 +161,22 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
             for bucket, sends, complaints in change.complaint_counts
         ],
     )
+    for contact_id, at in change.erasures.items():
+        await _erase(conn, contact_id, at)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
     return inserted
+
+
+async def _erase(conn: asyncpg.Connection, contact_id: str, at: float) -> None:
+    """What an erased contact leaves in the state, besides its tombstone and identities."""
+    ids = [row[0] for row in await conn.fetch(Q["erased-ids"], contact_id)]
+    rows = await conn.fetch(Q["erased-outbox"], ids)
+    scrubbed = [erased_outbox(key, status, bytes(intent), at) for key, status, intent in rows]
+    await _many(conn, Q["scrub-outbox-row"], [params for params in scrubbed if params])
+    for forget in ("erase-instances", "erase-interest", "erase-segment-timers", "erase-consents"):
+        await conn.execute(Q[forget], ids)
+    kept = [(m, bytes(body)) for m, body in await conn.fetch(Q["kept-lifecycle"])]
+    await _many(conn, Q["scrub-lifecycle"], scrubbed_bodies(kept, set(ids)))
 
 
 async def _add_suppressions(

@@ -380,3 +380,30 @@ DELETE FROM soft_bounces WHERE address_hash = $1 AND at < $2
 
 -- name: soft-bounces-since
 SELECT address_hash, at FROM soft_bounces WHERE address_hash = ANY($1::text[]) AND at >= $2
+
+-- name: erased-ids
+SELECT $1::text UNION SELECT key FROM identities WHERE contact_id = $1
+
+-- name: erased-outbox
+SELECT key, status, intent FROM outbox WHERE contact_id = ANY($1::text[])
+
+-- name: scrub-outbox-row
+UPDATE outbox SET intent = $1, status = $2, last_text = $3, updated_at = $4 WHERE key = $5
+
+-- name: erase-instances
+DELETE FROM journey_instances WHERE contact_id = ANY($1::text[])
+
+-- name: erase-interest
+DELETE FROM object_interest WHERE contact_id = ANY($1::text[])
+
+-- name: erase-segment-timers
+DELETE FROM segment_timers WHERE contact_id = ANY($1::text[])
+
+-- name: erase-consents
+DELETE FROM consents WHERE contact_id = ANY($1::text[])
+
+-- name: kept-lifecycle
+SELECT message_id, body FROM unshipped_lifecycle
+
+-- name: scrub-lifecycle
+UPDATE unshipped_lifecycle SET body = $1 WHERE message_id = $2

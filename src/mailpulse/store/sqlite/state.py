@@ -30,9 +30,11 @@ from mailpulse.store.rows import (
     decode_event,
     effective_suppressions,
     encode,
+    erased_outbox,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
+    scrubbed_bodies,
     suppression_from_row,
     suppression_params,
     waiting_statuses,
@@ -106,8 +108,23 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
         Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in change.soft_bounces]
     )
     conn.executemany(Q["add-complaint-counts"], change.complaint_counts)
+    for contact_id, at in change.erasures.items():
+        _erase(conn, contact_id, at)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
+
+
+def _erase(conn: sqlite3.Connection, contact_id: str, at: float) -> None:
+    """What an erased contact leaves in the state, besides its tombstone and identities."""
+    ids = [row[0] for row in conn.execute(Q["erased-ids"], (contact_id,))]
+    named = json.dumps(ids)
+    rows = conn.execute(Q["erased-outbox"], (named,)).fetchall()
+    scrubbed = [erased_outbox(key, status, intent, at) for key, status, intent in rows]
+    conn.executemany(Q["scrub-outbox-row"], [params for params in scrubbed if params])
+    for forget in ("erase-instances", "erase-interest", "erase-segment-timers", "erase-consents"):
+        conn.execute(Q[forget], (named,))
+    kept = conn.execute(Q["kept-lifecycle"]).fetchall()
+    conn.executemany(Q["scrub-lifecycle"], scrubbed_bodies(kept, set(ids)))
 
 
 def _add_suppressions(
@@ -187,7 +204,10 @@ class SqliteStateStore:
         only_partition(change.partition)
         for handover in change.handovers:
             only_partition(handover.partition)
-        return await self._db.write(lambda c: _apply(c, change))
+        inserted = await self._db.write(lambda c: _apply(c, change))
+        if change.erasures:
+            self._db.truncate_wal_soon()  # the erased contact's data as it was
+        return inserted
 
     async def contact(self, contact_id: str) -> Contact | None:
         row = self._db.read(lambda c: c.execute(Q["get-contact"], (contact_id,)).fetchone())

@@ -537,3 +537,30 @@ DELETE FROM soft_bounces WHERE address_hash = ? AND at < ?
 
 -- name: soft-bounce-columns
 SELECT address_hash, at FROM soft_bounces
+
+-- name: erased-ids
+SELECT ?1 UNION SELECT key FROM identities WHERE contact_id = ?1
+
+-- name: erased-outbox
+SELECT key, status, intent FROM outbox WHERE contact_id IN (SELECT value FROM json_each(?))
+
+-- name: scrub-outbox-row
+UPDATE outbox SET intent = ?, status = ?, last_text = ?, updated_at = ? WHERE key = ?
+
+-- name: erase-instances
+DELETE FROM journey_instances WHERE contact_id IN (SELECT value FROM json_each(?))
+
+-- name: erase-interest
+DELETE FROM object_interest WHERE contact_id IN (SELECT value FROM json_each(?))
+
+-- name: erase-segment-timers
+DELETE FROM segment_timers WHERE contact_id IN (SELECT value FROM json_each(?))
+
+-- name: erase-consents
+DELETE FROM consents WHERE contact_id IN (SELECT value FROM json_each(?))
+
+-- name: kept-lifecycle
+SELECT message_id, body FROM unshipped_lifecycle
+
+-- name: scrub-lifecycle
+UPDATE unshipped_lifecycle SET body = ? WHERE message_id = ?
