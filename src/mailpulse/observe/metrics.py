@@ -80,7 +80,7 @@ class Metrics:
         self.suppressions_added = Counter(
             "mailpulse_suppressions_added_total",
             "Entries added to the suppression list (or made stronger), by reason: hard_bounce, "
-            "complaint, unsubscribe, manual, erased.",
+            "soft_bounce, complaint, unsubscribe, manual, erased.",
             ["reason"],
             registry=r,
         )
@@ -88,6 +88,15 @@ class Metrics:
             "mailpulse_sends_blocked_total",
             "Messages not sent because a suppression entry blocks them, by the entry's reason.",
             ["reason"],
+            registry=r,
+        )
+        self.inbound_messages = Counter(
+            "mailpulse_inbound_messages_total",
+            "What the inbound SMTP listener made of the mail it was offered, by result: "
+            "hard_bounce, soft_bounce, delayed, delivered, complaint, auto_reply, unsubscribe, "
+            "not_a_report, other_recipient (a report about someone else: ignored), "
+            "unknown_send, bad_token, refused_recipient (per RCPT), error.",
+            ["result"],
             registry=r,
         )
         self.public_limited = Counter(
