@@ -34,6 +34,7 @@ from mailpulse.feedback.machines import MachineSettings
 from mailpulse.feedback.verp import prefix_problem
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
+from mailpulse.policy.breaker import BreakerSettings, parse_percent
 from mailpulse.policy.consent import BUILTIN_TEMPLATES
 from mailpulse.policy.localtime import zone
 from mailpulse.policy.topics import TOPIC_ID, Topic, unknown_topic
@@ -210,6 +211,18 @@ class PrivacySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event_retention: str = "400d"
 
 
+class BreakerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # The protective breaker (see mailpulse.policy.breaker): the complaint rate of marketing
+    # over `window` that raises an alert, and the one that pauses marketing until an operator
+    # resumes it; not judged below `min_sends` marketing messages sent in the window.
+    # Percentages ("0.3%"); a bare number is taken in so as to be refused with the reason (is
+    # 0.3 a share or a percentage?).
+    alert: str | float = "0.1%"
+    pause: str | float = "0.3%"
+    window: str = "24h"
+    min_sends: int = 2000
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -224,6 +237,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     conversions: ConversionsSection = msgspec.field(default_factory=ConversionsSection)
     public: PublicSection = msgspec.field(default_factory=PublicSection)
     privacy: PrivacySection = msgspec.field(default_factory=PrivacySection)
+    breaker: BreakerSection = msgspec.field(default_factory=BreakerSection)
     # Topic id → its `[topics.<id>]` table, a TopicSection (checked one by one, see _topics,
     # so that an error can name the table: msgspec does not say which key of a dict it was).
     topics: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
@@ -246,6 +260,7 @@ _KNOWN_KEYS = {
     "conversions": ConversionsSection,
     "public": PublicSection,
     "privacy": PrivacySection,
+    "breaker": BreakerSection,
 }
 # Tables whose names the project chooses (`[topics.<id>]`), by the kind of all of them.
 _NAMED_TABLES = {"topics": TopicSection}
@@ -508,6 +523,7 @@ class Project:
     # counts as one when it names none.
     conversion: Conversion | None
     public_limit: PublicLimit
+    breaker: BreakerSettings
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -585,6 +601,39 @@ def load_project(project_dir: Path) -> Project:
         dkim_private_key=_load_dkim_key(project_dir, config, text),
         **_tracking(config, project_dir, text),
         public_limit=_public_limit(config, project_dir / CONFIG_FILE, text),
+        breaker=_breaker(config, project_dir / CONFIG_FILE, text),
+    )
+
+
+# The breaker's window: at least an hour (its counts are kept per ten minutes, and a rate over
+# less says little: the providers judge a day), at most 30 days.
+_BREAKER_WINDOW = (3600.0, 30 * 86400.0)
+
+
+def _breaker(config: ProjectConfig, path: Path, text: str) -> BreakerSettings:
+    section = config.breaker
+
+    def fail(key: str, why: object) -> NoReturn:
+        raise ProjectError(path, f"[breaker] {key}: {why}", _line_of(text, "breaker", key))
+
+    shares = {}
+    for key in ("alert", "pause"):
+        try:
+            shares[key] = parse_percent(getattr(section, key))
+        except ValueError as exc:
+            fail(key, exc)
+    if shares["alert"] > shares["pause"]:
+        fail("alert", f"{section.alert} is above pause ({section.pause}): alert at the lower rate")
+    try:
+        window = parse_duration(section.window)
+    except ValueError as exc:
+        fail("window", exc)
+    if not _BREAKER_WINDOW[0] <= window <= _BREAKER_WINDOW[1]:
+        fail("window", f"{section.window!r}: give from '1h' to '30d' (the providers judge '24h')")
+    if section.min_sends < 1:
+        fail("min_sends", f"a number of sends, at least 1, not {section.min_sends}")
+    return BreakerSettings(
+        alert=shares["alert"], pause=shares["pause"], window=window, min_sends=section.min_sends
     )
 
 
