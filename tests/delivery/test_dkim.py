@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailpulse.delivery import DkimSigner, build_message, dns_txt_record, generate_rsa_key
-from mailpulse.delivery.dkim import relaxed_body
+from mailpulse.delivery.dkim import relaxed_body, relaxed_header
 from mailpulse.types import RenderedContent
 
 # A 768-bit key made with `openssl genrsa 768`: too short for DKIM, kept only to be refused.
@@ -285,3 +285,15 @@ def test_relaxed_body_canonicalizes_as_dkimpy_does(pieces: list[bytes]) -> None:
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"  # what SMTP carries
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+@given(
+    st.text(alphabet="ab <>:\t", max_size=40),
+    st.lists(st.text(alphabet="ab <>:,\t", max_size=40), max_size=3),
+)
+def test_relaxed_header_is_dkimpys(first: str, continued: list[str]) -> None:
+    """Folded or not, blanks collapsed or not: the canonical form dkimpy computes."""
+    raw = ("\r\n ".join([first, *continued])).encode()
+    field = b"List-Unsubscribe:" + raw
+    [(name, value)] = Relaxed.canonicalize_headers([(b"List-Unsubscribe", raw + b"\r\n")])
+    assert relaxed_header(field) == name.lower() + b":" + value.removesuffix(b"\r\n")

@@ -115,8 +115,12 @@ def relaxed_body(body: bytes) -> bytes:
 def relaxed_header(field: bytes) -> bytes:
     """RFC 6376 §3.4.2 for one raw field (continuation lines included), without the CRLF."""
     name, _, value = field.partition(b":")
-    value = _WSP_RUN.sub(b" ", value.replace(b"\r\n", b"")).strip(b" ")
-    return name.strip(b" \t").lower() + b":" + value
+    value = value.replace(b"\r\n", b"")
+    # Two C scans instead of a regex over the value, which mostly has nothing to collapse
+    # (a List-Unsubscribe of 300 characters cost 4 us through the regex alone).
+    if b"\t" in value or b"  " in value:
+        value = _WSP_RUN.sub(b" ", value)
+    return name.strip(b" \t").lower() + b":" + value.strip(b" ")
 
 
 def _split(message: bytes) -> tuple[list[bytes], bytes]:

@@ -100,6 +100,8 @@ def _encode_word(text: str, use_q: bool) -> str:
 
 def single_line(value: str) -> str:
     """Line breaks and tabs as one space: a value must not be able to start a new header line."""
+    if "\r" not in value and "\n" not in value and "\t" not in value:
+        return value  # three C scans, where the regex costs ~10 ns a character
     return _WHITESPACE_RUN.sub(" ", value)
 
 
