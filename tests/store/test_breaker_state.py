@@ -13,19 +13,6 @@ from tests.store.conftest import StateFactory
 from tests.store.test_state_contract import intent
 
 
-def held(key: str, at: float = 20.0) -> OutboxUpdate:
-    return OutboxUpdate(
-        key=key,
-        status=OutboxStatus.DEFERRED,
-        attempts=0,
-        next_attempt_at=HELD_BY_BREAKER,
-        message_id="",
-        last_code=0,
-        last_text="breaker",
-        updated_at=at,
-    )
-
-
 def held_event(key: str) -> Event:
     return Event(type="track", message_id=f"Email Held:{key}", contact_key="u1", event="Email Held")
 
@@ -88,14 +75,15 @@ async def test_a_trip_survives_a_restart(open_state: StateFactory) -> None:
 async def test_rows_are_held_only_while_tripped(open_state: StateFactory) -> None:
     state = await open_state()
     await state.commit(FoldCommit(checkpoint=1, intents=[intent("a"), intent("b")]))
-    assert not await state.hold_for_breaker([held("a")], [held_event("a")])
+    assert not await state.hold_for_breaker(["a"], 20.0, [held_event("a")])
     row = await state.outbox_get("a")
     assert row is not None and row.status == OutboxStatus.QUEUED
     assert await state.unshipped_lifecycle(10) == []
     await trip(state)
-    assert await state.hold_for_breaker([held("a")], [held_event("a")])
+    assert await state.hold_for_breaker(["a"], 20.0, [held_event("a")])
     row = await state.outbox_get("a")
     assert row is not None and (row.status, row.last_text) == (OutboxStatus.DEFERRED, "breaker")
+    assert row.next_attempt_at == HELD_BY_BREAKER
     assert [ev.message_id for ev in await state.unshipped_lifecycle(10)] == ["Email Held:a"]
     # Held means no sweep finds it, however late it looks.
     assert await state.outbox_due(1e11, 10) == [await state.outbox_get("b")]
@@ -103,7 +91,7 @@ async def test_rows_are_held_only_while_tripped(open_state: StateFactory) -> Non
 
 async def test_a_resume_lets_the_held_rows_go_and_only_those(open_state: StateFactory) -> None:
     state = await open_state()
-    rows = [intent("held"), intent("retry"), intent("quota")]
+    rows = [intent("held"), intent("retry"), intent("quota"), intent("sent")]
     await state.commit(FoldCommit(checkpoint=1, intents=rows))
     await state.outbox_update(
         [
@@ -127,13 +115,32 @@ async def test_a_resume_lets_the_held_rows_go_and_only_those(open_state: StateFa
                 last_text="quota",
                 updated_at=11.0,
             ),
+            OutboxUpdate(
+                key="sent",
+                status=OutboxStatus.SENT,
+                attempts=1,
+                next_attempt_at=11.0,
+                message_id="s",
+                last_code=250,
+                last_text="ok",
+                updated_at=11.0,
+            ),
         ]
     )
     await trip(state)
-    assert await state.hold_for_breaker([held("held")])
-    assert await state.resume_breaker(100.0, "key mpk_test", 0.0) == 1
-    due = {row.intent.key: row.next_attempt_at for row in await state.outbox_due(1e13, 10)}
-    assert due == {"held": 100.0, "retry": 500.0, "quota": 3600.0}
+    # A deferred row held keeps its attempts and Message-ID (a bounce about it finds it); a
+    # row sent meanwhile is left as it is.
+    assert await state.hold_for_breaker(["held", "retry", "sent"], 20.0)
+    assert await state.resume_breaker(100.0, "key mpk_test", 0.0) == 2
+    due = {row.intent.key: row for row in await state.outbox_due(1e13, 10)}
+    assert {key: row.next_attempt_at for key, row in due.items()} == {
+        "held": 100.0,
+        "retry": 100.0,
+        "quota": 3600.0,
+    }
+    assert (due["retry"].attempts, due["retry"].message_id) == (1, "m")
+    sent = await state.outbox_get("sent")
+    assert sent is not None and sent.status == OutboxStatus.SENT
     record = await state.breaker()
     assert (record.tripped_at, record.resumed_at, record.resumed_by) == (
         None,
@@ -166,7 +173,7 @@ async def test_no_row_stays_held_past_a_resume_it_raced(open_state: StateFactory
     await trip(stores[0])
 
     async def hold(key: str) -> bool:
-        return await stores[1].hold_for_breaker([held(key)])
+        return await stores[1].hold_for_breaker([key], 20.0)
 
     holds = [asyncio.create_task(hold(k)) for k in keys[:20]]
     resumed = asyncio.create_task(stores[0].resume_breaker(50.0, "operator", 0.0))

@@ -454,9 +454,11 @@ class StateStore(Protocol):
         ...
 
     async def hold_for_breaker(
-        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+        self, keys: Sequence[str], at: float, lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> bool:
-        """As `outbox_update`, only while the breaker is tripped (False: it is not, nothing is
-        written). A resume waits for a hold under way, and a hold after it finds the breaker
-        resumed, so that no row is held after its resume let the held ones go."""
+        """Hold these rows, those still waiting to be sent, for the breaker (deferred until
+        HELD_BY_BREAKER, their attempts and Message-ID kept) with their lifecycle events (to
+        be shipped by `partition`), only while it is tripped: False when it is not, and
+        nothing is written. A resume waits for a hold under way, and a hold after it finds the
+        breaker resumed, so that no row is held after the resume that let the held ones go."""
         ...

@@ -455,13 +455,12 @@ class PostgresStateStore:
             return int(released.rpartition(" ")[2])
 
     async def hold_for_breaker(
-        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+        self, keys: Sequence[str], at: float, lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> bool:
-        params = [outbox_update_params(u) for u in updates]
         async with self._db.acquire() as conn, conn.transaction():
             if await conn.fetchval(Q["breaker-tripped-at"]) is None:
                 return False
-            await _many(conn, Q["update-outbox"], params)
+            await conn.execute(Q["hold-for-breaker"], HELD_BY_BREAKER, at, list(keys))
             await _keep_lifecycle(conn, lifecycle, partition)
             return True
 

@@ -320,6 +320,11 @@ UPDATE breaker SET tripped_at = NULL, resumed_at = $1, resumed_by = $2, judged_f
         (SELECT COALESCE(sum(complaints), 0) FROM complaint_counts WHERE bucket = $3)
 WHERE tripped_at IS NOT NULL
 
+-- name: hold-for-breaker
+UPDATE outbox SET status = 'deferred', next_attempt_at = $1, last_code = 0, last_text = 'breaker',
+    updated_at = $2
+WHERE key = ANY($3::text[]) AND status IN ('queued', 'deferred')
+
 -- name: release-held
 UPDATE outbox SET next_attempt_at = $1, updated_at = $1
 WHERE status IN ('queued', 'deferred') AND status = 'deferred' AND next_attempt_at >= $2

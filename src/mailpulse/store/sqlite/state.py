@@ -144,7 +144,7 @@ def _hold_for_breaker(
 ) -> bool:
     if conn.execute(Q["breaker"]).fetchone()[1] is None:
         return False
-    conn.executemany(Q["update-outbox"], params)
+    conn.executemany(Q["hold-for-breaker"], params)
     conn.executemany(Q["keep-lifecycle"], events)
     return True
 
@@ -457,10 +457,10 @@ class SqliteStateStore:
         return await self._db.write(lambda c: _resume_breaker(c, at, by, bucket))
 
     async def hold_for_breaker(
-        self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
+        self, keys: Sequence[str], at: float, lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> bool:
         only_partition(partition)
-        params = [outbox_update_params(u) for u in updates]
+        params = [(HELD_BY_BREAKER, at, key) for key in keys]
         events = [(ev.message_id, encode(ev)) for ev in lifecycle]
         return await self._db.write(lambda c: _hold_for_breaker(c, params, events))
 

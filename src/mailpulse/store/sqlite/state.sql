@@ -477,6 +477,11 @@ UPDATE breaker SET tripped_at = NULL, resumed_at = ?1, resumed_by = ?2, judged_f
     baseline_complaints = COALESCE((SELECT complaints FROM complaint_counts WHERE bucket = ?3), 0)
 WHERE tripped_at IS NOT NULL
 
+-- name: hold-for-breaker
+UPDATE outbox SET status = 'deferred', next_attempt_at = ?1, last_code = 0, last_text = 'breaker',
+    updated_at = ?2
+WHERE key = ?3 AND status IN ('queued', 'deferred')
+
 -- name: release-held
 -- Literal predicates: those of the deferred rows' partial index (see the schema).
 UPDATE outbox SET next_attempt_at = ?1, updated_at = ?1
