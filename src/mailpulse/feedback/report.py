@@ -24,7 +24,7 @@ import re
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import HeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import compat32
 
 import msgspec
@@ -109,6 +109,11 @@ def parse_report(data: bytes) -> Report:
     """Read a returned message. Never raises for anything in `data`."""
     message = message_from_bytes(data, policy=compat32)
     return read_report(message)
+
+
+def subject_of(head: bytes) -> str:
+    """The Subject of a message's header block, decoded, as one line ("" when none)."""
+    return _header(BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n"), "subject")
 
 
 def read_report(message: Message) -> Report:

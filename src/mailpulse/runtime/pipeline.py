@@ -32,6 +32,7 @@ from mailpulse.runtime.wiring import (
     catalog_for,
     courier_processes,
     embedded_catalog,
+    inbound_for,
 )
 from mailpulse.store import EventLog, StateStore
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
@@ -91,6 +92,8 @@ class Pipeline:
             self.runners = [parts.runner(p) for p in range(log.partitions)]
             self.traffic = parts.traffic
         self._tasks: list[asyncio.Task[None]] = []
+        # Bounces, complaints and mailto unsubscribes come back here ([inbound]).
+        self.inbound = inbound_for(project, state, self.tokens, self.append, self.metrics, clock)
 
     @classmethod
     def embedded(
@@ -135,8 +138,12 @@ class Pipeline:
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
             stages.append(("gauges", self._update_gauges))
         self._tasks = start_stages(stages, self.metrics, "mailpulse")
+        if self.inbound is not None:
+            await self.inbound.start()
 
     async def stop(self) -> None:
+        if self.inbound is not None:
+            await self.inbound.stop()
         await cancel_all(self._tasks)
         for runner in self.runners:
             await runner.stop()

@@ -11,6 +11,7 @@ from mailpulse.catalog import CatalogStore
 from mailpulse.catalog.postgres import PostgresCatalogStore
 from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery.limits import GLOBAL_RATE, Quotas
+from mailpulse.delivery.mime import message_id_of
 from mailpulse.delivery.mx import MxResolver
 from mailpulse.delivery.shaping import (
     ConnectionLimits,
@@ -21,14 +22,21 @@ from mailpulse.delivery.shaping import (
     ShapingRule,
     Timeline,
 )
+from mailpulse.feedback.inbound import InboundListener
+from mailpulse.feedback.intake import Append, Intake
+from mailpulse.feedback.verp import ReturnPath
+from mailpulse.observe import Metrics
 from mailpulse.project import Project
 from mailpulse.runtime.courier import Courier
+from mailpulse.runtime.courier_parts import sender_identity
 from mailpulse.runtime.courier_pool import CourierPool
 from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import StateStore
 from mailpulse.store.postgres import PostgresStateStore
 from mailpulse.store.sqlite import SqliteStateStore
+from mailpulse.tokens import TokenSigner
+from mailpulse.types import SendIntent
 
 
 def embedded_catalog(data_dir: Path) -> SqliteCatalogStore:
@@ -79,6 +87,36 @@ def traffic_for(
         connections=ConnectionLimits(),
         quotas=Quotas(state, limits.quotas, clock),
         global_rate=global_rate,
+    )
+
+
+def inbound_for(
+    project: Project,
+    state: StateStore,
+    tokens: TokenSigner,
+    append: Append,
+    metrics: Metrics,
+    clock: Callable[[], float] = time.time,
+) -> InboundListener | None:
+    """The inbound SMTP listener of a project with an `[inbound]` table, None without one:
+    it finds each bounce's send by the Message-ID its return path names, in `state`."""
+    settings = project.config.inbound
+    if settings is None:
+        return None
+    identity = sender_identity(project)
+    return_path = ReturnPath(tokens, identity.return_path)
+
+    async def find_send(digest: bytes) -> SendIntent | None:
+        row = await state.outbox_by_message_id(message_id_of(digest, identity.message_id_domain))
+        return row.intent if row is not None else None
+
+    intake = Intake(return_path, tokens, find_send, append, metrics, clock=clock)
+    return InboundListener(
+        intake,
+        host=settings.host,
+        port=settings.port,
+        max_size=settings.max_size,
+        hostname=return_path.domain,
     )
 
 
