@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ class Result:
     REFUSED = "refused_recipient"  # at RCPT: not one of our addresses
     ERROR = "error"
 
+
+# The reply code and status a diagnostic starts with, which the event carries apart.
+_REPLY_START = re.compile(r"^\s*[245]\d\d(?:[ -]+[245]\.\d{1,3}\.\d{1,3})?[ -]+")
 
 FindSend = Callable[[bytes], Awaitable[SendIntent | None]]
 Append = Callable[[Sequence[Event]], Awaitable[list[Event]]]
@@ -173,7 +177,7 @@ class Intake:
             "category": mine.reason,
             "action": mine.action,
             "smtp_status": mine.status,
-            "smtp_text": mine.diagnostic[:MAX_FIELD],
+            "smtp_text": _REPLY_START.sub("", mine.diagnostic)[:MAX_FIELD],
             "source": found.source,
         }
         if mine.smtp_code is not None:
