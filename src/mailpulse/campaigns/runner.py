@@ -6,6 +6,8 @@ owns its contact, which applies the send policy (address, caps, quiet hours) and
 message; delivery is the same as for every other email. The audience is never held whole,
 and the runner reads on only while fewer than `AHEAD` messages (and events not yet folded)
 wait, so memory stays flat however large the audience, and a pause takes effect within those.
+Nor does it read on while the protective breaker holds marketing (see
+mailpulse.runtime.breaker): a campaign goes on from its cursor once the breaker is resumed.
 
 After each page the campaign's cursor (the last contact read) is stored. A crash between the
 append and the cursor reads the page again: the copies' message ids derive from campaign and
@@ -105,9 +107,13 @@ class CampaignRunner:
         clock: Callable[[], float] = time.time,
         page: int = PAGE,
         ahead: int = AHEAD,
+        holding: Callable[[], str | None] | None = None,
     ) -> None:
+        """`holding`: why marketing is held now (the protective breaker tripped), or None;
+        while it is, no campaign reads further."""
         self._log, self._state, self._append, self._clock = log, state, append, clock
         self._page, self._ahead = page, ahead
+        self._holding = holding
 
     async def run(self) -> None:
         while True:
@@ -124,10 +130,13 @@ class CampaignRunner:
                 await self._decide(record, campaign, now)
                 return True
         due = [(r, c) for r, c in running if r.status != TESTING and c.send_at <= now]
-        if not due or await self._waiting() >= self._ahead:
+        if not due or self._held() or await self._waiting() >= self._ahead:
             return False
         await self._read_page(*due[0], now)
         return True
+
+    def _held(self) -> bool:
+        return self._holding is not None and self._holding() is not None
 
     async def _waiting(self) -> int:
         """Messages waiting for delivery, and events not folded yet (each may become one):

@@ -90,6 +90,37 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.complaint_window = Gauge(
+            "mailpulse_breaker_window",
+            "What the protective breaker last judged: marketing messages sent and complaints "
+            "about marketing in its window (since the last resume, if later).",
+            ["figure"],
+            registry=r,
+        )
+        self.complaint_rate = Gauge(
+            "mailpulse_complaint_rate_ratio",
+            "The complaint rate of marketing the protective breaker last judged (complaints "
+            "over sends in its window); NaN without sends.",
+            registry=r,
+        )
+        self.complaint_alert = Gauge(
+            "mailpulse_complaint_alert",
+            "1 while the complaint-rate alert is raised ([breaker] alert reached), else 0.",
+            registry=r,
+        )
+        self.breaker_tripped = Gauge(
+            "mailpulse_breaker_tripped",
+            "1 while the protective breaker holds marketing ([breaker] pause reached, not yet "
+            "resumed), else 0.",
+            registry=r,
+        )
+        self.breaker_moves = Counter(
+            "mailpulse_breaker_moves_total",
+            "Moves of the protective breaker this process made: alert raised or resolved, "
+            "tripped, resumed (each made once, by one process).",
+            ["move"],
+            registry=r,
+        )
         self.inbound_messages = Counter(
             "mailpulse_inbound_messages_total",
             "What the inbound SMTP listener made of the mail it was offered, by result: "

@@ -16,6 +16,7 @@ from mailpulse.bus import Bus, InProcessBus
 from mailpulse.campaigns.runner import CampaignRunner
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
+from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.fold import FoldWorker
 from mailpulse.runtime.sender import RetryPolicy, Sender
@@ -41,6 +42,7 @@ class PartitionRunner:
         append: Callable[[Sequence[Event]], Awaitable[list[Event]]],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        breaker: Breaker | None = None,
     ) -> None:
         self.partition = partition
         self._bus = bus
@@ -58,6 +60,7 @@ class PartitionRunner:
             partition=partition,
             clock=clock,
             outbox_decides=not isinstance(bus, InProcessBus),
+            breaker=breaker,
         )
         self.fold = FoldWorker(
             log=log,
@@ -80,6 +83,7 @@ class PartitionRunner:
             clock=clock,
             page=reading.page,
             ahead=reading.ahead,
+            holding=breaker.holding if breaker is not None else None,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -121,6 +125,8 @@ class PartitionParts:
     append: Callable[[Sequence[Event]], Awaitable[list[Event]]]
     metrics: Metrics
     clock: Callable[[], float] = time.time
+    # The process's protective breaker: its senders hold marketing while it is tripped.
+    breaker: Breaker | None = None
 
     @cached_property
     def traffic(self) -> Traffic:
@@ -140,4 +146,5 @@ class PartitionParts:
             append=self.append,
             metrics=self.metrics,
             clock=self.clock,
+            breaker=self.breaker,
         )

@@ -21,6 +21,7 @@ from mailpulse.bus import Bus, InProcessBus
 from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
+from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
@@ -83,11 +84,22 @@ class Pipeline:
             self.courier = courier or courier_processes(
                 project, secret, catalog=catalog.location if catalog is not None else None
             )
+        # Every node judges the complaint rate (and shows it in its metrics); the store keeps
+        # each move once. The senders this process runs hold marketing while it is tripped.
+        self.breaker = Breaker(state, project.breaker, self.metrics, clock)
         self.runners: list[PartitionRunner] = []
         self.traffic: Traffic | None = None  # the shaping of this process's sends, if it sends
         if self.courier is not None:
             parts = PartitionParts(
-                project, log, state, bus, self.courier, self.append, self.metrics, clock
+                project,
+                log,
+                state,
+                bus,
+                self.courier,
+                self.append,
+                self.metrics,
+                clock,
+                breaker=self.breaker,
             )
             self.runners = [parts.runner(p) for p in range(log.partitions)]
             self.traffic = parts.traffic
@@ -135,6 +147,7 @@ class Pipeline:
         stages = [("dedup-window", self._forget_old_message_ids), ("api-keys", self.keys.run)]
         if self.catalogs is not None:
             stages.append(("catalog-events", self.catalogs.run))
+        stages.append(("breaker", self.breaker.run))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
             stages.append(("gauges", self._update_gauges))
         self._tasks = start_stages(stages, self.metrics, "mailpulse")

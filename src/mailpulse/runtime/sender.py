@@ -24,13 +24,14 @@ from mailpulse.bus import Bus
 from mailpulse.delivery.shaping import Destination, asks_to_slow_down
 from mailpulse.observe import Metrics
 from mailpulse.policy import SuppressionIndex, address_hash, blocking, describe
+from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.runtime.fold import SENDS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import OutboxStatus, OutboxUpdate, StateStore
-from mailpulse.types import DeliveryResult, DeliveryStatus, Event, SendIntent
+from mailpulse.types import DeliveryResult, DeliveryStatus, Event, MessageClass, SendIntent
 
 log = logging.getLogger("mailpulse.sender")
 
@@ -63,11 +64,14 @@ class Sender:
         partition: int = 0,
         clock: Callable[[], float] = time.time,
         outbox_decides: bool = False,
+        breaker: Breaker | None = None,
     ) -> None:
         """`outbox_decides`: the bus may bring an intent twice (a worker died before acking
         its batch) or never (a publish failed after the commit); the outbox row then decides
-        whether to send, and rows queued for long are picked up from the store."""
+        whether to send, and rows queued for long are picked up from the store. `breaker`:
+        the protective breaker, which holds marketing while it is tripped."""
         self._outbox_decides = outbox_decides
+        self._breaker = breaker
         self._state = state
         self._bus = bus
         self._shipper = shipper
@@ -89,6 +93,8 @@ class Sender:
         Nor is a send to a limited destination prepared: whether its turn is now is known
         only when it comes (in scale-out, from the shared store), and a transaction opened
         early would hold a connection that sends elsewhere need while it waits."""
+        if self._held(intent):
+            return  # it will not be submitted
         if not self._slots.locked() and self._traffic.unhindered(intent.email):
             self._courier.prepare(intent)
 
@@ -129,6 +135,45 @@ class Sender:
             await self._dispatch(intent, attempts)
 
     async def _screened(self, sends: list[tuple[SendIntent, int]]) -> list[tuple[SendIntent, int]]:
+        """What may go now: nothing suppressed (see `_unsuppressed`), and no marketing while
+        the protective breaker is tripped (see `_hold_for_breaker`)."""
+        kept = await self._unsuppressed(sends)
+        if self._breaker is not None and self._breaker.tripped:
+            kept = await self._hold_for_breaker(kept, self._breaker.record.tripped_at or 0.0)
+        return kept
+
+    def _held(self, intent: SendIntent) -> bool:
+        """Whether the breaker holds `intent` now (as this process last read it)."""
+        breaker = self._breaker
+        tripped = breaker is not None and breaker.tripped
+        return tripped and intent.message_class == MessageClass.MARKETING
+
+    async def _hold_for_breaker(
+        self, sends: list[tuple[SendIntent, int]], tripped_at: float
+    ) -> list[tuple[SendIntent, int]]:
+        """Marketing waits, its rows deferred (no attempt counted) until a resume lets them
+        go, with one `Email Held` per message and trip: held again in the same trip (a
+        replay), one event; in a later trip, another. Held only if the store still finds the
+        breaker tripped; if a resume came that this process has not read yet, they go."""
+        held = [intent for intent, _ in sends if self._held(intent)]
+        if not held:
+            return sends
+        now = self._clock()
+        events = [
+            lifecycle_event(Lifecycle.HELD, intent, now, attempt=int(tripped_at), reason="breaker")
+            for intent in held
+        ]
+        keys = [intent.key for intent in held]
+        if not await self._state.hold_for_breaker(keys, now, events, self._partition):
+            return sends
+        for intent in held:
+            self._metrics.count_email("held", intent.campaign)
+        self._shipper.ship(events)
+        return [(intent, n) for intent, n in sends if not self._held(intent)]
+
+    async def _unsuppressed(
+        self, sends: list[tuple[SendIntent, int]]
+    ) -> list[tuple[SendIntent, int]]:
         """Suppression wins at the moment of sending too: an entry added after the fold
         queued a message (or while it waited for quiet hours, a quota or a retry) stops it
         here, recorded as suppressed. One look-up for the batch; sends already under way are

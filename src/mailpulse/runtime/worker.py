@@ -16,10 +16,12 @@ from collections.abc import Callable
 from mailpulse.bus import Bus
 from mailpulse.observe import Metrics
 from mailpulse.project import Project
+from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
+from mailpulse.runtime.supervise import cancel_all, start_stages
 from mailpulse.runtime.wiring import catalog_for, courier_processes
 from mailpulse.store import EventLog, StateStore
 from mailpulse.tokens import project_secret
@@ -54,18 +56,31 @@ class Worker:
             courier = courier_processes(project, secret, catalog=catalog and catalog.location)
         self.courier = courier
         self._ingest = Ingest(log, bus, self.metrics)
+        # Judged by every worker (the store keeps each move once); held by this one's senders.
+        self.breaker = Breaker(state, project.breaker, self.metrics, clock)
         self._parts = PartitionParts(
-            project, log, state, bus, self.courier, self._ingest.append, self.metrics, clock
+            project,
+            log,
+            state,
+            bus,
+            self.courier,
+            self._ingest.append,
+            self.metrics,
+            clock,
+            breaker=self.breaker,
         )
         self.runners: dict[int, PartitionRunner] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.log.open()
         await self.state.open()
         await self.bus.open()
         await self.courier.start()
+        self._tasks = start_stages([("breaker", self.breaker.run)], self.metrics, "mailpulse")
 
     async def stop(self) -> None:
+        await cancel_all(self._tasks)
         await self._stop_all()
         await self.leases.close()
         await self.courier.close()
