@@ -59,6 +59,20 @@ def test_a_good_project_loads(project: Path) -> None:
             "AUTH would send the password in clear",
         ),
         ("max_connections = 8", "max_connections = 0", "max_connections", "at least 1"),
+        (
+            'return_path = "bounces@shop.test"',
+            'return_path = "returned-mail-of-the-shop@shop.test"',
+            "return_path =",
+            "keep it to 18",
+        ),
+        (
+            "couriers = 1",
+            'couriers = 1\n[policy]\nsoft_bounce_limit = "5"',
+            "soft_bounce",
+            "'5/7d'",
+        ),
+        ("couriers = 1", "couriers = 1\n[inbound]\nport = 70000", "port = 70000", "<= 65535"),
+        ("couriers = 1", "couriers = 1\n[inbound]\nmax_sise = 5", "max_sise", "'max_size'"),
     ],
 )
 def test_config_errors_name_the_line(
