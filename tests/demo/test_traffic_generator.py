@@ -118,11 +118,17 @@ async def test_calls_are_segment_shaped_with_basic_auth(shop):
 
     assert set(events) == {
         "Signed Up",
+        "Subscribed",
         "Product Viewed",
         "Product Added",
         "Checkout Started",
         "Order Completed",
     }
+    # Some of those signing up tick the newsletter box: consent as shown, for double opt-in.
+    assert 0 < len(events["Subscribed"]) < len(events["Signed Up"])
+    for subscribed in events["Subscribed"]:
+        assert subscribed["topic"] == "newsletter" and subscribed["source"] == "signup_form"
+        assert subscribed["wording"].startswith("Send me The Acme Letter")
     product_keys = {"product_id", "name", "price", "url", "image_url"}
     for viewed in events["Product Viewed"]:
         assert product_keys | {"currency"} <= viewed.keys()

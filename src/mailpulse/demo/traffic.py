@@ -38,6 +38,9 @@ _MAX_CART_LINES = 3
 # Of the shop's actions, this share is followed by a change to the catalog (with an admin key).
 CATALOG_CHANGE_SHARE = 0.03
 CATALOG_PATH = "/admin/catalogs/products/items"
+# Of the visitors signing up, this share ticks the newsletter box next to this text.
+NEWSLETTER_SHARE = 0.5
+NEWSLETTER_WORDING = "Send me The Acme Letter: new arrivals and stories, every Friday."
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,22 @@ class _Shop:
             "event": "Signed Up",
             "properties": {"plan": traits["plan"], "source": "web"},
         }
-        return "/v1/batch", {"batch": [identify, signed_up]}
+        calls = [identify, signed_up]
+        if rng.random() < NEWSLETTER_SHARE:
+            # The sign-up form's newsletter box, ticked: the consent as shown, which mailpulse
+            # asks the visitor to confirm by email (the newsletter is a double opt-in topic).
+            subscribed = {
+                "type": "track",
+                **self._common(visitor),
+                "event": "Subscribed",
+                "properties": {
+                    "topic": "newsletter",
+                    "wording": NEWSLETTER_WORDING,
+                    "source": "signup_form",
+                },
+            }
+            calls.append(subscribed)
+        return "/v1/batch", {"batch": calls}
 
     def _change_plan(self, visitor: _Visitor) -> Call:
         visitor.traits["plan"] = self._rng.choice(
