@@ -37,7 +37,13 @@ from mailpulse.audience.segments import (
     load_segments,
     segment_from_data,
 )
-from mailpulse.audience.segments.backfill import History, PropertyColumn, backfill, build_history
+from mailpulse.audience.segments.backfill import (
+    ABSENT,
+    History,
+    PropertyColumn,
+    backfill,
+    build_history,
+)
 from mailpulse.types import Contact, Event
 
 TARGET_S = 10
@@ -161,7 +167,16 @@ class Shop:
         code = np.array([list(wanted).index(name) for name in NAMES], dtype=np.int32)
         properties = {}
         for path in {path for paths in wanted.values() for path in paths}:
-            carrying = [n for n, name in enumerate(NAMES) if path in wanted[name]]
+            carrying = [
+                n
+                for n, name in enumerate(NAMES)
+                if path in wanted[name] and (PROPERTY.get(name, ("",))[0],) == path
+            ]
+            if not carrying:  # read by a filter, carried by none of these events (`machine`)
+                needing = [n for n, name in enumerate(NAMES) if path in wanted[name]]
+                codes = np.where(np.isin(self.name, needing), 0, -1).astype(np.int32)
+                properties[path] = PropertyColumn(codes, [ABSENT])
+                continue
             values = PROPERTY[NAMES[carrying[0]]][1]
             codes = np.where(np.isin(self.name, carrying), self.value, -1).astype(np.int32)
             properties[path] = PropertyColumn(codes, values)

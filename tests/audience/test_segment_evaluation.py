@@ -61,7 +61,7 @@ def identify(at: float, **traits: Any) -> Event:
     )
 
 
-def lifecycle(name: str, at: float, template: str = "weekly") -> Event:
+def lifecycle(name: str, at: float, template: str = "weekly", **more: object) -> Event:
     # As mailpulse.runtime.lifecycle writes them: no user or anonymous id, so the fold does
     # not touch the profile with them.
     return Event(
@@ -69,7 +69,7 @@ def lifecycle(name: str, at: float, template: str = "weekly") -> Event:
         message_id=f"m{next(_message_ids)}",
         contact_key="u",
         event=name,
-        properties={"template": template, "journey": "news"},
+        properties={"template": template, "journey": "news", **more},
         timestamp=at,
         received_at=at,
     )
@@ -283,6 +283,18 @@ def test_email_engagement_counts_lifecycle_events() -> None:
     assert t.contact.last_seen == T0  # lifecycle events are not the contact's doing
     assert t.tick(T0 + 3 + 30 * DAY) == [exited("reader", T0 + 3 + 30 * DAY)]
     assert t.tick(T0 + 4 + 30 * DAY) == [entered("not_clicking", T0 + 4 + 30 * DAY)]
+
+
+def test_opens_and_clicks_by_machines_are_not_a_persons() -> None:
+    t = Timeline(
+        segment("reader", "{email: opened}"),
+        segment("clicker", "{email: clicked}"),
+    )
+    assert t.send(lifecycle("Email Opened", T0, machine=True)) == []
+    assert t.send(lifecycle("Email Clicked", T0 + 1, machine=True)) == []
+    assert t.send(lifecycle("Email Opened", T0 + 2, machine=False)) == [entered("reader", T0 + 2)]
+    # Without the flag (an ESP's webhook, an older event): a person's.
+    assert t.send(lifecycle("Email Clicked", T0 + 3)) == [entered("clicker", T0 + 3)]
 
 
 def test_a_topic_subscription_follows_the_latest_event_about_it() -> None:

@@ -145,8 +145,8 @@ def test_counts_say_where_the_state_stopped_counting() -> None:
     assert explained(t, "few").condition.reason.startswith("4 times in the window")
     t.send(lifecycle("Email Opened", T0 + 5))
     assert lines(explained(t, "opener").condition) == [
-        'performed Email Opened where template eq "weekly" at least 2 times: fails '
-        "(1 time in all history)"
+        'performed Email Opened where template eq "weekly", machine ne true at least 2 times: '
+        "fails (1 time in all history)"
     ]
 
 

@@ -88,7 +88,8 @@ def test_a_file_compiles_to_its_conditions(tmp_path: Path) -> None:
             ),
             Performed(
                 aggregate=Aggregate(
-                    event="Email Opened", where=(filt("template", "eq", "weekly"),)
+                    event="Email Opened",
+                    where=(filt("template", "eq", "weekly"), filt("machine", "ne", True)),
                 ),
                 within=30 * DAY,
             ),
@@ -124,7 +125,8 @@ def test_sugar_compiles_to_what_it_stands_for(tmp_path: Path) -> None:
         aggregate=Aggregate(event="Email Sent", where=(filt("journey", "eq", "welcome"),))
     )
     assert condition("{email: clicked, at_least: 3}") == Performed(
-        aggregate=Aggregate(event="Email Clicked"), at_least=3
+        aggregate=Aggregate(event="Email Clicked", where=(filt("machine", "ne", True),)),
+        at_least=3,
     )
     assert condition("{performed: Signed Up}") == Performed(aggregate=Aggregate(event="Signed Up"))
     assert condition("{performed: Signed Up, at_most: 2}").at_least == 0

@@ -60,6 +60,9 @@ _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _TOP_KEYS = ("name", "description", "conditions")
 # The lifecycle events (see mailpulse.runtime.lifecycle) each engagement stands for.
 _EMAIL_EVENTS = {"opened": "Email Opened", "clicked": "Email Clicked", "received": "Email Sent"}
+# Opens and clicks count as a person's unless flagged a machine's (mailpulse.feedback.machines:
+# Apple's privacy proxy, link scanners); those without the flag (older ones, an ESP's) count.
+_BY_A_PERSON = compile_filter("machine", "ne", True)
 _DATE_KEYS = ("before", "within")
 _COUNT_KEYS = ("at_least", "at_most", "within")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
@@ -265,6 +268,8 @@ def _email(entries: dict[str, Located], at: Located) -> Condition:
         for key in ("template", "journey")
         if (value_at := _optional(entries, key)) is not None
     )
+    if event != "Email Sent":
+        where += (_BY_A_PERSON,)
     return _counted(Aggregate(event=event, where=where), entries, at)
 
 
