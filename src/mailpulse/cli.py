@@ -21,6 +21,7 @@ from mailpulse.campaigns.command import campaign_app
 from mailpulse.errors import ProjectError
 from mailpulse.feedback.command import bounce_app
 from mailpulse.policy.suppression_command import suppression_app
+from mailpulse.privacy.command import contact_app
 
 if TYPE_CHECKING:
     from mailpulse.project import Project
@@ -36,6 +37,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(bounce_app, name="bounce")
 app.add_typer(keys_app, name="keys")
+app.add_typer(contact_app, name="contact")
 app.command("audit")(audit)
 app.command("import")(import_contacts)
 console = Console(soft_wrap=True)

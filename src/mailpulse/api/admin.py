@@ -60,6 +60,16 @@ def _staleness(state: SegmentState, fingerprint: str) -> str | None:
     return _NEVER_EVALUATED if not state.evaluated_by else _OTHER_SEGMENTS
 
 
+async def canonical_contact(state: StateStore, contact_id: str) -> str:
+    """Any identity (userId, anonymousId, alias) names its contact; HTTP 404 if none does."""
+    # A merge re-points every identity of the merged contact, so one look-up reaches the
+    # survivor.
+    resolved = (await state.resolve([contact_id])).get(contact_id)
+    if resolved is None:
+        raise HTTPException(404, f"no contact known as {contact_id!r}")
+    return resolved
+
+
 def admin_router(log: EventLog, state: StateStore, project: Project) -> APIRouter:
     router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
     segments = list(project.segments.values())
@@ -68,13 +78,7 @@ def admin_router(log: EventLog, state: StateStore, project: Project) -> APIRoute
     not_found = {404: ERRORS[400] | {"description": "No such contact."}}
 
     async def canonical(contact_id: str) -> str:
-        """Any identity (userId, anonymousId, alias) names its contact."""
-        # A merge re-points every identity of the merged contact, so one look-up reaches the
-        # survivor.
-        resolved = (await state.resolve([contact_id])).get(contact_id)
-        if resolved is None:
-            raise HTTPException(404, f"no contact known as {contact_id!r}")
-        return resolved
+        return await canonical_contact(state, contact_id)
 
     @router.get(
         "/contacts/{contact_id}", response_model=ContactOut, responses={**ERRORS, **not_found}

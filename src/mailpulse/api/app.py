@@ -25,6 +25,7 @@ from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.keys import keys_router
 from mailpulse.api.lists import lists_router
+from mailpulse.api.privacy import privacy_router
 from mailpulse.api.public_limits import PublicRateLimit
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
@@ -98,6 +99,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(catalogs_router(pipeline.catalogs))
     app.include_router(keys_router(pipeline.keys))
     app.include_router(audit_router(pipeline.access))
+    app.include_router(privacy_router(pipeline.log, pipeline.state, pipeline.append))
     for router in extra_routers:
         app.include_router(router)
 

@@ -130,6 +130,17 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.contacts_erased = Counter(
+            "mailpulse_contacts_erased_total",
+            "Contacts erased (their erase event folded): a tombstone and a hashed suppression "
+            "entry are all that is left of each.",
+            registry=r,
+        )
+        self.events_forgotten = Counter(
+            "mailpulse_events_forgotten_total",
+            "Events deleted from the log after [privacy] event_retention.",
+            registry=r,
+        )
         self.public_limited = Counter(
             "mailpulse_public_rate_limited_total",
             "Requests to the public pages and links answered 429, by path prefix (/u/, /p/, "

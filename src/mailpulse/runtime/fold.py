@@ -55,6 +55,8 @@ from mailpulse.policy.suppression import (
     complaint_entry,
     soft_bounce_entry,
 )
+from mailpulse.privacy.erasure import ERASED_BY, address_hashes_of
+from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -69,6 +71,7 @@ from mailpulse.store import (
     StateStore,
 )
 from mailpulse.store.interface import EventLog
+from mailpulse.store.rows import ERASED_TEXT, WAITING
 from mailpulse.types import (
     ConsentRecord,
     Contact,
@@ -266,6 +269,13 @@ class _Batch:
         # Bucket start → [marketing messages sent, complaints about them] (see
         # mailpulse.policy.breaker).
         self.complaint_counts: dict[float, list[int]] = {}
+        # Erasure (see mailpulse.privacy): contacts erased now (every id of theirs is
+        # scrubbed in the log), contacts whose state is erased (again), other keys whose events
+        # are scrubbed, and the (partition, offset) of events folded as nothing.
+        self.erased: set[str] = set()
+        self.erasures: dict[str, float] = {}
+        self.scrub_keys: set[str] = set()
+        self.swallowed: list[tuple[int, int]] = []
 
 
 class FoldWorker:
@@ -437,6 +447,7 @@ class FoldWorker:
         except LogRolledBack:
             await self._forget_speculation()
             return
+        await self._scrub(batch)
         await self._commit(batch, events[-1].offset)
         self._trim_caches()
         self._metrics.stage_fold.observe(time.perf_counter() - t0)
@@ -486,6 +497,7 @@ class FoldWorker:
             lifted=batch.lifted,
             consents=batch.consents,
             soft_bounces=batch.soft_bounces,
+            erasures=batch.erasures,
             complaint_counts=[(b, *counts) for b, counts in batch.complaint_counts.items()],
         )
         inserted = set(await self._state.commit(change))
@@ -530,6 +542,12 @@ class FoldWorker:
         if contact.awaiting:
             contact.held.append(ev)
             batch.contacts.add(cid)
+            return
+        if ev.type == EventType.ERASE:
+            self._erase(contact, ev.received_at, address_hashes_of(ev), batch)
+            return
+        if contact.erased_at:
+            self._swallow(ev, contact, batch)
             return
         self._merge_identities(ev, cid, batch)
         if ev.user_id is not None or ev.anonymous_id is not None:
@@ -846,6 +864,8 @@ class FoldWorker:
     def _mergeable(self, source: str, only_anonymous: bool) -> bool:
         # One device shared by two signed-in people must not merge them.
         src = self._contacts.get(source)
+        if src is not None and src.erased_at:
+            return False  # an erased contact's ids stay erased
         return not (src is not None and only_anonymous and src.known)
 
     def _on_merge_request(self, ev: Event, batch: _Batch) -> None:
@@ -889,7 +909,11 @@ class FoldWorker:
         source = ev.properties.get("source")
         if source and source != cid and source in self._contacts:
             self._merge(source, cid, batch)
-            if self._segments is not None:
+            if contact.erased_at:
+                # Asked before the erasure was folded: what the merged contact was is the
+                # erased person's too.
+                self._erase(contact, contact.erased_at, (), batch)
+            elif self._segments is not None:
                 self._reevaluate(contact, self._clock(), batch, ev.message_id)
         batch.contacts.add(cid)
         if not contact.awaiting and contact.held:
@@ -1050,6 +1074,77 @@ class FoldWorker:
             return
         counts = batch.complaint_counts.setdefault(bucket_of(ev.received_at), [0, 0])
         counts[ev.event == Lifecycle.COMPLAINED] += 1
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def _erase(self, contact: Contact, at: float, hashes: Iterable[str], batch: _Batch) -> None:
+        """The contact becomes a tombstone (its id, and when): its addresses (the profile's,
+        and `hashes`, those it had when the erasure was asked) an `erased` suppression entry
+        each, its memberships and running journeys ended; the store erases the rest of its
+        state in the batch's commit, and `_scrub` its events in the log before that."""
+        addresses = set(hashes)
+        if contact.email is not None:
+            addresses.add(address_hash(contact.email))
+        for hashed in sorted(addresses):
+            erased = Suppression(
+                address_hash=hashed,
+                address=None,
+                reason=SuppressionReason.ERASED,
+                source=ERASED_BY,
+                created_at=at,
+            )
+            self._suppress(erased, batch)
+        for segment in filter(is_audience, contact.segments.members):
+            batch.segment_members[segment] -= 1
+        for name in contact.lists:
+            batch.segment_members[lists.members_key(name)] -= 1
+        for position in self._positions.get(contact.id, {}).values():
+            if position.active is not None:
+                self._exit(position.active, batch)  # counted; the store deletes it after
+        self._positions[contact.id] = {}
+        self._contacts[contact.id] = Contact(id=contact.id, erased_at=contact.erased_at or at)
+        batch.contacts.add(contact.id)
+        batch.segment_timers[contact.id] = None
+        batch.erased.add(contact.id)
+        batch.erasures[contact.id] = contact.erased_at or at
+        if not contact.erased_at:
+            self._metrics.contacts_erased.inc()
+
+    def _swallow(self, ev: Event, contact: Contact, batch: _Batch) -> None:
+        """An event under an erased contact's ids: folded as nothing, and scrubbed."""
+        batch.swallowed.append((ev.partition, ev.offset))
+        if not is_customer_event(ev):
+            # A message of theirs that was on its way: its outcome may have reached its row.
+            batch.erasures[contact.id] = contact.erased_at
+        if ev.forwarded:
+            # Sent on from another partition, where the original stands under its own key.
+            batch.scrub_keys.update(k for k in (ev.user_id, ev.anonymous_id) if k)
+
+    async def _scrub(self, batch: _Batch) -> None:
+        """Before the commit of a batch that erases: the erased contacts' events in the log
+        (under every id of theirs, merged ones too), the events it folded as nothing, and
+        what the batch itself made for them. Before, not after: a crash in between folds the
+        scrubbed events again, which leaves the same tombstone, whereas a crash after the
+        commit would leave the log unscrubbed for good."""
+        if not batch.erasures and not batch.swallowed and not batch.scrub_keys:
+            return
+        keys = set(batch.scrub_keys)
+        merged = [src for src, dst in batch.merges.items() if dst in batch.erased]
+        for cid in (*batch.erased, *merged):
+            keys.add(cid)
+            keys.update(await self._state.identities_of(cid))
+        keys.update(k for k, cid in batch.identities.items() if cid in batch.erased)
+        if keys:
+            await self._log.scrub_contact(sorted(keys))
+        if batch.swallowed:
+            await self._log.scrub_events(batch.swallowed)
+        keys.update(batch.erasures)
+        batch.lifecycle = [scrub_event(e) if e.contact_key in keys else e for e in batch.lifecycle]
+        for row in batch.intents:
+            if row.intent.contact_id in keys:
+                row.intent = scrub_intent(row.intent)
+                if row.status in WAITING:
+                    row.status, row.last_text = OutboxStatus.SUPPRESSED, ERASED_TEXT
 
     # -- suppression ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from mailpulse.access import AccessStore, KeyRing, ProjectKeys
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
+from mailpulse.privacy.retention import keep_retention
 from mailpulse.project import Project
 from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
@@ -144,7 +145,11 @@ class Pipeline:
             await self.courier.start()
         for runner in self.runners:
             await runner.start()
-        stages = [("dedup-window", self._forget_old_message_ids), ("api-keys", self.keys.run)]
+        stages = [
+            ("dedup-window", self._forget_old_message_ids),
+            ("api-keys", self.keys.run),
+            ("event-retention", self._keep_retention),
+        ]
         if self.catalogs is not None:
             stages.append(("catalog-events", self.catalogs.run))
         stages.append(("breaker", self.breaker.run))
@@ -179,6 +184,10 @@ class Pipeline:
         while True:
             await self.log.forget_message_ids(self._clock() - window)
             await asyncio.sleep(min(window / 10, 600))
+
+    async def _keep_retention(self) -> None:
+        retention = self.project.durations.event_retention
+        await keep_retention(self.log, self.state, retention, self.metrics, self._clock)
 
     async def _update_gauges(self) -> None:
         assert isinstance(self.bus, InProcessBus)

@@ -107,7 +107,8 @@ class SegmentBackfill:
         contacts: list[Contact] = []
         after = ""
         while page := await self._state.contacts_after(after, PAGE):
-            contacts += [c for c in page if self._mine(c.id)]
+            # An erased contact is in no segment, whatever its (scrubbed) history says.
+            contacts += [c for c in page if self._mine(c.id) and not c.erased_at]
             after = page[-1].id
         return contacts
 
