@@ -25,14 +25,15 @@ def project(tmp_path: Path) -> Path:
 def test_validate_accepts_a_good_project(project: Path) -> None:
     result = runner.invoke(app, ["validate", str(project)])
     assert result.exit_code == 0, result.output
-    assert "2 templates, 2 journeys, 0 segments" in result.output
+    # The project's two templates and the built-in confirmation email.
+    assert "3 templates, 2 journeys, 0 segments, 2 topics" in result.output
 
 
 def test_validate_accepts_the_demo_shop() -> None:
     shop = Path(__file__).resolve().parents[1] / "examples" / "shop"
     result = runner.invoke(app, ["validate", str(shop)])
     assert result.exit_code == 0, result.output
-    assert "9 templates, 8 journeys, 2 segments" in result.output
+    assert "10 templates, 8 journeys, 2 segments, 4 topics" in result.output
 
 
 def test_journey_typo_names_file_line_and_fix(project: Path) -> None:

@@ -20,6 +20,7 @@ from mailpulse.audience.import_command import import_contacts
 from mailpulse.campaigns.command import campaign_app
 from mailpulse.errors import ProjectError
 from mailpulse.feedback.command import bounce_app
+from mailpulse.policy.breaker_command import breaker_app
 from mailpulse.policy.suppression_command import suppression_app
 from mailpulse.privacy.command import contact_app
 
@@ -35,6 +36,7 @@ dkim_app = typer.Typer(help="DKIM keys.", no_args_is_help=True)
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(suppression_app, name="suppression")
+app.add_typer(breaker_app, name="breaker")
 app.add_typer(bounce_app, name="bounce")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contact_app, name="contact")
@@ -89,12 +91,13 @@ async def _serve(app_: Any, host: str, port: int, stop: asyncio.Event | None = N
 
 @app.command()
 def validate(project: Annotated[Path, typer.Argument(help="The project folder.")] = Path(".")):
-    """Check a project: mailpulse.toml, templates, journeys and segments. Errors name file
-    and line."""
+    """Check a project: mailpulse.toml, templates (mailpulse's built-in ones counted), journeys,
+    segments and topics. Errors name file and line."""
     loaded = _load(project)
     console.print(
         f"[green]ok[/] {loaded.root}: {len(loaded.templates.names())} templates, "
-        f"{len(loaded.journeys)} journeys, {len(loaded.segments)} segments"
+        f"{len(loaded.journeys)} journeys, {len(loaded.segments)} segments, "
+        f"{len(loaded.topics)} topics"
     )
 
 
