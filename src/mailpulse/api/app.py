@@ -17,6 +17,7 @@ from mailpulse import __version__
 from mailpulse.api.admin import admin_router
 from mailpulse.api.admin_gate import AdminGate
 from mailpulse.api.audit import audit_router
+from mailpulse.api.breaker import breaker_router
 from mailpulse.api.campaigns import campaigns_router
 from mailpulse.api.catalogs import catalogs_router
 from mailpulse.api.consent import consent_router
@@ -77,6 +78,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
     app.include_router(shaping_router(pipeline.state, pipeline.project, pipeline.traffic))
     app.include_router(contacts_import_router(pipeline.append, pipeline.state))
     app.include_router(suppressions_router(pipeline.state, pipeline.metrics))
+    app.include_router(breaker_router(pipeline.breaker))
     app.include_router(consent_router(pipeline.state))
     app.include_router(
         subscription_pages_router(

@@ -45,11 +45,14 @@ from mailpulse.campaigns import (
 from mailpulse.campaigns.abtest import REST, TEST, WAIT
 from mailpulse.campaigns.decision import Counts, decode_decision, figures, picked
 from mailpulse.project import Project
+from mailpulse.runtime.breaker import holding
 from mailpulse.store import CampaignRecord, StateStore
 from mailpulse.yamlnodes import suggest
 
 _decode = msgspec.json.Decoder(Campaign).decode
 _encode = msgspec.json.Encoder().encode
+# A campaign in these reads recipients on (or will), which the protective breaker stops.
+_HELD_WHILE = (SCHEDULED, SENDING, TESTING, AWAITING_DECISION)
 # What each action may move a campaign from, and to (a sent campaign takes none).
 _MOVES: dict[str, tuple[tuple[str, ...], str]] = {
     "pause": ((SCHEDULED, SENDING, TESTING, AWAITING_DECISION), PAUSED),
@@ -156,6 +159,9 @@ class CampaignOut(BaseModel):
     audience: int | None = None
     messages: dict[str, int] | None = None  # per delivery state, for one campaign
     ab_test: AbTestOut | None = None
+    # Why its messages wait and no further recipient is read: the protective breaker tripped
+    # (see GET /admin/breaker); None while marketing goes out.
+    held: str | None = None
 
 
 def _ab_test_out(record: CampaignRecord, campaign: Campaign, counts: Counts | None) -> AbTestOut:
@@ -187,8 +193,14 @@ def _out(
     messages: dict[str, int] | None = None,
     members: dict[str, int] | None = None,
     counts: Counts | None = None,
+    held: str | None = None,
 ) -> CampaignOut:
+    """`held`: why marketing is held now, shown for a campaign that has recipients to read or
+    messages waiting."""
     campaign = _decode(record.body)
+    waiting = messages is not None and any(messages.get(s) for s in ("queued", "deferred"))
+    if record.status not in _HELD_WHILE and not waiting:
+        held = None
     audience = None
     if members is not None and campaign.segment is not None:
         audience = members.get(campaign.segment, 0)
@@ -209,6 +221,7 @@ def _out(
         audience=audience,
         messages=messages,
         ab_test=None if campaign.ab_test is None else _ab_test_out(record, campaign, counts),
+        held=held,
     )
 
 
@@ -265,7 +278,8 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
 
     @router.get("", response_model=list[CampaignOut], responses=ERRORS)
     async def list_campaigns() -> list[CampaignOut]:
-        return [_out(record) for record in await state.campaigns()]
+        held = holding(await state.breaker())
+        return [_out(record, held=held) for record in await state.campaigns()]
 
     @router.get("/{campaign_id}", response_model=CampaignOut, responses={**ERRORS, **not_found})
     async def get_campaign(campaign_id: str) -> CampaignOut:
@@ -273,7 +287,8 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
         messages = await state.campaign_messages(campaign_id)
         tested = _decode(record.body).ab_test is not None
         counts = await state.variant_counts(campaign_id) if tested else None
-        return _out(record, messages, await state.segment_members(), counts)
+        held = holding(await state.breaker())
+        return _out(record, messages, await state.segment_members(), counts, held)
 
     async def move(campaign_id: str, action: str) -> CampaignOut:
         record = await record_of(campaign_id)

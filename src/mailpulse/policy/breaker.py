@@ -76,9 +76,15 @@ class Figures:
         rate = self.rate
         shown = "no rate" if rate is None else format_percent(rate)
         return (
-            f"{shown}: {self.complaints:,} complaints about {self.sends:,} marketing messages "
-            f"sent in the last {_hours(self.at - self.since)}"
+            f"{shown}: {counted(self.complaints, 'complaint')} about "
+            f"{counted(self.sends, 'marketing message')} sent in the last "
+            f"{_hours(self.at - self.since)}"
         )
+
+
+def counted(n: int, what: str) -> str:
+    """How many of `what`: "1 complaint", "2,000 marketing messages"."""
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
 
 
 def _hours(seconds: float) -> str:

@@ -25,7 +25,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from mailpulse.observe import Metrics
 from mailpulse.policy.breaker import (
@@ -36,6 +35,7 @@ from mailpulse.policy.breaker import (
     format_percent,
     judge,
 )
+from mailpulse.policy.suppression import iso
 from mailpulse.store import StateStore
 from mailpulse.store.interface import BreakerRecord
 
@@ -55,8 +55,11 @@ class ResumeRefused(Exception):
         self.reason, self.forcible = reason, forcible
 
 
-def iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def holding(record: BreakerRecord) -> str | None:
+    """Why marketing is held, or None when it goes out."""
+    if record.tripped_at is None:
+        return None
+    return f"the protective breaker tripped at {iso(record.tripped_at)}: {record.reason}"
 
 
 class Breaker:
@@ -80,10 +83,7 @@ class Breaker:
 
     def holding(self) -> str | None:
         """Why marketing is held, or None when it goes out (as last read)."""
-        record = self.record
-        if record.tripped_at is None:
-            return None
-        return f"the protective breaker tripped at {iso(record.tripped_at)}: {record.reason}"
+        return holding(self.record)
 
     async def run(self) -> None:
         while True:
@@ -99,6 +99,11 @@ class Breaker:
             sends = max(0, sends - record.baseline_sends)
             complaints = max(0, complaints - record.baseline_complaints)
         return Figures(sends=sends, complaints=complaints, since=since, at=now)
+
+    async def standing(self) -> tuple[BreakerRecord, Figures]:
+        """The breaker as stored, and the figures it judges now."""
+        record = await self._state.breaker()
+        return record, await self.figures(record, self._clock())
 
     async def evaluate(self) -> Figures:
         """Judge the rate once, and make the moves it calls for."""
