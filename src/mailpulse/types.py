@@ -108,6 +108,23 @@ class VariantSent(msgspec.Struct, kw_only=True, omit_defaults=True):
     counted: list[str] = msgspec.field(default_factory=list)  # "sent", "opens", ...
 
 
+class MessageEngagement(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one message a contact got was counted for already, each figure once (opened,
+    clicked, and the same by a machine), and when a person clicked it."""
+
+    counted: list[str] = msgspec.field(default_factory=list)
+    clicked_at: float = 0.0
+
+
+class LastClick(msgspec.Struct, kw_only=True):
+    """The last message a contact clicked (a person, not a machine), which a conversion is
+    attributed to: when, and what the click said of the message (its key, campaign, journey,
+    variant, template)."""
+
+    at: float
+    message: dict[str, Any]
+
+
 class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A profile: the fold of every event of one canonical contact.
 
@@ -144,6 +161,10 @@ class Contact(msgspec.Struct, kw_only=True, omit_defaults=True):
     # When the contact was erased (see mailpulse.privacy): all that is left of it is its id,
     # and its ids stay erased, their later events folded as nothing.
     erased_at: float = 0.0
+    # Send key → what its message was counted for (see mailpulse.runtime.engagement), for the
+    # latest messages opened or clicked; and the last one a person clicked.
+    engaged: dict[str, MessageEngagement] = msgspec.field(default_factory=dict)
+    last_click: LastClick | None = None
 
 
 class MessageClass(StrEnum):

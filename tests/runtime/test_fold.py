@@ -13,6 +13,7 @@ import pytest
 
 from mailpulse.audience.segments import SegmentSet
 from mailpulse.bus import InProcessBus
+from mailpulse.campaigns.abtest import Conversion
 from mailpulse.journeys import JourneyDefinition, parse_journey
 from mailpulse.observe import Metrics
 from mailpulse.policy import NO_POLICY, SendPolicy
@@ -53,6 +54,7 @@ class Harness:
         journeys: dict[str, JourneyDefinition] | None = None,
         policy: SendPolicy = NO_POLICY,
         segments: SegmentSet | None = None,
+        conversion: Conversion | None = None,
     ) -> None:
         self.log = SqliteEventLog(data / "log.db")
         self.state = SqliteStateStore(data / "state.db")
@@ -69,6 +71,7 @@ class Harness:
             clock=clock,
             policy=policy,
             segments=segments,
+            conversion=conversion,
         )
 
     async def append(self, events: list[Event]) -> list[Event]:

@@ -79,6 +79,10 @@ def merge_contacts(target: Contact, source: Contact) -> None:
     target.variants = {**source.variants, **target.variants}
     target.lists = lists.merged(target.lists, source.lists)
     target.consent = {**source.consent, **target.consent}
+    # What each message was counted for stays counted; conversions go to the later click.
+    target.engaged = {**source.engaged, **target.engaged}
+    clicks = [c for c in (source.last_click, target.last_click) if c is not None]
+    target.last_click = max(clicks, key=lambda c: c.at) if clicks else None
 
 
 def _merged_segment_state(target: SegmentState, source: SegmentState) -> SegmentState:

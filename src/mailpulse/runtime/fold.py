@@ -26,7 +26,7 @@ from mailpulse.audience.segments.evaluate import holds
 from mailpulse.audience.segments.incremental import KeptHistory
 from mailpulse.bus import Bus, BusUnavailable, partition_of
 from mailpulse.campaigns import CANCELLED, Campaign, campaign_of_key
-from mailpulse.campaigns.abtest import CLICKS, CONVERSIONS, OPENS, SENT
+from mailpulse.campaigns.abtest import CLICKS, CONVERSIONS, OPENS, SENT, Conversion
 from mailpulse.journeys import (
     BranchStep,
     ContactTime,
@@ -57,6 +57,7 @@ from mailpulse.policy.suppression import (
 )
 from mailpulse.privacy.erasure import ERASED_BY, address_hashes_of
 from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
+from mailpulse.runtime.engagement import engage, is_machine
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -263,6 +264,9 @@ class _Batch:
         self.segment_members: Counter[str] = Counter()
         self.variant_counts: Counter[tuple[str, str, str]] = Counter()
         self.suppressions: list[Suppression] = []
+        # (owner, figure) → what opens, clicks and conversions add (runtime.engagement).
+        self.engagement: Counter[tuple[str, str]] = Counter()
+        self.revenue: Counter[tuple[str, str]] = Counter()
         self.lifted: list[tuple[str, str]] = []  # (address hash, topic) of unsubscribes lifted
         self.consents: list[ConsentRecord] = []
         self.soft_bounces: list[SoftBounce] = []
@@ -294,8 +298,14 @@ class FoldWorker:
         foresee: Callable[[SendIntent], None] | None = None,
         policy: SendPolicy = NO_POLICY,
         segments: SegmentSet | None = None,
+        conversion: Conversion | None = None,
     ) -> None:
+        """`conversion`: the project's conversion event, attributed to the last click."""
         self._policy = policy
+        self._conversion = conversion
+        self._engaging = {Lifecycle.OPENED.value, Lifecycle.CLICKED.value}
+        if conversion is not None:
+            self._engaging.add(conversion.event)
         self._segments = segments or None
         self._interests = InterestIndex(journeys.values())
         # Message id of an event about an object → its audience: journey ids by contact.
@@ -494,6 +504,11 @@ class FoldWorker:
             segment_members={seg: n for seg, n in batch.segment_members.items() if n},
             lifecycle=batch.lifecycle,
             suppressions=batch.suppressions,
+            engagement=[
+                (owner, figure, n, batch.revenue[owner, figure])
+                for (owner, figure), n in batch.engagement.items()
+                if n or batch.revenue[owner, figure]
+            ],
             lifted=batch.lifted,
             consents=batch.consents,
             soft_bounces=batch.soft_bounces,
@@ -576,6 +591,8 @@ class FoldWorker:
             before = self._segments.next_change_at(contact.segments)
             changes = self._segments.apply(contact.segments, contact, ev, now)
             self._segments_changed(contact, changes, ev.message_id, before, batch)
+        if ev.event in self._engaging and "fan_out" not in ev.context:
+            self._engage(ev, contact, batch)
         if _campaign_of(ev) is not None:
             self._campaign_send(ev, contact, now, batch)
             return
@@ -1331,6 +1348,8 @@ class FoldWorker:
         its window after the send. Each at most once per contact, in the commit that stores
         the contact's note of it: exactly once, replays included."""
         figure = _ENGAGEMENTS.get(ev.event or "")
+        if figure in (OPENS, CLICKS) and is_machine(ev):
+            figure = None  # a machine's (mailpulse.feedback.machines), not a person's
         if figure is not None:
             campaign_id = _named_campaign(ev.properties)
             noted = contact.variants.get(campaign_id or "")
@@ -1349,6 +1368,23 @@ class FoldWorker:
                 and noted.sent_at <= ev.received_at <= noted.sent_at + conversion.within
             ):
                 self._count_once(contact, campaign_id, noted, CONVERSIONS, batch)
+
+    def _engage(self, ev: Event, contact: Contact, batch: _Batch) -> None:
+        """Opens, clicks and conversions counted for their campaigns and journeys, and the
+        `Email Converted` a conversion calls for (see mailpulse.runtime.engagement)."""
+        found = engage(ev, contact, self._conversion)
+        if found is None:
+            return
+        batch.contacts.add(contact.id)
+        batch.engagement.update(found.counts)
+        batch.revenue.update(found.amounts)
+        if found.converted is not None:
+            batch.lifecycle.append(found.converted)
+        noted = contact.variants.get(found.retracted_click or "")
+        if found.retracted_click and noted is not None and CLICKS in noted.counted:
+            # A scanner's first click, counted for the A/B test as a person's: taken back.
+            noted.counted.remove(CLICKS)
+            batch.variant_counts[found.retracted_click, noted.variant, CLICKS] -= 1
 
     def _count_once(
         self, contact: Contact, campaign_id: str, noted: VariantSent, figure: str, batch: _Batch

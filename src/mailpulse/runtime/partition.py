@@ -74,6 +74,7 @@ class PartitionRunner:
             foresee=self.sender.foresee,
             policy=project.send_policy,
             segments=project.segment_set(),
+            conversion=project.conversion,
         )
         reading = project.config.campaigns
         self.campaigns = CampaignRunner(

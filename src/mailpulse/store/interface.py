@@ -134,6 +134,9 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     journey_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
     # (campaign id, variant, figure, how many) to add to the counts of a campaign's A/B test.
     variant_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
+    # (owner, figure, how many, amount) to add to the engagement figures of a campaign or
+    # journey (`campaign:<id>`, `journey:<id>`; see mailpulse.runtime.engagement).
+    engagement: list[tuple[str, str, int, float]] = msgspec.field(default_factory=list)
     # Lifecycle events bound for the log: kept with the state change (a transactional outbox)
     # and shipped to the log after the commit, off the path of the send.
     lifecycle: list[Event] = msgspec.field(default_factory=list)
@@ -314,6 +317,10 @@ class StateStore(Protocol):
 
     async def variant_counts(self, campaign_id: str) -> dict[tuple[str, str], int]:
         """(variant, figure) → how many contacts of its test share, across all partitions."""
+        ...
+
+    async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
+        """A campaign's or journey's engagement figures: figure → (how many, amount)."""
         ...
 
     async def queued_count(self) -> int:

@@ -109,6 +109,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
     await _many(conn, Q["note-interest"], change.interests)
     await _many(conn, Q["add-journey-count"], change.journey_counts)
     await _many(conn, Q["add-variant-count"], change.variant_counts)
+    await _many(conn, Q["add-engagement"], change.engagement)
     if change.segment_set is not None:
         await conn.execute(Q["set-segment-set"], partition, change.segment_set)
         await conn.execute(Q["clear-segment-members"], partition)
@@ -339,6 +340,10 @@ class PostgresStateStore:
     async def variant_counts(self, campaign_id: str) -> dict[tuple[str, str], int]:
         rows = await self._db.fetch(Q["variant-counts"], campaign_id)
         return {(variant, figure): count for variant, figure, count in rows}
+
+    async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
+        rows = await self._db.fetch(Q["engagement"], owner)
+        return {figure: (count, amount) for figure, count, amount in rows}
 
     async def queued_count(self) -> int:
         count: int = await self._db.fetchval(Q["queued-count"])

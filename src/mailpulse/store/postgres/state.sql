@@ -239,6 +239,15 @@ DO UPDATE SET count = variant_counts.count + excluded.count
 -- name: variant-counts
 SELECT variant, figure, count FROM variant_counts WHERE campaign_id = $1
 
+-- name: add-engagement
+INSERT INTO engagement_counts (owner, figure, count, amount) VALUES ($1, $2, $3, $4)
+ON CONFLICT (owner, figure) DO UPDATE
+SET count = engagement_counts.count + excluded.count,
+    amount = engagement_counts.amount + excluded.amount
+
+-- name: engagement
+SELECT figure, count, amount FROM engagement_counts WHERE owner = $1
+
 -- name: advance-campaign
 -- Only while it runs: a pause or cancel that came meanwhile stands.
 UPDATE campaigns SET cursor = $1, appended = appended + $2, status = $3, updated_at = $4

@@ -63,6 +63,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
     conn.executemany(Q["note-interest"], change.interests)
     conn.executemany(Q["add-journey-count"], change.journey_counts)
     conn.executemany(Q["add-variant-count"], change.variant_counts)
+    conn.executemany(Q["add-engagement"], change.engagement)
     if change.segment_set is not None:
         conn.execute(Q["set-segment-set"], (change.segment_set,))
         conn.execute(Q["clear-segment-members"])
@@ -321,6 +322,10 @@ class SqliteStateStore:
         query = Q["variant-counts"]
         rows = self._db.read(lambda c: c.execute(query, (campaign_id,)).fetchall())
         return {(variant, figure): count for variant, figure, count in rows}
+
+    async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
+        rows = self._db.read(lambda c: c.execute(Q["engagement"], (owner,)).fetchall())
+        return {figure: (count, amount) for figure, count, amount in rows}
 
     async def queued_count(self) -> int:
         return int(self._db.read(lambda c: c.execute(Q["queued-count"]).fetchone()[0]))

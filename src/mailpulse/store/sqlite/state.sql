@@ -89,6 +89,15 @@ CREATE TABLE IF NOT EXISTS variant_counts (
     count       INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, variant, figure)
 ) WITHOUT ROWID;
+-- Opens, clicks (by people and by machines) and conversions, with their revenue, per campaign
+-- or journey (`owner`: campaign:<id>, journey:<id>); see mailpulse.runtime.engagement.
+CREATE TABLE IF NOT EXISTS engagement_counts (
+    owner  TEXT NOT NULL,
+    figure TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    amount REAL NOT NULL,
+    PRIMARY KEY (owner, figure)
+) WITHOUT ROWID;
 -- Sends counted against a quota ([delivery.limits] hourly, daily), per window of it.
 CREATE TABLE IF NOT EXISTS send_quotas (
     name    TEXT PRIMARY KEY,
@@ -413,6 +422,14 @@ ON CONFLICT (campaign_id, variant, figure) DO UPDATE SET count = count + exclude
 
 -- name: variant-counts
 SELECT variant, figure, count FROM variant_counts WHERE campaign_id = ?
+
+-- name: add-engagement
+INSERT INTO engagement_counts (owner, figure, count, amount) VALUES (?, ?, ?, ?)
+ON CONFLICT (owner, figure) DO UPDATE
+SET count = count + excluded.count, amount = amount + excluded.amount
+
+-- name: engagement
+SELECT figure, count, amount FROM engagement_counts WHERE owner = ?
 
 -- name: advance-campaign
 -- Only while it runs: a pause or cancel that came meanwhile stands.
