@@ -4,7 +4,8 @@ A key is 256 random bits, shown once when it is made; only its SHA-256 is stored
 prefix of it that names the key in lists and in the audit log without letting anyone use it.
 A presented key is hashed and its digest looked up: the digest of a guess says nothing about
 the stored digests' bytes, so the look-up leaks nothing an attacker can steer (the digests are
-compared with `hmac.compare_digest` all the same).
+compared with `hmac.compare_digest` all the same). A node remembers the keys it found, as
+presented, so that the next request with one costs a dict look-up (see mailpulse.access.ring).
 """
 
 from __future__ import annotations

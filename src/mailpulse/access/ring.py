@@ -49,6 +49,11 @@ class KeyRing:
         # Digest → (the digest, who): the project's keys, then the scoped keys, revoked too
         # (a revoked key is refused as such, not as unknown).
         self._known: dict[bytes, tuple[bytes, Principal]] = {}
+        # Keys presented and found, as presented: the next request with one costs a dict
+        # look-up, not a hash. Only keys in force get here (so its size is bounded by theirs),
+        # and it is emptied whenever the keys change. A look-up compares a key's string only
+        # when its 64-bit hash (keyed per process) is equal, so a guess learns nothing from it.
+        self._seen: dict[str, Principal] = {}
         self._version: int | None = None
         self._readers = 0  # scoped keys that may use the admin API
         self._install([])
@@ -57,10 +62,15 @@ class KeyRing:
         """Who a presented key is, or None for no key or an unknown one."""
         if not key:
             return None
+        seen = self._seen.get(key)
+        if seen is not None:
+            return seen
         digest = digest_of(key)
         known = self._known.get(digest)
         if known is None or not hmac.compare_digest(known[0], digest):
             return None
+        if not known[1].revoked:
+            self._seen[key] = known[1]
         return known[1]
 
     @property
@@ -108,6 +118,7 @@ class KeyRing:
         # random bits each).
         known.update((d, (d, p)) for d, p in self._project.principals.items())
         self._known = known
+        self._seen = {}
         self._readers = sum(
             1 for k in keys if k.revoked_at is None and k.scope in (Scope.READ, Scope.ADMIN)
         )
