@@ -6,6 +6,7 @@ audit log; and the same through `mailpulse contact`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,6 +118,16 @@ async def test_an_erased_contact_leaves_nothing_personal(server: Server) -> None
     for personal in PERSONAL:
         assert personal not in later.text
     assert len(later.json()["events"]) == len(exported["events"]) + 2
+
+    # Nor does another contact take an erased id over by naming it.
+    await server.send(
+        "identify", {"userId": "u-other", "anonymousId": "anon-u-ana", "traits": {"x": 1}}
+    )
+    async with asyncio.timeout(10):
+        while (other := await server.admin.get("/admin/contacts/u-other")).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert other.json()["identities"] == ["u-other"]
+    assert (await server.admin.get("/admin/contacts/anon-u-ana")).json()["id"] == "u-ana"
 
     # The address is never mailed again, whoever it comes back as.
     await server.send(
