@@ -32,6 +32,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Server, Sink]]:
     project = write_project(tmp_path / "project", sink.port)
     with (project / "mailpulse.toml").open("a") as toml:
         toml.write(f'\n[tracking]\nscanner_window = "{WINDOW:g}s"\n')
+        toml.write('\n[conversions]\nevent = "Order Completed"\nrevenue = "total"\n')
     try:
         async with running_server(project, Deployment("embedded", tmp_path / "data")) as server:
             yield server, sink
@@ -170,3 +171,42 @@ async def test_a_bad_click_token_is_a_404_and_never_a_redirect(served) -> None:
     assert page.status_code == 404 and "not valid" in page.text
     await asyncio.sleep(0.3)
     assert not [e for e in await server.events("u-bad") if e["event"] == "Email Clicked"]
+
+
+async def test_journey_stats_show_what_its_messages_did(served) -> None:
+    server, sink = served
+    link, pixel = await welcomed(server, sink, "u-stats")
+    await server.wait_event("u-stats", "Email Sent")
+    await asyncio.sleep(WINDOW)
+    async with browser() as client:
+        await client.get(local(pixel, server))
+        await client.get(local(link, server))
+    async with browser("Mozilla/5.0") as apple:
+        await apple.get(local(pixel, server))
+    await engagements(server, "u-stats", "Email Clicked", 1)
+    r = await server.send(
+        "track", {"userId": "u-stats", "event": "Order Completed", "properties": {"total": 42.5}}
+    )
+    assert r.status_code == 200
+    [converted] = await engagements(server, "u-stats", "Email Converted", 1)
+    assert converted["properties"]["journey"] == "welcome"
+    assert converted["properties"]["revenue"] == 42.5
+    async with asyncio.timeout(10):
+        while True:
+            r = await server.admin.get("/admin/journeys/welcome")
+            figures = r.json()["engagement"]
+            if figures["converted"]:
+                break
+            await asyncio.sleep(0.05)
+    assert figures == {
+        "sent": 1,
+        "opened": 1,
+        "clicked": 1,
+        "machine_opened": 1,
+        "machine_clicked": 0,
+        "converted": 1,
+        "revenue": 42.5,
+        "open_rate": 1.0,
+        "click_rate": 1.0,
+        "conversion_rate": 1.0,
+    }

@@ -82,6 +82,8 @@ async def test_opens_and_clicks_count_each_message_once_people_apart_from_machin
     async with running(tmp_path, clock, journeys={}) as h:
         await h.append(
             [
+                engaged("ann", Lifecycle.SENT, T - 1, SPRING),
+                engaged("bob", Lifecycle.SENT, T - 1, "campaign:spring:bob"),
                 engaged("ann", Lifecycle.OPENED, T, SPRING, True, rule="apple-proxy-agent"),
                 engaged("ann", Lifecycle.OPENED, T + 60, SPRING),
                 engaged("ann", Lifecycle.OPENED, T + 70, SPRING),
@@ -94,6 +96,7 @@ async def test_opens_and_clicks_count_each_message_once_people_apart_from_machin
         )
         await settled(h)
         assert await h.state.engagement("campaign:spring") == {
+            "sent": (2, 0.0),
             "machine_opened": (2, 0.0),  # ann's message and bob's
             "opened": (1, 0.0),
             "machine_clicked": (1, 0.0),

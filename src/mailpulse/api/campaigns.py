@@ -4,7 +4,8 @@ resume or cancel it.
     POST /admin/campaigns                   {"id", "template", "audience", "topic"?, "sender"?,
                                              "send_at"?}
     GET  /admin/campaigns                   every campaign, where it stands
-    GET  /admin/campaigns/{id}              one, with its messages per delivery state
+    GET  /admin/campaigns/{id}              one, with its messages per delivery state and
+                                            what they did (opened, clicked, converted)
     POST /admin/campaigns/{id}/pause|resume|cancel
     POST /admin/campaigns/{id}/winner       {"variant": "b"}: the rest of an A/B test's audience
                                             gets it, whatever the test says or would say
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailpulse.api.auth import require_admin
+from mailpulse.api.engagement import EngagementOut, engagement_of
 from mailpulse.api.models import ERRORS
 from mailpulse.audience import lists
 from mailpulse.audience.segments import DefinitionError
@@ -158,6 +160,8 @@ class CampaignOut(BaseModel):
     # take the ones without an address); None for "all".
     audience: int | None = None
     messages: dict[str, int] | None = None  # per delivery state, for one campaign
+    # Opens, clicks (people apart from machines), conversions and revenue, for one campaign.
+    engagement: EngagementOut | None = None
     ab_test: AbTestOut | None = None
     # Why its messages wait and no further recipient is read: the protective breaker tripped
     # (see GET /admin/breaker); None while marketing goes out.
@@ -194,6 +198,7 @@ def _out(
     members: dict[str, int] | None = None,
     counts: Counts | None = None,
     held: str | None = None,
+    engagement: EngagementOut | None = None,
 ) -> CampaignOut:
     """`held`: why marketing is held now, shown for a campaign that has recipients to read or
     messages waiting."""
@@ -220,6 +225,7 @@ def _out(
         queued=record.appended,
         audience=audience,
         messages=messages,
+        engagement=engagement,
         ab_test=None if campaign.ab_test is None else _ab_test_out(record, campaign, counts),
         held=held,
     )
@@ -288,7 +294,8 @@ def campaigns_router(state: StateStore, project: Project) -> APIRouter:
         tested = _decode(record.body).ab_test is not None
         counts = await state.variant_counts(campaign_id) if tested else None
         held = holding(await state.breaker())
-        return _out(record, messages, await state.segment_members(), counts, held)
+        engagement = await engagement_of(state, f"campaign:{campaign_id}")
+        return _out(record, messages, await state.segment_members(), counts, held, engagement)
 
     async def move(campaign_id: str, action: str) -> CampaignOut:
         record = await record_of(campaign_id)

@@ -1,5 +1,6 @@
 """The admin API of journeys: how each is doing (entries, finishes, exits, the way contacts
-went at each split and branch, per version), and pause, resume and archive.
+went at each split and branch, per version; what its messages did: opened, clicked, converted,
+revenue), and pause, resume and archive.
 
 Paused: nobody enters, and contacts in it stay where they are (their timers wait) until it is
 resumed; a goal met while paused still ends a contact's run. Archived: nobody enters, and
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from mailpulse.api.auth import require_admin
+from mailpulse.api.engagement import EngagementOut, engagement_of
 from mailpulse.api.models import ERRORS
 from mailpulse.project import Project
 from mailpulse.runtime.fold import ARCHIVED, CONTROLS_EVERY, PAUSED
@@ -42,6 +44,7 @@ class JourneyOut(BaseModel):
     trigger: str
     active: int
     versions: list[VersionOut]
+    engagement: EngagementOut  # of its messages, all versions
 
 
 class JourneysOut(BaseModel):
@@ -98,6 +101,7 @@ def journeys_router(state: StateStore, project: Project) -> APIRouter:
             trigger=what,
             active=active,
             versions=_versions(await state.journey_counts(journey_id)),
+            engagement=await engagement_of(state, f"journey:{journey_id}"),
         )
 
     @router.get("", response_model=JourneysOut, responses=ERRORS)

@@ -3,6 +3,7 @@ machines, and conversions attributed to the last message a person clicked.
 
 For each campaign and journey (`owner`: `campaign:<id>`, `journey:<id>`) the fold keeps:
 
+- `sent`: messages sent (an `Email Sent`, once per message), what the rates are of;
 - `opened`, `clicked`: messages a person opened, clicked (each message once);
 - `machine_opened`, `machine_clicked`: messages a machine opened, clicked (each once; see
   mailpulse.feedback.machines for who counts as one);
@@ -34,9 +35,11 @@ from mailpulse.feedback.machines import BURST, BURST_SECONDS
 from mailpulse.runtime.lifecycle import Lifecycle
 from mailpulse.types import Contact, Event, EventType, LastClick, MessageEngagement
 
-OPENED, CLICKED, CONVERTED = "opened", "clicked", "converted"
+SENT, OPENED, CLICKED, CONVERTED = "sent", "opened", "clicked", "converted"
 MACHINE_OPENED, MACHINE_CLICKED = "machine_opened", "machine_clicked"
-FIGURES = (OPENED, CLICKED, MACHINE_OPENED, MACHINE_CLICKED, CONVERTED)
+FIGURES = (SENT, OPENED, CLICKED, MACHINE_OPENED, MACHINE_CLICKED, CONVERTED)
+# The lifecycle events counted, besides the project's conversion event.
+ENGAGING = frozenset((Lifecycle.SENT.value, Lifecycle.OPENED.value, Lifecycle.CLICKED.value))
 KEPT_MESSAGES = 50
 # What the click says of its message, kept for the conversion attributed to it.
 _ABOUT_MESSAGE = ("key", "template", "message_class", "campaign", "variant", "journey", "step")
@@ -45,9 +48,10 @@ _ABOUT_MESSAGE = ("key", "template", "message_class", "campaign", "variant", "jo
 @dataclass
 class Engagement:
     """What one event changed: counts by (owner, figure) with the amount each adds, the
-    `Email Converted` it called for, and the campaign whose A/B click count a scanner's burst
-    takes back (the fold keeps those counts)."""
+    `Email Converted` it called for, the campaign whose A/B click count a scanner's burst
+    takes back (the fold keeps those counts), and whether the contact's notes changed."""
 
+    contact_changed: bool = True
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     amounts: Counter[tuple[str, str]] = field(default_factory=Counter)
     converted: Event | None = None
@@ -77,6 +81,13 @@ def engage(event: Event, contact: Contact, conversion: Conversion | None) -> Eng
     """What `event` counts for; None when nothing. Changes the contact's notes."""
     if event.type != EventType.TRACK:
         return None
+    if event.event == Lifecycle.SENT:
+        if event.user_id is not None or event.anonymous_id is not None:
+            return None  # not ours
+        sent = Engagement(contact_changed=False)
+        for owner in owners(event.properties):
+            sent.counts[owner, SENT] += 1
+        return sent
     if event.event in (Lifecycle.OPENED, Lifecycle.CLICKED):
         return _opened_or_clicked(event, contact)
     if conversion is not None and event.event == conversion.event:
@@ -145,7 +156,7 @@ def _converted(event: Event, contact: Contact, conversion: Conversion) -> Engage
     if click is None or not click.at <= event.received_at <= click.at + conversion.within:
         return None
     revenue = _amount(event.properties.get(conversion.revenue))
-    result = Engagement()
+    result = Engagement(contact_changed=False)
     for owner in owners(click.message):
         result.counts[owner, CONVERTED] += 1
         result.amounts[owner, CONVERTED] += revenue

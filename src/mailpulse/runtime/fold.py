@@ -57,7 +57,7 @@ from mailpulse.policy.suppression import (
 )
 from mailpulse.privacy.erasure import ERASED_BY, address_hashes_of
 from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
-from mailpulse.runtime.engagement import engage, is_machine
+from mailpulse.runtime.engagement import ENGAGING, engage, is_machine
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
@@ -303,9 +303,7 @@ class FoldWorker:
         """`conversion`: the project's conversion event, attributed to the last click."""
         self._policy = policy
         self._conversion = conversion
-        self._engaging = {Lifecycle.OPENED.value, Lifecycle.CLICKED.value}
-        if conversion is not None:
-            self._engaging.add(conversion.event)
+        self._engaging = ENGAGING | ({conversion.event} if conversion is not None else set())
         self._segments = segments or None
         self._interests = InterestIndex(journeys.values())
         # Message id of an event about an object → its audience: journey ids by contact.
@@ -1375,7 +1373,8 @@ class FoldWorker:
         found = engage(ev, contact, self._conversion)
         if found is None:
             return
-        batch.contacts.add(contact.id)
+        if found.contact_changed:
+            batch.contacts.add(contact.id)
         batch.engagement.update(found.counts)
         batch.revenue.update(found.amounts)
         if found.converted is not None:
