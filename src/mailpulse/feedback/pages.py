@@ -41,6 +41,7 @@ from mailpulse.policy.consent import (
     GRANTED,
     ONE_CLICK,
     PREFERENCE_CENTER,
+    consent_problem,
     subscribed_event,
     unsubscribed_event,
 )
@@ -129,14 +130,11 @@ def preferences(
         found = by_topic.get(topic.id)
         if found is not None:
             state = UNSUBSCRIBED if found.reason == SuppressionReason.UNSUBSCRIBE else BLOCKED
-        elif topic.needs_consent:
-            given = consent.get(topic.id)
-            if given == CONFIRMED or (given == GRANTED and not topic.double_opt_in):
-                state = SUBSCRIBED
-            else:
-                state = AWAITING if given == GRANTED else NOT_SUBSCRIBED
+        elif consent_problem(consent, topic) is None:
+            state = SUBSCRIBED  # an opt-out topic, or an opt-in one with consent
         else:
-            state = SUBSCRIBED
+            # Asked and not confirmed yet (double opt-in), or never asked, or withdrawn.
+            state = AWAITING if consent.get(topic.id) == GRANTED else NOT_SUBSCRIBED
         choices.append(_choice(topic, state))
     return Preferences(all_marketing, tuple(choices))
 

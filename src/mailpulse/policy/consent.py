@@ -133,11 +133,12 @@ def apply_subscription(
     return SubscriptionChange(record, lift=lift)
 
 
-def consent_problem(contact: Contact, topic: Topic) -> str | None:
-    """Why marketing of `topic` may not go to `contact` for want of consent, or None."""
+def consent_problem(consent: Mapping[str, str], topic: Topic) -> str | None:
+    """Why marketing of `topic` may not go to a contact whose consent state (topic → latest
+    action, `Contact.consent`) is `consent`, or None."""
     if not topic.needs_consent:
         return None
-    state = contact.consent.get(topic.id)
+    state = consent.get(topic.id)
     if topic.double_opt_in:
         if state == CONFIRMED:
             return None

@@ -91,7 +91,7 @@ def check_send(
     if message_class != MessageClass.MARKETING:
         return ALLOW  # receipts and password resets are never capped or held
     defined = None if topic is None else policy.topics.get(topic)
-    problem = None if defined is None else consent_problem(contact, defined)
+    problem = None if defined is None else consent_problem(contact.consent, defined)
     if problem is not None:
         return Verdict(False, problem)
     cap = policy.frequency_cap
