@@ -190,9 +190,11 @@ def rendered_size(project_root: Path) -> int:
     """Bytes of one signed message as mailpulse builds it."""
     from mailpulse.project import load_project
     from mailpulse.runtime.courier_parts import message_factory
+    from mailpulse.tokens import TokenSigner
     from mailpulse.types import SendIntent
 
-    factory = message_factory(load_project(project_root))
+    # With tokens, as the couriers make it: its links, List-Unsubscribe and return path signed.
+    factory = message_factory(load_project(project_root), tokens=TokenSigner("b" * 64))
     intent = SendIntent(
         key="campaign:winter:r0",
         contact_id="r0",
