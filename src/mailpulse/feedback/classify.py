@@ -127,6 +127,36 @@ def classify(report: Report, rules: BounceRules | None = None) -> Classification
     return base
 
 
+def classify_reply(
+    address: str,
+    status: str,
+    diagnostic: str,
+    *,
+    delayed: bool = False,
+    transient: bool = False,
+    remote_mta: str = "",
+    rules: BounceRules | None = None,
+) -> RecipientResult:
+    """One recipient's failure as a sender's service reports it (an ESP's webhook): the
+    status and the server's words, judged as a DSN's recipient is. `delayed`: it is still
+    being tried. `transient`: the service calls the failure temporary; it is never hard then
+    (the address may work another time). The service's "permanent" is no such evidence: a
+    policy block it labels so is soft by its status and words, as it would be in a DSN."""
+    found = _recipient(
+        address,
+        "",
+        DELAYED if delayed else FAILED,
+        status,
+        diagnostic,
+        "",
+        remote_mta,
+        rules or builtin_rules(),
+    )
+    if transient and found.decision == Decision.HARD:
+        found.decision = Decision.SOFT
+    return found
+
+
 def _complaint(report: Report, base: Classification) -> Classification:
     feedback = report.feedback
     assert feedback is not None

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
@@ -30,13 +28,14 @@ from mailpulse.feedback.classify import (
     RecipientResult,
     classify_bytes,
 )
-from mailpulse.feedback.report import MAX_FIELD, subject_of
+from mailpulse.feedback.outcomes import complaint_event, failure_event, named
+from mailpulse.feedback.report import subject_of
 from mailpulse.feedback.rules import BounceRules
 from mailpulse.feedback.unsubscribe import unsubscribe_from_subject
 from mailpulse.feedback.verp import ReturnPath
 from mailpulse.observe import Metrics
 from mailpulse.policy.suppression import canonical_address
-from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.runtime.lifecycle import Lifecycle
 from mailpulse.tokens import TokenError, TokenSigner
 from mailpulse.types import Event, SendIntent
 
@@ -71,9 +70,6 @@ class Result:
     REFUSED = "refused_recipient"  # at RCPT: not one of our addresses
     ERROR = "error"
 
-
-# The reply code and status a diagnostic starts with, which the event carries apart.
-_REPLY_START = re.compile(r"^\s*[245]\d\d(?:[ -]+[245]\.\d{1,3}\.\d{1,3})?[ -]+")
 
 FindSend = Callable[[bytes], Awaitable[SendIntent | None]]
 Append = Callable[[Sequence[Event]], Awaitable[list[Event]]]
@@ -171,37 +167,24 @@ class Intake:
     def _event(
         self, kind: Lifecycle, send: SendIntent, found: Classification, mine: RecipientResult
     ) -> Event:
-        said: dict[str, Any] = {
-            "recipient": send.email,
-            "bounce": mine.decision,
-            "category": mine.reason,
-            "action": mine.action,
-            "smtp_status": mine.status,
-            "smtp_text": _REPLY_START.sub("", mine.diagnostic)[:MAX_FIELD],
-            "source": found.source,
-        }
-        if mine.smtp_code is not None:
-            said["smtp_code"] = mine.smtp_code
-        if mine.remote_mta:
-            said["remote_mta"] = mine.remote_mta
-        return self._named(lifecycle_event(kind, send, self.clock(), **said))
+        event = failure_event(kind, send, mine, source=found.source, at=self.clock())
+        return self._named(event)
 
     def _complaint(self, send: SendIntent, found: Classification) -> Event:
-        said = {
-            "recipient": send.email,
-            "feedback_type": found.feedback_type,
-            "user_agent": found.user_agent[:MAX_FIELD],
-            "source": found.source,
-        }
-        return self._named(lifecycle_event(Lifecycle.COMPLAINED, send, self.clock(), **said))
+        event = complaint_event(
+            send,
+            feedback_type=found.feedback_type,
+            user_agent=found.user_agent,
+            source=found.source,
+            at=self.clock(),
+        )
+        return self._named(event)
 
     @staticmethod
     def _named(event: Event) -> Event:
         """Named by what it says: the same report delivered twice is one event (the log drops
         the second), a delay report and the failure after it are two."""
-        facts = msgspec.json.encode([event.event, event.properties])
-        digest = hashlib.blake2b(facts, digest_size=12).hexdigest()
-        return msgspec.structs.replace(event, message_id=f"{event.message_id}:in:{digest}")
+        return named(event, "in", msgspec.json.encode([event.event, event.properties]))
 
     # -- mailto unsubscribes -----------------------------------------------------------------
 
