@@ -10,10 +10,12 @@ counts it: an alert fires once and resolves once, a breaker trips once. Below `m
 rate is not judged and nothing moves.
 
 While tripped (durably: a restart finds it so), the senders hold marketing (see
-mailpulse.runtime.sender), campaigns read no further (see mailpulse.campaigns.runner), and
-transactional mail goes on. Only an operator resumes it (POST /admin/breaker/resume, `mailpulse
-breaker resume`): every held message is then due at once, and from then on only what follows
-the resume is judged; else the complaints it tripped on would trip it again within seconds.
+mailpulse.runtime.sender; they read the breaker afresh for each batch that holds marketing, so
+a trip by any process holds the next one), campaigns read no further (see
+mailpulse.campaigns.runner; within EVALUATE_EVERY), and transactional mail goes on. Only an
+operator resumes it (POST /admin/breaker/resume, `mailpulse breaker resume`): every held
+message is then due at once, and from then on only what follows the resume is judged; else
+the complaints it tripped on would trip it again within seconds.
 While the rate over the window is still at the pause threshold, a resume must be forced: the
 providers still see that rate, and the operator says they dealt with its cause.
 """
@@ -74,7 +76,7 @@ class Breaker:
         self._state, self.settings, self._metrics = state, settings, metrics
         self._clock, self._every = clock, every
         self._forgot_at = -math.inf
-        # As last read: what this process's senders and campaign runner go by between reads.
+        # As last read: what this process's campaign runner goes by between reads.
         self.record = BreakerRecord()
 
     @property
@@ -99,6 +101,11 @@ class Breaker:
             sends = max(0, sends - record.baseline_sends)
             complaints = max(0, complaints - record.baseline_complaints)
         return Figures(sends=sends, complaints=complaints, since=since, at=now)
+
+    async def read(self) -> BreakerRecord:
+        """The breaker as stored now (and as this process goes by until the next read)."""
+        self.record = await self._state.breaker()
+        return self.record
 
     async def standing(self) -> tuple[BreakerRecord, Figures]:
         """The breaker as stored, and the figures it judges now."""

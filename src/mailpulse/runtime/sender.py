@@ -138,15 +138,22 @@ class Sender:
         """What may go now: nothing suppressed (see `_unsuppressed`), and no marketing while
         the protective breaker is tripped (see `_hold_for_breaker`)."""
         kept = await self._unsuppressed(sends)
-        if self._breaker is not None and self._breaker.tripped:
-            kept = await self._hold_for_breaker(kept, self._breaker.record.tripped_at or 0.0)
-        return kept
+        breaker = self._breaker
+        if breaker is None or not any(self._marketing(intent) for intent, _ in kept):
+            return kept
+        # Read afresh for each batch, as suppression is: held from the moment a trip by any
+        # process is durable, not from when this one next judges.
+        tripped_at = (await breaker.read()).tripped_at
+        return kept if tripped_at is None else await self._hold_for_breaker(kept, tripped_at)
 
     def _held(self, intent: SendIntent) -> bool:
-        """Whether the breaker holds `intent` now (as this process last read it)."""
+        """Whether the breaker holds `intent` (as this process last read it)."""
         breaker = self._breaker
-        tripped = breaker is not None and breaker.tripped
-        return tripped and intent.message_class == MessageClass.MARKETING
+        return breaker is not None and breaker.tripped and self._marketing(intent)
+
+    @staticmethod
+    def _marketing(intent: SendIntent) -> bool:
+        return intent.message_class == MessageClass.MARKETING
 
     async def _hold_for_breaker(
         self, sends: list[tuple[SendIntent, int]], tripped_at: float
@@ -155,9 +162,7 @@ class Sender:
         go, with one `Email Held` per message and trip: held again in the same trip (a
         replay), one event; in a later trip, another. Held only if the store still finds the
         breaker tripped; if a resume came that this process has not read yet, they go."""
-        held = [intent for intent, _ in sends if self._held(intent)]
-        if not held:
-            return sends
+        held = [intent for intent, _ in sends if self._marketing(intent)]
         now = self._clock()
         events = [
             lifecycle_event(Lifecycle.HELD, intent, now, attempt=int(tripped_at), reason="breaker")
@@ -169,7 +174,7 @@ class Sender:
         for intent in held:
             self._metrics.count_email("held", intent.campaign)
         self._shipper.ship(events)
-        return [(intent, n) for intent, n in sends if not self._held(intent)]
+        return [(intent, n) for intent, n in sends if not self._marketing(intent)]
 
     async def _unsuppressed(
         self, sends: list[tuple[SendIntent, int]]
