@@ -132,6 +132,11 @@ async def test_a_throwaway_public_route_answers_until_the_limit(tmp_path: Path) 
             assert (await c.get("/u/throwaway/2")).text == "ok 2"
             r = await c.get("/u/throwaway/3")
             assert r.status_code == 429 and r.headers["retry-after"] == "1800"
+            # The document says so, of every public route.
+            schema = (await c.get("/openapi.json")).json()
+            answers = schema["paths"]["/u/throwaway/{n}"]["get"]["responses"]
+            assert "Retry-After" in answers["429"]["headers"]
+            assert "429" not in schema["paths"]["/admin/keys"]["get"]["responses"]
     finally:
         await pipeline.stop()
 

@@ -27,7 +27,7 @@ from mailpulse.api.journeys import journeys_router
 from mailpulse.api.keys import keys_router
 from mailpulse.api.lists import lists_router
 from mailpulse.api.privacy import privacy_router
-from mailpulse.api.public_limits import PublicRateLimit
+from mailpulse.api.public_limits import PublicRateLimit, document_limits
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
 from mailpulse.api.suppressions import suppressions_router
@@ -119,6 +119,7 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             schema["paths"] = {**openapi_paths(), **schema.get("paths", {})}
+            document_limits(schema["paths"])
             schema.setdefault("components", {})["securitySchemes"] = {
                 "writeKey": {"type": "http", "scheme": "basic"},
                 "adminKey": {"type": "http", "scheme": "bearer"},

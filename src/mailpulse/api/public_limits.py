@@ -77,6 +77,23 @@ class ClientBuckets:
         return wait
 
 
+def document_limits(paths: dict[str, Any]) -> None:
+    """Add the 429 this layer may answer to every operation of the OpenAPI document's paths
+    under PUBLIC_PREFIXES."""
+    limited = {
+        "description": "Too many requests from this client; `Retry-After` says when to retry.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+    for path, operations in paths.items():
+        if path.startswith(PUBLIC_PREFIXES):
+            for operation in operations.values():
+                operation.setdefault("responses", {})["429"] = limited
+
+
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Too many requests</title></head><body><h1>Too many requests</h1>
 <p>{reason}</p></body></html>"""
