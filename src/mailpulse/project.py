@@ -32,6 +32,18 @@ from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
 from mailpulse.feedback.machines import MachineSettings
 from mailpulse.feedback.verp import prefix_problem
+from mailpulse.feedback.webhooks.settings import (
+    DEFAULT_TOLERANCE,
+    MIN_PASSWORD,
+    TOLERANCE_RANGE,
+    MailgunSettings,
+    PostmarkSettings,
+    SendGridSettings,
+    SesSettings,
+    WebhookSettings,
+    sendgrid_public_key,
+    topic_problem,
+)
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.breaker import BreakerSettings, parse_percent
@@ -223,6 +235,37 @@ class BreakerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     min_sends: int = 2000
 
 
+class SesWebhookSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # The SNS topics SES publishes to whose messages are taken, by ARN (see
+    # mailpulse.feedback.webhooks.ses).
+    topics: list[str] = msgspec.field(default_factory=list)
+
+
+class SendGridWebhookSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    public_key: str  # the Signed Event Webhook's verification key, as SendGrid shows it
+    tolerance: str = DEFAULT_TOLERANCE  # how old a signed timestamp may be
+
+
+class MailgunWebhookSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    signing_key: str  # the HTTP webhook signing key
+    tolerance: str = DEFAULT_TOLERANCE
+
+
+class PostmarkWebhookSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # The Basic auth credentials written into the webhook's URL at Postmark.
+    username: str
+    password: str
+
+
+class WebhooksSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # `[webhooks.<provider>]`: the ESPs that may report to POST /webhooks/<provider>; one
+    # without its table answers 404 (see mailpulse.feedback.webhooks).
+    ses: SesWebhookSection | None = None
+    sendgrid: SendGridWebhookSection | None = None
+    mailgun: MailgunWebhookSection | None = None
+    postmark: PostmarkWebhookSection | None = None
+
+
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: ProjectSection
     sender: SenderSection
@@ -238,6 +281,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     public: PublicSection = msgspec.field(default_factory=PublicSection)
     privacy: PrivacySection = msgspec.field(default_factory=PrivacySection)
     breaker: BreakerSection = msgspec.field(default_factory=BreakerSection)
+    webhooks: WebhooksSection = msgspec.field(default_factory=WebhooksSection)
     # Topic id → its `[topics.<id>]` table, a TopicSection (checked one by one, see _topics,
     # so that an error can name the table: msgspec does not say which key of a dict it was).
     topics: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
@@ -261,6 +305,11 @@ _KNOWN_KEYS = {
     "public": PublicSection,
     "privacy": PrivacySection,
     "breaker": BreakerSection,
+    "webhooks": WebhooksSection,
+    "webhooks.ses": SesWebhookSection,
+    "webhooks.sendgrid": SendGridWebhookSection,
+    "webhooks.mailgun": MailgunWebhookSection,
+    "webhooks.postmark": PostmarkWebhookSection,
 }
 # Tables whose names the project chooses (`[topics.<id>]`), by the kind of all of them.
 _NAMED_TABLES = {"topics": TopicSection}
@@ -524,6 +573,7 @@ class Project:
     conversion: Conversion | None
     public_limit: PublicLimit
     breaker: BreakerSettings
+    webhooks: WebhookSettings
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -602,6 +652,7 @@ def load_project(project_dir: Path) -> Project:
         **_tracking(config, project_dir, text),
         public_limit=_public_limit(config, project_dir / CONFIG_FILE, text),
         breaker=_breaker(config, project_dir / CONFIG_FILE, text),
+        webhooks=_webhooks(config, project_dir / CONFIG_FILE, text),
     )
 
 
@@ -635,6 +686,59 @@ def _breaker(config: ProjectConfig, path: Path, text: str) -> BreakerSettings:
     return BreakerSettings(
         alert=shares["alert"], pause=shares["pause"], window=window, min_sends=section.min_sends
     )
+
+
+def _webhooks(config: ProjectConfig, path: Path, text: str) -> WebhookSettings:
+    section = config.webhooks
+
+    def fail(provider: str, key: str | None, why: object) -> NoReturn:
+        table = f"webhooks.{provider}"
+        where = f"[{table}] {key}" if key else f"[{table}]"
+        raise ProjectError(path, f"{where}: {why}", _line_of(text, table, key))
+
+    def tolerance(provider: str, written: str) -> float:
+        try:
+            seconds = parse_duration(written)
+        except ValueError as exc:
+            fail(provider, "tolerance", exc)
+        low, high = TOLERANCE_RANGE
+        if not low <= seconds <= high:
+            fail(provider, "tolerance", f"{written!r}: give from '30s' to '1h' (say '5m')")
+        return seconds
+
+    ses = sendgrid = mailgun = postmark = None
+    if section.ses is not None:
+        if not section.ses.topics:
+            fail("ses", "topics", "name the SNS topics SES publishes to, by ARN")
+        for arn in section.ses.topics:
+            if (problem := topic_problem(arn)) is not None:
+                fail("ses", "topics", problem)
+        ses = SesSettings(frozenset(section.ses.topics))
+    if section.sendgrid is not None:
+        try:
+            key = sendgrid_public_key(section.sendgrid.public_key)
+        except ValueError as exc:
+            fail("sendgrid", "public_key", exc)
+        sendgrid = SendGridSettings(key, tolerance("sendgrid", section.sendgrid.tolerance))
+    if section.mailgun is not None:
+        signing_key = section.mailgun.signing_key.strip()
+        if not signing_key:
+            fail("mailgun", "signing_key", "give Mailgun's HTTP webhook signing key")
+        mailgun = MailgunSettings(
+            signing_key.encode("utf-8"), tolerance("mailgun", section.mailgun.tolerance)
+        )
+    if section.postmark is not None:
+        written = section.postmark
+        if not written.username or ":" in written.username:
+            fail("postmark", "username", "give a user name, without ':'")
+        if len(written.password) < MIN_PASSWORD:
+            fail(
+                "postmark",
+                "password",
+                f"at least {MIN_PASSWORD} characters: it is all that proves a request Postmark's",
+            )
+        postmark = PostmarkSettings(written.username, written.password)
+    return WebhookSettings(ses=ses, sendgrid=sendgrid, mailgun=mailgun, postmark=postmark)
 
 
 def _public_limit(config: ProjectConfig, path: Path, text: str) -> PublicLimit:

@@ -14,6 +14,10 @@ Opens:
   (developer.apple.com, "Prepare your network or web server for iCloud Private Relay"); none
   are built in here, as they change: name the downloaded file in `[tracking]
   apple_proxy_ranges` to use them.
+- An ESP's own verdict, when mail goes out through one that reports opens by webhook
+  (mailpulse.feedback.webhooks): SendGrid flags the opens Apple's proxy made
+  (`sg_machine_open`, Twilio SendGrid's Event Webhook reference). Its other opens, and every
+  other ESP's, are judged by the rules here from the user agent and IP it reports.
 - Gmail's image proxy (`GoogleImageProxy` in the user agent) fetches a message's images when
   the recipient opens it, and caches them after: its first fetch is a person opening the
   message, so it counts as a human open (later opens of the same message are not seen).
@@ -73,6 +77,7 @@ _REMEMBERED_MESSAGES = 10_000  # messages whose last clicks are kept for the bur
 APPLE_AGENT, APPLE_ADDRESS = "apple-proxy-agent", "apple-proxy-address"
 HEAD, NO_AGENT, SCANNER_AGENT = "head", "no-user-agent", "scanner-agent"
 TOO_SOON, BURST = "too-soon", "burst"
+ESP_FLAG = "esp-flag"
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,18 @@ class MachineRules:
         return HUMAN
 
     def click(
-        self, *, method: str, user_agent: str, ip: str, key: str, url: str, sent_at: float
+        self,
+        *,
+        method: str,
+        user_agent: str,
+        ip: str,
+        key: str,
+        url: str,
+        sent_at: float,
+        at: float | None = None,
     ) -> Verdict:
-        now = self._clock()
+        """`at`: when the click was made, if not now (an ESP reports it after)."""
+        now = self._clock() if at is None else at
         burst = self._note_click(key, url, now)
         common = self._common(CLICK, method, user_agent)
         if common is not None:

@@ -44,6 +44,8 @@ PIXEL_GIF = bytes.fromhex(
 )
 _NO_STORE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 _MAX_USER_AGENT = 512  # characters kept: an event is at most 32 KB
+# The public pages' rate limit answers in front of these (mailpulse.api.public_limits).
+_LIMITED = {429: {"description": "Too many requests from one address: try again later."}}
 _NOT_FOUND_PAGE = (
     "<!doctype html><html><head><meta charset=utf-8><title>Link not found</title></head>"
     "<body><h1>This link is not valid</h1><p>It may have been copied in part. Open it from "
@@ -69,14 +71,7 @@ def tracking_router(
         if row is None:
             log.warning("%s for a message not in the outbox (%s): not recorded", kind, key)
             return
-        facts: dict[str, Any] = {
-            "ip": _ip(request),
-            "user_agent": _user_agent(request),
-            "machine": verdict.machine,
-            **more,
-        }
-        if verdict.machine:
-            facts["rule"], facts["reason"] = verdict.rule, verdict.reason
+        facts = engagement_facts(_ip(request), _user_agent(request), verdict, **more)
         event = lifecycle_event(kind, row.intent, clock(), **facts)
         # One message may be opened and clicked many times: each is an event of its own.
         event = msgspec.structs.replace(event, message_id=f"{event.message_id}:{uuid.uuid4()}")
@@ -86,16 +81,15 @@ def tracking_router(
             metrics.errors.labels("tracking").inc()
             log.exception("%s of %s could not be appended", kind, key)
             return
-        figure = "opened" if kind == Lifecycle.OPENED else "clicked"
-        metrics.count_email(
-            f"{figure} by machine" if verdict.machine else figure, row.intent.campaign
-        )
+        count_engagement(metrics, event)
 
-    @router.api_route(
+    @router.get(
         "/o/{token}",
-        methods=["GET", "HEAD"],
         response_class=Response,
-        responses={200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."}},
+        responses={
+            200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."},
+            **_LIMITED,
+        },
     )
     async def pixel(token: str, request: Request) -> Response:
         """The open pixel: always the GIF; a valid token records an `Email Opened`."""
@@ -110,12 +104,11 @@ def tracking_router(
             await record(Lifecycle.OPENED, opened.key, request, verdict)
         return Response(PIXEL_GIF, media_type="image/gif", headers=_NO_STORE)
 
-    @router.api_route(
+    @router.get(
         "/c/{token}",
-        methods=["GET", "HEAD"],
         response_class=RedirectResponse,
         status_code=302,
-        responses={404: {"description": "Not a link of a message of this project."}},
+        responses={404: {"description": "Not a link of a message of this project."}, **_LIMITED},
     )
     async def click(token: str, request: Request) -> Response:
         """A tracked link: records an `Email Clicked`, then 302 to where the link led."""
@@ -134,7 +127,36 @@ def tracking_router(
         await record(Lifecycle.CLICKED, clicked.key, request, verdict, url=clicked.url)
         return RedirectResponse(clicked.url, status_code=302, headers=_NO_STORE)
 
+    # HEAD too, answered alike (and recorded as a machine's); not a second documented operation.
+    router.add_api_route("/o/{token}", pixel, methods=["HEAD"], include_in_schema=False)
+    router.add_api_route("/c/{token}", click, methods=["HEAD"], include_in_schema=False)
     return router
+
+
+def engagement_facts(ip: str, user_agent: str, verdict: Verdict, **more: Any) -> dict[str, Any]:
+    """What an `Email Opened` or `Email Clicked` says of who did it, whoever saw it happen
+    (these endpoints, or an ESP reporting its own by webhook)."""
+    facts: dict[str, Any] = {
+        "ip": ip,
+        "user_agent": user_agent[:_MAX_USER_AGENT],
+        "machine": verdict.machine,
+        **more,
+    }
+    if verdict.machine:
+        facts["rule"], facts["reason"] = verdict.rule, verdict.reason
+    return facts
+
+
+def count_engagement(metrics: Metrics, event: Event) -> None:
+    """An `Email Opened` or `Email Clicked` recorded, in the figures of its campaign (a
+    machine's apart)."""
+    figure = {Lifecycle.OPENED: "opened", Lifecycle.CLICKED: "clicked"}.get(event.event or "")
+    if figure is None:
+        return
+    if event.properties.get("machine"):
+        figure += " by machine"
+    campaign = event.properties.get("campaign")
+    metrics.count_email(figure, campaign if isinstance(campaign, str) else None)
 
 
 def _user_agent(request: Request) -> str:

@@ -130,6 +130,24 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.webhook_requests = Counter(
+            "mailpulse_webhook_requests_total",
+            "Requests to POST /webhooks/{provider}, by provider (ses, sendgrid, mailgun, "
+            "postmark, other) and result: taken, or refused as unauthorized, stale, replayed, "
+            "forged_certificate, forbidden_topic, malformed, too_large, not_configured, "
+            "unavailable.",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.webhook_events = Counter(
+            "mailpulse_webhook_events_total",
+            "Events the ESPs reported by webhook, by provider and what became of each: "
+            "hard_bounce, soft_bounce, deferred, delivered, complaint, open, click, "
+            "unsubscribe, duplicate (reported before), or ignored as unknown_send, "
+            "other_recipient, unknown_event, malformed, not_acted.",
+            ["provider", "result"],
+            registry=r,
+        )
         self.contacts_erased = Counter(
             "mailpulse_contacts_erased_total",
             "Contacts erased (their erase event folded): a tombstone and a hashed suppression "

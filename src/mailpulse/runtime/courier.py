@@ -19,6 +19,7 @@ import msgspec
 from mailpulse.catalog import CatalogReader, CatalogUnavailable, ItemKey
 from mailpulse.catalog.lookup import MAX_ROUNDS, NeedItems, RenderCatalog, fetch_fields
 from mailpulse.delivery import DkimSigner, OpenTransaction, build_message
+from mailpulse.delivery.esp import echo_headers
 from mailpulse.delivery.mime import key_digest, message_id_of
 from mailpulse.errors import RenderError
 from mailpulse.feedback.unsubscribe import NO_LINKS, SubscriptionLinks
@@ -71,6 +72,9 @@ class SenderIdentity:
     message_id_domain: str
     feedback_id: str
     project: dict[str, Any]
+    # The ESPs whose webhooks report here: each message carries what makes them name it back
+    # (mailpulse.delivery.esp).
+    esp_webhooks: tuple[str, ...] = ()
 
 
 class MessageFactory:
@@ -160,6 +164,8 @@ class MessageFactory:
         if lookup.missing:
             raise NeedItems(lookup.missing)
         headers = {"X-Mailpulse-Key": intent.key, **links.headers}
+        if ident.esp_webhooks:
+            headers.update(echo_headers(ident.esp_webhooks, intent.key))
         if ident.feedback_id:
             headers["Feedback-ID"] = ident.feedback_id
         data = build_message(

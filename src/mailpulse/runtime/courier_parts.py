@@ -63,6 +63,7 @@ def sender_identity(project: Project) -> SenderIdentity:
             "url": cfg.project.url,
             "postal_address": cfg.project.postal_address,
         },
+        esp_webhooks=project.webhooks.configured(),
     )
 
 
