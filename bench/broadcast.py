@@ -19,6 +19,7 @@ message (server, couriers), every run's figures, the message size, the ratio to 
 and to plain Python.
 
 usage: python -m bench.broadcast [--runs 3] [--recipients 1000000] [--baseline 1000]
+                                 [--untracked]   (no open pixel or tracked links: their cost)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from bench.common import (
 NEWSLETTER = Path(__file__).with_name("newsletter.mjml")
 
 
-def write_project(root: Path, smtp_port: int, couriers: int = 1) -> Path:
+def write_project(root: Path, smtp_port: int, couriers: int = 1, tracked: bool = True) -> Path:
     project = write_bench_project(root, smtp_port, journeys=False)
     shutil.copy(NEWSLETTER, project / "templates" / "newsletter.mjml")
     toml = project / "mailpulse.toml"
@@ -64,6 +65,8 @@ def write_project(root: Path, smtp_port: int, couriers: int = 1) -> Path:
         text = text.replace("[delivery]\n", f"[delivery]\n{setting}")
     else:
         text += f"\n[delivery]\n{setting}"
+    if not tracked:
+        text += "\n[tracking]\nopens = false\nclicks = false\n"
     toml.write_text(text)
     return project
 
@@ -134,10 +137,10 @@ def tree_cpu(root: int) -> tuple[float, float]:
     return own, below
 
 
-def one_run(recipients: int, sink_port: int, couriers: int) -> dict[str, float]:
+def one_run(recipients: int, sink_port: int, couriers: int, tracked: bool) -> dict[str, float]:
     emails = [f"r{i}@bench.example.org" for i in range(recipients)]
     with workdir() as tmp:
-        project = write_project(tmp / "project", sink_port, couriers)
+        project = write_project(tmp / "project", sink_port, couriers, tracked)
         port = free_port()
         command = ["serve", "--project", str(project), "--data", str(tmp / "data")]
         server = subprocess.Popen(
@@ -271,15 +274,19 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=1000)
     parser.add_argument("--couriers", type=int, default=2, help="courier processes")
+    parser.add_argument(
+        "--untracked", action="store_true", help="no open pixel or tracked links (their cost)"
+    )
     args = parser.parse_args()
+    tracked = not args.untracked
     sink = SmtpSink()
     try:
         with workdir() as tmp:
-            project = write_project(tmp / "project", sink.port)
+            project = write_project(tmp / "project", sink.port, tracked=tracked)
             size = rendered_size(project)
             runs, wires, plains = [], [], []
             for _ in range(args.runs):
-                runs.append(one_run(args.recipients, sink.port, args.couriers))
+                runs.append(one_run(args.recipients, sink.port, args.couriers, tracked))
                 wires.append(wire_limit(args.recipients, size))
                 plains.append(plain_python(project, args.baseline, sink.port))
     finally:
@@ -294,6 +301,7 @@ def main() -> None:
                 "runs": args.runs,
                 "recipients": args.recipients,
                 "couriers": args.couriers,
+                "tracked": tracked,
                 "message_bytes": size,
                 "messages_per_s": round(per_s, 1),
                 "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs]), 1),

@@ -44,8 +44,6 @@ PIXEL_GIF = bytes.fromhex(
 )
 _NO_STORE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 _MAX_USER_AGENT = 512  # characters kept: an event is at most 32 KB
-# The public pages' rate limit answers in front of these (mailpulse.api.public_limits).
-_LIMITED = {429: {"description": "Too many requests from one address: try again later."}}
 _NOT_FOUND_PAGE = (
     "<!doctype html><html><head><meta charset=utf-8><title>Link not found</title></head>"
     "<body><h1>This link is not valid</h1><p>It may have been copied in part. Open it from "
@@ -86,10 +84,7 @@ def tracking_router(
     @router.get(
         "/o/{token}",
         response_class=Response,
-        responses={
-            200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."},
-            **_LIMITED,
-        },
+        responses={200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."}},
     )
     async def pixel(token: str, request: Request) -> Response:
         """The open pixel: always the GIF; a valid token records an `Email Opened`."""
@@ -108,7 +103,7 @@ def tracking_router(
         "/c/{token}",
         response_class=RedirectResponse,
         status_code=302,
-        responses={404: {"description": "Not a link of a message of this project."}, **_LIMITED},
+        responses={404: {"description": "Not a link of a message of this project."}},
     )
     async def click(token: str, request: Request) -> Response:
         """A tracked link: records an `Email Clicked`, then 302 to where the link led."""
