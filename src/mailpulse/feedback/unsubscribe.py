@@ -28,7 +28,7 @@ from mailpulse.types import Event, MessageClass, SendIntent
 
 UNSUBSCRIBE, CONFIRM = "unsubscribe", "confirm"  # token purposes
 UNSUBSCRIBE_PATH, PREFERENCES_PATH, CONFIRM_PATH = "/u/", "/p/", "/p/confirm/"
-ONE_CLICK = "List-Unsubscribe=One-Click"
+ONE_CLICK_POST = "List-Unsubscribe=One-Click"  # the List-Unsubscribe-Post value
 # The subject of a mailto unsubscribe: the word, then the token (a mail client may prefix
 # "Re:" or "Fwd:" and fold the line).
 _SUBJECT = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", re.IGNORECASE)
@@ -79,7 +79,7 @@ class SubscriptionLinks:
         if intent.message_class == MessageClass.MARKETING:
             context[FOOTER_VARIABLE] = True
             headers["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{self._mailto}{token}>"
-            headers["List-Unsubscribe-Post"] = ONE_CLICK
+            headers["List-Unsubscribe-Post"] = ONE_CLICK_POST
         if is_confirmation(intent):
             context["confirm_url"] = self._base + CONFIRM_PATH + self._tokens.sign(CONFIRM, said)
         return MessageLinks(context, headers)
