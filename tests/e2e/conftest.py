@@ -405,9 +405,13 @@ async def embedded_server(tmp_path: Path) -> AsyncIterator[Server]:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    project_dir: Path, deployment: Deployment, clock: Callable[[], float] = time.time
+    project_dir: Path,
+    deployment: Deployment,
+    clock: Callable[[], float] = time.time,
+    **app_options: Any,
 ) -> AsyncIterator[Server]:
-    """`clock`: the embedded pipeline's (a test may move it on)."""
+    """`clock`: the embedded pipeline's (a test may move it on); `app_options`: create_app's
+    (an SES test's certificate fetcher)."""
     project = load_project(project_dir)
     async with contextlib.AsyncExitStack() as stack:
         if deployment.mode == "embedded":
@@ -418,7 +422,11 @@ async def running_server(
             await stack.enter_async_context(_worker(project, deployment))
         port = free_port()
         config = uvicorn.Config(
-            create_app(pipeline), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            create_app(pipeline, **app_options),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
