@@ -200,8 +200,8 @@ def _lost() -> Delivered:
 async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: int) -> None:
     from mailpulse.catalog import catalog_reader
     from mailpulse.project import load_project
-    from mailpulse.runtime.heap import settle_heap
     from mailpulse.runtime.courier_parts import local_courier
+    from mailpulse.runtime.heap import settle_heap
     from mailpulse.tokens import signer_from_environment
 
     location = os.environ.get(CATALOG_ENV)
