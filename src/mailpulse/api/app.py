@@ -34,6 +34,8 @@ from mailpulse.api.suppressions import suppressions_router
 from mailpulse.feedback.machines import MachineRules
 from mailpulse.feedback.pages import subscription_pages_router
 from mailpulse.feedback.tracking import tracking_router
+from mailpulse.feedback.webhooks.router import providers_for, webhooks_router
+from mailpulse.feedback.webhooks.sns import Fetch, fetch_https
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -41,8 +43,11 @@ def _error(status: int, message: str, where: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "where": where}, status_code=status)
 
 
-def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> TrackingApi:
-    """The ASGI app: the tracking API in front, FastAPI for everything else."""
+def create_app(
+    pipeline: Pipeline, extra_routers: Sequence[APIRouter] = (), fetch: Fetch = fetch_https
+) -> TrackingApi:
+    """The ASGI app: the tracking API in front, FastAPI for everything else. `fetch`: how
+    the SES webhook fetches SNS certificates and confirmations (HTTPS; a test's own)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +101,18 @@ def create_app(pipeline: Pipeline, extra_routers: Sequence[APIRouter] = ()) -> T
             tokens=pipeline.tokens,
             rules=MachineRules.from_settings(pipeline.project.machines),
             metrics=pipeline.metrics,
+        )
+    )
+    machines = MachineRules.from_settings(pipeline.project.machines)
+    app.include_router(
+        webhooks_router(
+            providers=providers_for(
+                pipeline.project.webhooks, pipeline.project.durations.dedup_window, fetch
+            ),
+            append=pipeline.append,
+            state=pipeline.state,
+            metrics=pipeline.metrics,
+            machines=machines,
         )
     )
     app.include_router(catalogs_router(pipeline.catalogs))
