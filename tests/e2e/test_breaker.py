@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, Sink, write_project
+from tests.e2e.conftest import Server, Sink, mailpulse_cli, write_project
 from tests.e2e.test_bounce_loop import deliver
 from tests.e2e.test_suppression import finished, people
 from tests.feedback.builders import arf_report
@@ -116,6 +116,8 @@ async def test_complaints_trip_the_breaker_and_a_resume_sends_what_it_held(
     waiting = (await server.admin.get("/admin/campaigns/summer")).json()
     assert waiting["queued"] == 0 and waiting["status"] in ("scheduled", "sending")
     assert waiting["held"].startswith("the protective breaker tripped at ")
+    code, out, err = await mailpulse_cli(server, "campaign", "status", "summer")
+    assert code == 0 and "held: the protective breaker tripped at " in out, err
     for user in PROMOTED:  # held once, however often the sweeps looked
         events = [e for e in await server.events(user) if e["event"] == "Email Held"]
         assert len(events) == 1

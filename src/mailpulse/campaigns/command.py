@@ -106,6 +106,8 @@ def status(
             f"campaign {state['id']}: {state['status']}; {state['queued']} queued; "
             f"messages: {messages}"
         )
+        if state.get("held"):
+            out.print(f"held: {state['held']}")
         if state.get("ab_test"):
             _print_ab_test(state["ab_test"])
 
@@ -226,7 +228,8 @@ def _follow(client: httpx.Client, campaign_id: str) -> None:
                 total=total or None,
                 rate=rate,
                 counted=f"{done:,}/{total:,} done" if total else f"{done:,} done",
-                description=f"{campaign_id} ({state['status']})",
+                description=f"{campaign_id} ({state['status']}"
+                + ("; held by the breaker)" if state.get("held") else ")"),
             )
             # Every recipient read has a message by now (in scale-out the folds of other
             # partitions may still be making some), and none waits to go.
