@@ -21,8 +21,10 @@ async def counted(state: StateStore, checkpoint: int, *counts: tuple[float, int,
     await state.commit(FoldCommit(checkpoint=checkpoint, complaint_counts=list(counts)))
 
 
-async def trip(state: StateStore, at: float = 10.0) -> bool:
-    return await state.trip_breaker(at, "0.5% of 2,000", sends=2000, complaints=10, since=0.0)
+async def trip(state: StateStore, at: float = 10.0, judged_from: float = 0.0) -> bool:
+    return await state.trip_breaker(
+        at, "0.5% of 2,000", sends=2000, complaints=10, since=0.0, judged_from=judged_from
+    )
 
 
 async def test_counts_add_up_per_bucket_from_a_time_on(open_state: StateFactory) -> None:
@@ -149,6 +151,16 @@ async def test_a_resume_lets_the_held_rows_go_and_only_those(open_state: StateFa
     )
     assert await state.resume_breaker(101.0, "someone", 0.0) is None  # not tripped
     assert (await state.breaker()).resumed_at == 100.0
+
+
+async def test_figures_judged_before_a_resume_trip_nothing(open_state: StateFactory) -> None:
+    """An evaluator that read the breaker before an operator's resume: its trip is void."""
+    state = await open_state()
+    assert await trip(state, 10.0)
+    await state.resume_breaker(20.0, "operator", 0.0)
+    assert not await trip(state, 21.0, judged_from=0.0)
+    assert (await state.breaker()).tripped_at is None
+    assert await trip(state, 22.0, judged_from=20.0)
 
 
 async def test_a_resume_keeps_its_bucket_so_far_as_the_baseline(open_state: StateFactory) -> None:

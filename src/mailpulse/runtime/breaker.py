@@ -125,7 +125,7 @@ class Breaker:
         elif level == Level.CLEAR and record.alert_at is not None:
             moved = await self._resolve_alert(figures, now)
         if level == Level.PAUSE and record.tripped_at is None:
-            moved = await self._trip(figures, now) or moved
+            moved = await self._trip(figures, now, record.judged_from) or moved
         self.record = await self._state.breaker() if moved else record
         self._metrics.complaint_alert.set(self.record.alert_at is not None)
         self._metrics.breaker_tripped.set(self.tripped)
@@ -164,13 +164,20 @@ class Breaker:
         )
         return True
 
-    async def _trip(self, figures: Figures, now: float) -> bool:
+    async def _trip(self, figures: Figures, now: float, judged_from: float) -> bool:
+        """`judged_from`: of the record `figures` were judged on; a resume made since (which
+        judges afresh) leaves the breaker as the operator left it."""
         reason = (
             f"the complaint rate reached {format_percent(self.settings.pause)}: "
             f"{figures.describe()}"
         )
         tripped = await self._state.trip_breaker(
-            now, reason, sends=figures.sends, complaints=figures.complaints, since=figures.since
+            now,
+            reason,
+            sends=figures.sends,
+            complaints=figures.complaints,
+            since=figures.since,
+            judged_from=judged_from,
         )
         if not tripped:
             return False

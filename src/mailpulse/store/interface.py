@@ -448,9 +448,17 @@ class StateStore(Protocol):
         ...
 
     async def trip_breaker(
-        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+        self,
+        at: float,
+        reason: str,
+        *,
+        sends: int,
+        complaints: int,
+        since: float,
+        judged_from: float,
     ) -> bool:
-        """Pause marketing, unless it is paused already: whether this call tripped it."""
+        """Pause marketing, unless it is paused already, or was resumed since `judged_from`
+        (of the record the figures were judged on) was read: whether this call tripped it."""
         ...
 
     async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:

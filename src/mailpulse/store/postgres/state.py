@@ -447,9 +447,18 @@ class PostgresStateStore:
         return not result.endswith(" 0")  # "UPDATE 0": it was so already
 
     async def trip_breaker(
-        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+        self,
+        at: float,
+        reason: str,
+        *,
+        sends: int,
+        complaints: int,
+        since: float,
+        judged_from: float,
     ) -> bool:
-        result = await self._db.execute(Q["trip-breaker"], at, reason, sends, complaints, since)
+        result = await self._db.execute(
+            Q["trip-breaker"], at, reason, sends, complaints, since, judged_from
+        )
         return not result.endswith(" 0")
 
     async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:

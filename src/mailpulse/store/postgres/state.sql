@@ -319,7 +319,7 @@ UPDATE breaker SET alert_at = NULL WHERE alert_at IS NOT NULL
 
 -- name: trip-breaker
 UPDATE breaker SET tripped_at = $1, reason = $2, sends = $3, complaints = $4, since = $5
-WHERE tripped_at IS NULL
+WHERE tripped_at IS NULL AND judged_from = $6
 
 -- name: resume-breaker
 -- $3: the bucket the resume falls in, whose counts so far are not judged again.

@@ -453,9 +453,16 @@ class SqliteStateStore:
         return bool(changed)
 
     async def trip_breaker(
-        self, at: float, reason: str, *, sends: int, complaints: int, since: float
+        self,
+        at: float,
+        reason: str,
+        *,
+        sends: int,
+        complaints: int,
+        since: float,
+        judged_from: float,
     ) -> bool:
-        params = (at, reason, sends, complaints, since)
+        params = (at, reason, sends, complaints, since, judged_from)
         return bool(await self._db.write(lambda c: c.execute(Q["trip-breaker"], params).rowcount))
 
     async def resume_breaker(self, at: float, by: str, bucket: float) -> int | None:

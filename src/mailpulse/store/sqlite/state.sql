@@ -485,7 +485,7 @@ UPDATE breaker SET alert_at = NULL WHERE alert_at IS NOT NULL
 
 -- name: trip-breaker
 UPDATE breaker SET tripped_at = ?, reason = ?, sends = ?, complaints = ?, since = ?
-WHERE tripped_at IS NULL
+WHERE tripped_at IS NULL AND judged_from = ?
 
 -- name: resume-breaker
 -- ?3: the bucket the resume falls in, whose counts so far are not judged again.
