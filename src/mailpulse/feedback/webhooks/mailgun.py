@@ -180,7 +180,7 @@ def mailgun_event(data: Any) -> EspEvent:
     try:
         identity = identity_of(data)
         found = msgspec.convert(data, _EventData)
-    except (msgspec.ValidationError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # not as documented, or not text
         return ignored(MAILGUN, "", Result.MALFORMED, f"event-data not as documented: {exc}")
     if found.id:
         identity = f"{found.id[:200]}:{found.timestamp}"

@@ -119,7 +119,7 @@ class Reading:
 def decode_json(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except ValueError as exc:  # msgspec's DecodeError, or text that is not UTF-8
         raise Refused(400, f"the body is not JSON: {exc}", "body", Refusal.MALFORMED) from None
     except RecursionError:
         raise Refused(400, "the body nests too deep", "body", Refusal.MALFORMED) from None

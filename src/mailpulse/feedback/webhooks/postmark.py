@@ -132,7 +132,7 @@ def postmark_event(record: Any) -> EspEvent:
     try:
         identity = identity_of(record)
         found = msgspec.convert(record, _Record)
-    except (msgspec.ValidationError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # not as documented, or not text
         return ignored(
             POSTMARK, "", Result.MALFORMED, f"a Postmark record not as documented: {exc}"
         )

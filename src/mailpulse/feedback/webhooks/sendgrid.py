@@ -131,7 +131,7 @@ def sendgrid_event(item: Any) -> EspEvent:
     try:
         identity = identity_of(item)
         found = msgspec.convert(item, _Event)
-    except (msgspec.ValidationError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # not as documented, or not text
         return ignored(SENDGRID, "", Result.MALFORMED, f"a SendGrid event not as documented: {exc}")
     identity = found.sg_event_id[:200] or identity
     kind = found.event
