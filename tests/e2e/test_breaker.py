@@ -9,11 +9,20 @@ still over) lets the held messages go and the campaign read on: each arrives exa
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, Sink, mailpulse_cli, write_project
+from tests.api.test_breaker_api import sent_and_complained
+from tests.e2e.conftest import (
+    Deployment,
+    Server,
+    Sink,
+    mailpulse_cli,
+    running_server,
+    write_project,
+)
 from tests.e2e.test_bounce_loop import deliver
 from tests.e2e.test_suppression import finished, people
 from tests.feedback.builders import arf_report
@@ -136,3 +145,41 @@ async def test_complaints_trip_the_breaker_and_a_resume_sends_what_it_held(
         assert len(sink.to(PEOPLE[user])) == 3  # spring, the promo, summer
     assert sink.distinct_and_doubles() == (13 + len(PROMOTED) + 11, 0)
     assert not (await breaker(server))["tripped"]
+
+
+async def test_sends_waiting_for_their_turn_are_held_when_it_comes(
+    tmp_path: Path, sink: Sink
+) -> None:
+    """A destination sent to at one message a second: a campaign's messages wait for their
+    turns, and those whose turn comes after the trip are held, not sent; after the resume
+    each arrives once. (Embedded: how turns are kept does not change what the sender does
+    when one comes.)"""
+    root = write_project(tmp_path / "project", sink.port, journeys=JOURNEYS)
+    with (root / "mailpulse.toml").open("a") as toml:
+        toml.write('\n[[delivery.shaping]]\ndomain = "slow.example.com"\nrate = "1/s"\n')
+        toml.write("\n[breaker]\nmin_sends = 10\n")
+    slow = {f"s{n}": f"s{n}@slow.example.com" for n in range(10)}
+    async with running_server(root, Deployment("embedded", tmp_path / "data")) as server:
+        await people(server, slow)
+        campaign = {"id": "slow", "template": "welcome", "audience": "all"}
+        assert (await server.admin.post("/admin/campaigns", json=campaign)).status_code == 201
+        await sink.wait_until(lambda: len(sink.received) >= 1)
+        # Complaints about earlier marketing, appended as the feedback paths append them.
+        await server.pipeline.append(sent_and_complained(20, 1, time.time()))
+        async with asyncio.timeout(15):
+            while not (await breaker(server))["tripped"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        async with asyncio.timeout(20):
+            while True:
+                rows = [m for u in slow for m in await messages(server, u, "campaign:slow")]
+                if all(m["status"] == "sent" or m["last_text"] == "breaker" for m in rows):
+                    break
+                await asyncio.sleep(0.1)
+        delivered = len(sink.received)
+        assert 1 <= delivered < 10  # some went before the trip, the rest were held
+        assert all(m["attempts"] == 0 for m in rows if m["status"] == "deferred")
+        r = await server.admin.post("/admin/breaker/resume", json={"force": True})
+        assert r.status_code == 200 and r.json()["released"] == 10 - delivered
+        assert await finished(server, "slow", 10) == {"sent": 10}
+        assert sorted(r.rcpt for r in sink.received) == sorted(slow.values())
+        assert sink.distinct_and_doubles() == (10, 0)

@@ -240,7 +240,10 @@ class Sender:
             destination = await self._traffic.destinations.of(intent.email)
             waited = await self._take_turn(destination)
             holding = True
-            held_until = await self._traffic.quotas.take()
+            # The breaker tripped while it waited for its turn (which may take minutes): it
+            # goes no further, and takes no quota.
+            tripped = self._held(intent)
+            held_until = None if tripped else await self._traffic.quotas.take()
         except Exception:
             if holding:
                 self._let_go(destination)
@@ -256,6 +259,10 @@ class Sender:
         finally:
             del self._turn_waits[intent.key]
             self._waiting.release()
+        if tripped:
+            self._let_go(destination)
+            await self._hold_in_turn(intent, attempts)
+            return
         self._count_quotas()
         if held_until is not None:
             self._let_go(destination)
@@ -264,6 +271,22 @@ class Sender:
         if destination is not None:
             self._metrics.shaping_wait.labels(destination.rule.name).observe(waited)
         await self._deliver(intent, attempts, self._courier.submit(intent), destination)
+
+    async def _hold_in_turn(self, intent: SendIntent, attempts: int) -> None:
+        """Held as a batch's marketing is; if the store finds the breaker resumed meanwhile,
+        it is dispatched again."""
+        assert self._breaker is not None
+        try:
+            tripped_at = self._breaker.record.tripped_at or 0.0
+            left = await self._hold_for_breaker([(intent, attempts)], tripped_at)
+        except Exception:
+            self._metrics.errors.labels("record").inc()
+            log.exception("cannot hold %s for the breaker; its row stays as it was", intent.key)
+            return
+        finally:
+            self._in_hand.discard(intent.key)
+        if left:
+            await self._dispatch(intent, attempts)
 
     async def _take_turn(self, destination: Destination | None) -> float:
         """Waits for the destination's turn, the project's turn, one of the destination's
