@@ -99,6 +99,12 @@ async def test_both_signature_versions_and_both_event_forms_are_read(hooks: Hook
         "soft",
         "mailboxfull",
     )
+    # SES still trying: a deferral.
+    assert (await hooks.ses(payload("ses-delivery-delay.json", cy))).status_code == 200
+    [deferred] = await hooks.events("cy", "Email Deferred")
+    props = deferred["properties"]
+    assert (props["bounce"], props["smtp_status"], props["smtp_code"]) == ("soft", "4.4.1", 421)
+    assert props["esp_type"] == "DeliveryDelay/TransientCommunicationFailure"
     # A delivery makes no event (the message was Email Sent when SES took it): counted.
     delivered = await hooks.ses(payload("ses-delivery.json", cy), SignatureVersion="2")
     assert delivered.json() == {"events": 1, "recorded": 0}
