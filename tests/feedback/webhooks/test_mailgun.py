@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
+from mailpulse.store import LogUnavailable
 from tests.feedback.webhooks.conftest import (
     APPLE_PROXY,
     SAFARI,
@@ -111,3 +114,23 @@ async def test_wrong_keys_stale_timestamps_and_seen_tokens_are_refused(hooks: Ho
     assert (await hooks.mailgun(event)).json() == {"events": 1, "recorded": 0}
     assert hooks.counted("mailgun", "replayed", "requests") == 1
     assert len(await hooks.events("ana", "Email Bounced")) == 1
+
+
+async def test_a_request_the_log_could_not_take_is_taken_when_mailgun_retries(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = await hooks.sent("ana")
+    signed = json.dumps(mailgun_signed(payload("mailgun-complained.json", ana))).encode()
+    ingest = hooks.server.pipeline._ingest
+
+    async def down(events: object) -> list:
+        raise LogUnavailable("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest, "append", down)
+        failed = await hooks.post("mailgun", signed)
+    assert (failed.status_code, failed.json()["error"]) == (503, "not recorded; try again")
+    # Its token was not remembered: the same request, retried, is taken.
+    assert (await hooks.post("mailgun", signed)).json() == {"events": 1, "recorded": 1}
+    await hooks.events("ana", "Email Complained")
+    assert hooks.counted("mailgun", "unavailable", "requests") == 1

@@ -122,19 +122,16 @@ def webhooks_router(
                 )
             body = await _capped(request)
             reading = await reader.read(request.headers, body)
+            made = [await outcome(reported) for reported in reading.events]
+            events = [event for m in made for event in m.events]
+            fresh = await append(events) if events else []
         except Refused as refused:
             return _refused(metrics, label, refused, request)
-        made = [await outcome(reported) for reported in reading.events]
-        events = [event for m in made for event in m.events]
-        fresh: list[Event] = []
-        if events:
-            try:
-                fresh = await append(events)
-            except Exception:
-                metrics.errors.labels("webhooks").inc()
-                log.exception("%s webhook: its %d events could not be appended", label, len(events))
-                unavailable = Refused(503, "not recorded; try again", "body", Refusal.UNAVAILABLE)
-                return _refused(metrics, label, unavailable, request)
+        except Exception:  # ours (the store, the log): the provider tries again later
+            metrics.errors.labels("webhooks").inc()
+            log.exception("%s webhook: not recorded", label)
+            unavailable = Refused(503, "not recorded; try again", "body", Refusal.UNAVAILABLE)
+            return _refused(metrics, label, unavailable, request)
         if reading.taken is not None:
             reading.taken()
         recorded = {event.message_id for event in fresh}

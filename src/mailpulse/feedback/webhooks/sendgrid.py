@@ -183,6 +183,8 @@ def sendgrid_event(item: Any) -> EspEvent:
             SENDGRID,
             Kind.UNSUBSCRIBE,
             identity,
+            user_agent=clip(found.useragent),
+            ip=clip(found.ip, 60),
             topic_only=kind == "group_unsubscribe",
             **echoed,
         )
