@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dkim
 
+from mailpulse.delivery.mime import key_digest
+from mailpulse.feedback.verp import ReturnPath
 from tests.e2e.conftest import Server, Sink, dkim_dns
 
 
@@ -29,7 +31,9 @@ async def test_a_campaign_goes_from_its_own_sender(
     assert r.status_code == 201 and r.json()["sender"] == body["sender"], r.text
     [got] = await sink.wait_for("ann@example.com")
     assert got.message["From"] == "Testshop News <news@news.shop.test>"
-    assert got.mail_from == "bounces@shop.test"  # bounces still come back to the project
+    # Bounces still come back to the project's return path, named for the send (VERP).
+    verp = ReturnPath(server.pipeline.tokens, "bounces@shop.test")
+    assert verp.digest_in(got.mail_from) == key_digest(got.message["X-Mailpulse-Key"])
     assert dkim.verify(got.data, dnsfunc=dkim_dns(project_dir))
 
 

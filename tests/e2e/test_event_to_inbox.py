@@ -11,6 +11,8 @@ import dkim
 import pytest
 
 from mailpulse.delivery import make_message_id
+from mailpulse.delivery.mime import key_digest
+from mailpulse.feedback.verp import ReturnPath
 from mailpulse.render.tracking import read_click
 from tests.e2e.conftest import Server, Sink, dkim_dns
 
@@ -36,7 +38,9 @@ async def test_identify_then_track_sends_a_personalized_signed_email(
     assert b"=?utf-8?" in got.data.split(b"\r\n\r\n")[0].lower()  # RFC 2047 on the wire
     assert msg["From"] == "Testshop <hello@shop.test>"
     assert msg["To"] == "Zoe@example.com"
-    assert got.mail_from == "bounces@shop.test"
+    # Its return path names the send (VERP): bounces come back to the project, about it.
+    verp = ReturnPath(server.pipeline.tokens, "bounces@shop.test")
+    assert verp.digest_in(got.mail_from) == key_digest(msg["X-Mailpulse-Key"])
     assert parsedate_to_datetime(msg["Date"]) is not None
     assert msg["Message-ID"] == make_message_id(msg["X-Mailpulse-Key"], "shop.test")
     assert msg["Feedback-ID"] == "t:welcome:mp:testshop"
