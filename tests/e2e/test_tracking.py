@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mailpulse.feedback.tracking import PIXEL_GIF
-from tests.e2e.conftest import Server, Sink, dkim_dns, write_project
+from tests.e2e.conftest import Server, Sink, dkim_dns, mailpulse_cli, write_project
 
 BROWSER = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -138,3 +138,7 @@ async def test_a_tracked_campaign_counts_people_apart_from_machines(
         "click_rate": 0.5,
         "conversion_rate": 0.5,
     }
+    code, out, err = await mailpulse_cli(server, "campaign", "status", "spring")
+    assert code == 0, err
+    assert "opened 1 (50.0%), clicked 1 (50.0%); by machines: opened 1, clicked 1" in out
+    assert "converted 1 (50.0%), revenue 99.50" in out

@@ -95,7 +95,7 @@ def status(
     admin_key: AdminKey = None,
     project: ProjectDir = None,
 ) -> None:
-    """Where a campaign stands, and its messages per delivery state."""
+    """Where a campaign stands, its messages per delivery state, and what they did."""
     with client_for(url, admin_key, project) as client:
         if follow:
             _follow(client, campaign_id)
@@ -108,8 +108,23 @@ def status(
         )
         if state.get("held"):
             out.print(f"held: {state['held']}")
+        if state.get("engagement"):
+            out.print(_engagement(state["engagement"]))
         if state.get("ab_test"):
             _print_ab_test(state["ab_test"])
+
+
+def _engagement(e: dict[str, Any]) -> str:
+    """Opens and clicks by people (with their rates) and by machines, conversions, revenue."""
+
+    def rate(figure: str) -> str:
+        return "" if e[f"{figure}_rate"] is None else f" ({e[f'{figure}_rate']:.1%})"
+
+    return (
+        f"opened {e['opened']}{rate('open')}, clicked {e['clicked']}{rate('click')}; "
+        f"by machines: opened {e['machine_opened']}, clicked {e['machine_clicked']}; "
+        f"converted {e['converted']}{rate('conversion')}, revenue {e['revenue']:.2f}"
+    )
 
 
 @campaign_app.command("winner")

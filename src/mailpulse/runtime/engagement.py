@@ -37,7 +37,6 @@ from mailpulse.types import Contact, Event, EventType, LastClick, MessageEngagem
 
 SENT, OPENED, CLICKED, CONVERTED = "sent", "opened", "clicked", "converted"
 MACHINE_OPENED, MACHINE_CLICKED = "machine_opened", "machine_clicked"
-FIGURES = (SENT, OPENED, CLICKED, MACHINE_OPENED, MACHINE_CLICKED, CONVERTED)
 # The lifecycle events counted, besides the project's conversion event.
 ENGAGING = frozenset((Lifecycle.SENT.value, Lifecycle.OPENED.value, Lifecycle.CLICKED.value))
 KEPT_MESSAGES = 50
