@@ -132,17 +132,6 @@ def write_project(
             selector = "mp"
             private_key = "dkim/key.pem"
 
-            [smtp]
-            host = "127.0.0.1"
-            port = {smtp_port}
-            starttls = false
-            max_connections = 8
-
-            [delivery]
-            retry_schedule = {retry}
-            max_age = "1h"
-            couriers = 1
-
             [topics.offers]
             name = "Offers"
             description = "Sales and discounts"
@@ -151,6 +140,18 @@ def write_project(
             name = "Newsletter"
             description = "The weekly letter"
             double_opt_in = true
+
+            [smtp]
+            host = "127.0.0.1"
+            port = {smtp_port}
+            starttls = false
+            max_connections = 8
+
+            # Tests add [delivery] settings by appending: it stays the last table.
+            [delivery]
+            retry_schedule = {retry}
+            max_age = "1h"
+            couriers = 1
             """
         ),
         encoding="utf-8",
