@@ -214,6 +214,8 @@ class Hooks:
         await self.server.send("identify", {"userId": user, "traits": {"email": email}})
         await self.server.send("track", {"userId": user, "event": "Signed Up"})
         [got] = await self.sink.wait_for(email)
+        # Its outbox row knows its Message-ID once the send is recorded, after the 250.
+        await wait_for_events(self.server, user, "Email Sent", 1)
         message = got.message
         headers = {name: str(value) for name, value in message.items()}
         return Sent(user, email, message["Message-ID"], message["X-Mailpulse-Key"], headers)
