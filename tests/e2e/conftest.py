@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import dkim
 import httpx
 import pytest
 import uvicorn
@@ -270,12 +271,39 @@ class Sink:
         return len(per_message), sum(n - 1 for n in per_message.values())
 
 
+def _session_key_dns(name: bytes, timeout: int = 5) -> bytes:
+    """The DKIM record of every test project's key (one per session: see `_key`)."""
+    return dns_txt_record(_key()).encode() if name == b"mp._domainkey.shop.test." else b""
+
+
+def check_marketing_signed(received: list[Received]) -> None:
+    """What every e2e test holds (issue 6): a marketing message (a campaign's always is; any
+    with List-Unsubscribe says it is) carries both List-Unsubscribe fields under a DKIM
+    signature that dkimpy verifies, with both named in its h= tag."""
+    for r in received:
+        message = r.message
+        key = str(message.get("X-Mailpulse-Key", ""))
+        if not key.startswith("campaign:") and "List-Unsubscribe" not in message:
+            continue
+        where = f"message {key or message['Message-ID']} to {r.rcpt}"
+        assert "List-Unsubscribe" in message, f"{where}: no List-Unsubscribe"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click", where
+        signature = re.sub(r"\s+", "", str(message.get("DKIM-Signature", "")))
+        if "d=shop.test;" not in signature:
+            continue  # signed with a key of the test's own, which it checks itself
+        signed = re.search(r"h=([^;]*)", signature)
+        names = {n.lower() for n in signed.group(1).split(":")} if signed else set()
+        assert {"list-unsubscribe", "list-unsubscribe-post"} <= names, f"{where}: h={names}"
+        assert dkim.verify(r.data, dnsfunc=_session_key_dns), f"{where}: DKIM does not verify"
+
+
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
     s = Sink()
     await s.start()
     yield s
     await s.stop()
+    check_marketing_signed(s.received)
 
 
 @pytest.fixture

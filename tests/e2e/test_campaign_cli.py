@@ -34,7 +34,14 @@ async def test_send_follows_the_campaign_until_every_message_is_sent(
     assert "campaign launch: sent; sent 20" in out
     assert sorted(r.rcpt for r in sink.received) == sorted(f"{u}@example.com" for u in pro)
     code, out, _ = await mailpulse(server, "status", "launch")
-    assert (code, out.strip()) == (0, "campaign launch: sent; 20 queued; messages: sent 20")
+    assert (code, out.strip().splitlines()) == (
+        0,
+        [
+            "campaign launch: sent; 20 queued; messages: sent 20",
+            "opened 0 (0.0%), clicked 0 (0.0%); by machines: opened 0, clicked 0; "
+            "converted 0 (0.0%), revenue 0.00",
+        ],
+    )
 
 
 async def test_cli_errors_name_the_problem(server: Server) -> None:
