@@ -81,7 +81,10 @@ def audit_router(access: AccessStore) -> APIRouter:
     async def audit_log(
         since: str | None = Query(None, description="Kept at or after: epoch s or ISO 8601."),
         until: str | None = Query(None, description="Kept before: epoch s or ISO 8601."),
-        before: int | None = Query(None, ge=1, description="The `next` of the page before."),
+        # Bounded as the stores' 64-bit ids are: SQLite cannot even compare a bigger one.
+        before: int | None = Query(
+            None, ge=1, le=2**63 - 1, description="The `next` of the page before."
+        ),
         limit: int = Query(100, ge=1, le=1000),
     ) -> AuditPageOut | JSONResponse:
         """Admin actions, and attempts refused, newest first."""
