@@ -148,7 +148,7 @@ def write_project(
             starttls = false
             max_connections = 8
 
-            # Tests add [delivery] settings by appending: it stays the last table.
+            # Tests add delivery settings by appending: this table stays the last.
             [delivery]
             retry_schedule = {retry}
             max_age = "1h"
