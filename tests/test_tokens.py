@@ -62,6 +62,25 @@ def test_a_changed_character_is_refused(at: int, char: str) -> None:
         signer.verify("open", tampered)
 
 
+def test_another_spelling_of_the_same_bytes_is_refused() -> None:
+    # The last character of a 16-byte MAC in base64 carries 2 bits and 4 unused ones, and
+    # that of 10 + 3 bytes in base32 4 bits and 1 unused: a lenient decoder reads the same
+    # bytes from each of their spellings.
+    b64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    b32 = string.ascii_lowercase + "234567"
+    signer = TokenSigner(SECRET)
+    token, address = signer.sign("click", [1]), signer.sign_address("r", [1, 2])
+    used = b64.index(token[-1]) & 0b110000
+    for other in (b64[used | unused] for unused in range(16)):
+        if other != token[-1]:
+            with pytest.raises(TokenError, match="malformed"):
+                signer.verify("click", token[:-1] + other)
+    assert len(address) == 21  # 13 bytes in 21 characters: 1 bit of the last unused
+    other = b32[b32.index(address[-1]) ^ 1]
+    with pytest.raises(TokenError, match="malformed"):
+        signer.verify_address("r", address[:-1] + other)
+
+
 @pytest.mark.parametrize("token", ["", "abc", ".", "a.b.c", "!!!.???", "x" * 5000])
 def test_garbage_is_a_token_error(token: str) -> None:
     with pytest.raises(TokenError):

@@ -86,6 +86,8 @@ class TokenSigner:
             raw = base64.b32decode(text + "=" * (-len(text) % 8))
         except (binascii.Error, ValueError):
             raise TokenError("malformed token: not base32") from None
+        if base64.b32encode(raw).decode().rstrip("=") != text:  # as in _unb64
+            raise TokenError("malformed token: not canonical base32")
         return self._check(purpose, raw[_ADDRESS_MAC:], raw[:_ADDRESS_MAC], _ADDRESS_MAC)
 
     def _check(self, purpose: str, data: bytes, mac: bytes, size: int) -> Any:
@@ -114,7 +116,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # One spelling per token: the decoder skips characters outside the alphabet and the last
+    # character's unused bits, so other spellings of the same bytes would verify too.
+    if _b64(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 def project_secret(configured: str, data_dir: Path | None) -> str:
