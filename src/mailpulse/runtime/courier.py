@@ -105,7 +105,7 @@ class MessageFactory:
             self._links = SubscriptionLinks(tokens, identity.project.get("url", ""), mail_domain)
         # Each message's envelope sender names its send (VERP), so its bounces find it.
         self._return_path = ReturnPath(tokens, identity.return_path) if tokens else None
-        self._tracking = tracking
+        self._tracking = tracking if tokens is not None else None  # links need tokens
         self._signer = signer
         self._identity = identity
         self._clock = clock
