@@ -97,6 +97,20 @@ def test_serve_refuses_a_bad_project_and_writes_nothing(project: Path, tmp_path:
     assert not data.exists()
 
 
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_scale_out_node_without_a_secret_is_told_where_to_set_one(
+    project: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILPULSE_SECRET")
+    # Refused before any server is reached: these addresses have none.
+    where = ["--store", "postgresql://nobody@127.0.0.1:1/x", "--bus", "nats://127.0.0.1:1"]
+    result = runner.invoke(app, [command, "--project", str(project), *where])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "mailpulse.toml: no project secret: set MAILPULSE_SECRET" in said
+    assert "[project] secret" in said
+
+
 def test_dkim_keygen_prints_the_dns_record(tmp_path: Path) -> None:
     key = tmp_path / "k.pem"
     result = runner.invoke(app, ["dkim", "keygen", "--out", str(key), "--domain", "shop.test"])

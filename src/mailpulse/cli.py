@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 
 from mailpulse.access.command import audit, keys_app
 from mailpulse.audience.import_command import import_contacts
@@ -57,6 +58,19 @@ def _load(project_dir: Path) -> Project:
         return load_project(project_dir)
     except ProjectError as exc:
         err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _require_shared_secret(project: Project) -> None:
+    """Scale-out nodes sign and check tokens with one secret that none may invent: refused
+    here with the fix, not as a traceback from deep in the pipeline."""
+    from mailpulse.tokens import project_secret
+
+    try:
+        project_secret(project.config.project.secret, None)
+    except ValueError as exc:
+        where = project.root / "mailpulse.toml"
+        err.print(f"[bold red]error:[/] {escape(f'{where}: {exc}')}")
         raise typer.Exit(2) from exc
 
 
@@ -172,6 +186,7 @@ def serve(
         where = f"data in {data}"
     else:
         log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix, bus_replicas)
+        _require_shared_secret(loaded)
         pipeline = Pipeline(loaded, log=log_, state=state, bus=bus_, run_partitions=False)
         where = f"API node, {partitions} partitions"
     console.print(f"mailpulse serving {loaded.root} on http://{host}:{port} ({where})")
@@ -197,6 +212,7 @@ def worker(
     from mailpulse.runtime.worker import Worker
 
     loaded = _load(project)
+    _require_shared_secret(loaded)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log_, state, bus_ = _scale_out(store, bus, partitions, bus_prefix, bus_replicas)
     assert store is not None
