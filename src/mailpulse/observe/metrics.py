@@ -5,7 +5,11 @@ One registry per pipeline, so tests and several pipelines in one process do not 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from mailpulse.observe.processes import CourierProcessCollector
 
 # Event-to-SMTP latency lives between 1 ms and a few seconds, plus retries much later.
 _LATENCY_BUCKETS = (
@@ -35,6 +39,9 @@ _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.0
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # mailpulse_process_cpu_seconds_total, mailpulse_process_resident_memory_bytes and the
+        # rest of the standard process metrics, of this process.
+        ProcessCollector(namespace="mailpulse", registry=r)
         self.events = Counter(
             "mailpulse_events_total",
             "Events accepted into the log, by call type.",
@@ -228,6 +235,10 @@ class Metrics:
         self.stage_render = self.stage.labels("render")
         self.stage_sign = self.stage.labels("sign")
         self.stage_smtp = self.stage.labels("smtp")
+
+    def watch_couriers(self, pids: Callable[[], Sequence[int | None]]) -> None:
+        """Report the courier processes' CPU and memory too (see observe.processes)."""
+        self.registry.register(CourierProcessCollector(pids))
 
     def count_email(self, status: str, campaign: str | None = None) -> None:
         """A message's transition, also counted for its campaign when it has one."""

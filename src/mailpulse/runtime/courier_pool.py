@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Awaitable, Sequence
 
 from mailpulse.runtime.courier import Courier, Delivered
+from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.types import SendIntent
 
 
@@ -28,6 +29,15 @@ class CourierPool:
 
     async def close(self) -> None:
         await asyncio.gather(*(courier.close() for courier in self._couriers))
+
+    def pids(self) -> list[int | None]:
+        """Each courier's child process id in pool order; None for one not running or not a
+        child process."""
+        return [
+            pid
+            for courier in self._couriers
+            for pid in (courier.pids() if isinstance(courier, CourierProcess) else [None])
+        ]
 
     def prepare(self, intent: SendIntent) -> None:
         self._for(intent).prepare(intent)

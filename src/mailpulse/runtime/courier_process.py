@@ -144,6 +144,11 @@ class CourierProcess:
         if self._reading is not None:
             await self._reading
 
+    def pids(self) -> list[int | None]:
+        """The child's process id, None while none runs (for its CPU and memory figures)."""
+        proc = self._proc
+        return [proc.pid if proc is not None and proc.returncode is None else None]
+
     def prepare(self, intent: SendIntent) -> None:
         proc = self._proc
         if proc is not None and proc.returncode is None and proc.stdin is not None:
