@@ -48,10 +48,13 @@ _ABOUT_MESSAGE = ("key", "template", "message_class", "campaign", "variant", "jo
 class Engagement:
     """What one event changed: counts by (owner, figure) with the amount each adds, the
     `Email Converted` it called for, the campaign whose A/B click count a scanner's burst
-    takes back (the fold keeps those counts), and whether the contact's notes changed."""
+    takes back (the fold keeps those counts), and whether the contact's notes changed.
+    `figures`: what an open or click changed of its message's figures, whatever its owners
+    (the lifecycle statistics count messages of no campaign or journey too)."""
 
     contact_changed: bool = True
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    figures: Counter[str] = field(default_factory=Counter)
     amounts: Counter[tuple[str, str]] = field(default_factory=Counter)
     converted: Event | None = None
     retracted_click: str | None = None
@@ -110,6 +113,7 @@ def _opened_or_clicked(event: Event, contact: Contact) -> Engagement | None:
     result = Engagement()
     mine = owners(props)
     if clicked and machine and props.get("rule") == BURST and _retract(contact, key, event):
+        result.figures[CLICKED] -= 1
         for owner in mine:
             result.counts[owner, CLICKED] -= 1
         result.retracted_click = campaign_of_key(key) or props.get("campaign")
@@ -121,6 +125,7 @@ def _opened_or_clicked(event: Event, contact: Contact) -> Engagement | None:
         )
     if figure not in note.counted:
         note.counted.append(figure)
+        result.figures[figure] += 1
         for owner in mine:
             result.counts[owner, figure] += 1
     return result

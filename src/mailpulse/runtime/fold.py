@@ -59,6 +59,7 @@ from mailpulse.privacy.erasure import ERASED_BY, address_hashes_of
 from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
 from mailpulse.runtime.engagement import ENGAGING, engage, is_machine
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
+from mailpulse.runtime.rollup import Rollup, about_unsubscribes
 from mailpulse.runtime.segment_backfill import SegmentBackfill
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store import (
@@ -280,6 +281,8 @@ class _Batch:
         self.erasures: dict[str, float] = {}
         self.scrub_keys: set[str] = set()
         self.swallowed: list[tuple[int, int]] = []
+        # What became of messages, per hour (see mailpulse.runtime.rollup).
+        self.rollup = Rollup()
 
 
 class FoldWorker:
@@ -339,6 +342,8 @@ class FoldWorker:
         self._suppressions = SuppressionIndex()
         # Address hash -> the soft bounces counted against it, for the current batch.
         self._soft_bounces: dict[str, list[float]] = {}
+        # Key → the message an `Unsubscribed` of the current batch is about.
+        self._unsubscribed: dict[str, SendIntent] = {}
         self.caught_up = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -512,6 +517,7 @@ class FoldWorker:
             soft_bounces=batch.soft_bounces,
             erasures=batch.erasures,
             complaint_counts=[(b, *counts) for b, counts in batch.complaint_counts.items()],
+            rollup=batch.rollup.rows(),
         )
         inserted = set(await self._state.commit(change))
         for handover in batch.handovers:
@@ -562,6 +568,7 @@ class FoldWorker:
         if contact.erased_at:
             self._swallow(ev, contact, batch)
             return
+        batch.rollup.count(ev, self._unsubscribed)
         self._merge_identities(ev, cid, batch)
         if ev.user_id is not None or ev.anonymous_id is not None:
             # The contact's own doing; our lifecycle events say nothing about the profile.
@@ -771,6 +778,7 @@ class FoldWorker:
             await self._load_keys(held)
         await self._load_suppressions([*events, *held], sources)
         await self._load_soft_bounces(events)
+        self._unsubscribed = await about_unsubscribes(self._state, events)
 
     async def _load_keys(self, events: Iterable[Event]) -> None:
         keys: set[str] = set()
@@ -1376,6 +1384,7 @@ class FoldWorker:
         if found.contact_changed:
             batch.contacts.add(contact.id)
         batch.engagement.update(found.counts)
+        batch.rollup.engaged(ev, found.figures)
         batch.revenue.update(found.amounts)
         if found.converted is not None:
             batch.lifecycle.append(found.converted)

@@ -6,7 +6,7 @@ pipeline sees only the protocols. Every method is a coroutine so either backend 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import msgspec
@@ -152,6 +152,9 @@ class FoldCommit(msgspec.Struct, kw_only=True):
     complaint_counts: list[tuple[float, int, int]] = msgspec.field(default_factory=list)
     # Soft bounces the batch's events count (see soft_bounces_since).
     soft_bounces: list[SoftBounce] = msgspec.field(default_factory=list)
+    # (hour start, campaign, journey, template, figure, how many, amount) to add to the
+    # lifecycle rollup (see mailpulse.runtime.rollup); '' for a dimension a message has none of.
+    rollup: list[tuple[int, str, str, str, str, int, float]] = msgspec.field(default_factory=list)
     # Contacts erased by the batch (id → when), done after everything else it writes: their
     # messages scrubbed (those still waiting end suppressed), their journey instances,
     # interests, timers and consent records deleted, their unshipped lifecycle events
@@ -176,6 +179,34 @@ class BreakerRecord(msgspec.Struct, kw_only=True):
     judged_from: float = 0.0
     baseline_sends: int = 0
     baseline_complaints: int = 0
+
+
+class RollupRow(msgspec.Struct, frozen=True, order=True, array_like=True):
+    """One sum of the lifecycle rollup (see StateStore.rollup)."""
+
+    group: str
+    start: int
+    figure: str
+    count: int
+    amount: float
+
+
+# What the rollup sums may be grouped by (each a column of it).
+ROLLUP_DIMENSIONS = ("campaign", "journey", "template")
+
+
+def rollup_query(
+    queries: Mapping[str, str], by: str, key: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The query of StateStore.rollup for `by` and `key`, and the key's parameter (after
+    since, until and step). `by` names a column, so it is checked against the few there are."""
+    if not by:
+        return queries["rollup"], ()
+    if by not in ROLLUP_DIMENSIONS:
+        raise ValueError(f"the rollup has no dimension {by!r}")
+    if key is None:
+        return queries["rollup-by"].format(column=by), ()
+    return queries["rollup-of"].format(column=by), (key,)
 
 
 class LogUnavailable(Exception):
@@ -321,6 +352,16 @@ class StateStore(Protocol):
 
     async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
         """A campaign's or journey's engagement figures: figure → (how many, amount)."""
+        ...
+
+    async def rollup(
+        self, since: int, until: int, *, by: str = "", key: str | None = None, step: int = 0
+    ) -> list[RollupRow]:
+        """Sums of the lifecycle rollup's hours from `since` up to (not with) `until`: per
+        figure, and per value of `by` (campaign, journey or template; '' = all together, with
+        messages of none left out), only `key`'s when given, and per `step` seconds (an hour
+        or a day; 0: the whole range). A row's group is '' without `by`, its start 0 without
+        `step`."""
         ...
 
     async def queued_count(self) -> int:

@@ -23,6 +23,8 @@ from mailpulse.store.interface import (
     InstanceRecord,
     OutboxRow,
     OutboxUpdate,
+    RollupRow,
+    rollup_query,
 )
 from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
@@ -161,6 +163,9 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
             (bucket, partition, sends, complaints)
             for bucket, sends, complaints in change.complaint_counts
         ],
+    )
+    await _many(
+        conn, Q["add-rollup"], [(*row[:5], partition, *row[5:]) for row in change.rollup]
     )
     for contact_id, at in change.erasures.items():
         await _erase(conn, contact_id, at)
@@ -344,6 +349,13 @@ class PostgresStateStore:
     async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
         rows = await self._db.fetch(Q["engagement"], owner)
         return {figure: (count, amount) for figure, count, amount in rows}
+
+    async def rollup(
+        self, since: int, until: int, *, by: str = "", key: str | None = None, step: int = 0
+    ) -> list[RollupRow]:
+        query, keyed = rollup_query(Q, by, key)
+        rows = await self._db.fetch(query, since, until, step, *keyed)
+        return [RollupRow(*row) for row in rows]
 
     async def queued_count(self) -> int:
         count: int = await self._db.fetchval(Q["queued-count"])

@@ -289,6 +289,34 @@ FROM (SELECT h FROM unnest($1::text[]) AS h ORDER BY h) AS sorted
 -- An erasure: the address's other entries go (the erased one blocks everything they did).
 DELETE FROM suppressions WHERE address_hash = ANY($1::text[]) AND topic <> ''
 
+-- name: add-rollup
+INSERT INTO lifecycle_rollup AS r
+    (hour, campaign, journey, template, figure, partition, count, amount)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (hour, campaign, journey, template, figure, partition) DO UPDATE
+SET count = r.count + excluded.count, amount = r.amount + excluded.amount
+
+-- name: rollup
+-- $1, $2: the hours from and up to; $3: the step in seconds (0: the whole range).
+SELECT '', CASE WHEN $3::bigint > 0 THEN hour - hour % $3::bigint ELSE 0 END AS start, figure,
+    sum(count)::bigint, sum(amount)
+FROM lifecycle_rollup WHERE hour >= $1 AND hour < $2
+GROUP BY start, figure
+
+-- name: rollup-by
+-- {column}: one of ROLLUP_DIMENSIONS (mailpulse.store.interface), never anything else.
+SELECT {column}, CASE WHEN $3::bigint > 0 THEN hour - hour % $3::bigint ELSE 0 END AS start, figure,
+    sum(count)::bigint, sum(amount)
+FROM lifecycle_rollup WHERE hour >= $1 AND hour < $2 AND {column} <> ''
+GROUP BY {column}, start, figure
+
+-- name: rollup-of
+-- As rollup-by, of one value ($4) of {column}: through its index.
+SELECT {column}, CASE WHEN $3::bigint > 0 THEN hour - hour % $3::bigint ELSE 0 END AS start, figure,
+    sum(count)::bigint, sum(amount)
+FROM lifecycle_rollup WHERE {column} = $4 AND hour >= $1 AND hour < $2
+GROUP BY {column}, start, figure
+
 -- name: add-complaint-counts
 INSERT INTO complaint_counts AS c (bucket, partition, sends, complaints) VALUES ($1, $2, $3, $4)
 ON CONFLICT (bucket, partition) DO UPDATE

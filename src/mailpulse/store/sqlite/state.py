@@ -21,6 +21,8 @@ from mailpulse.store.interface import (
     InstanceRecord,
     OutboxRow,
     OutboxUpdate,
+    RollupRow,
+    rollup_query,
 )
 from mailpulse.store.rows import (
     breaker_from_row,
@@ -109,6 +111,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
         Q["forget-soft-bounces"], [(b.address_hash, b.at - b.window) for b in change.soft_bounces]
     )
     conn.executemany(Q["add-complaint-counts"], change.complaint_counts)
+    conn.executemany(Q["add-rollup"], change.rollup)
     for contact_id, at in change.erasures.items():
         _erase(conn, contact_id, at)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
@@ -326,6 +329,14 @@ class SqliteStateStore:
     async def engagement(self, owner: str) -> dict[str, tuple[int, float]]:
         rows = self._db.read(lambda c: c.execute(Q["engagement"], (owner,)).fetchall())
         return {figure: (count, amount) for figure, count, amount in rows}
+
+    async def rollup(
+        self, since: int, until: int, *, by: str = "", key: str | None = None, step: int = 0
+    ) -> list[RollupRow]:
+        query, keyed = rollup_query(Q, by, key)
+        params = (since, until, step, *keyed)
+        rows = self._db.read(lambda c: c.execute(query, params).fetchall())
+        return [RollupRow(*row) for row in rows]
 
     async def queued_count(self) -> int:
         return int(self._db.read(lambda c: c.execute(Q["queued-count"]).fetchone()[0]))

@@ -111,6 +111,24 @@ CREATE TABLE IF NOT EXISTS complaint_counts (
     sends      INTEGER NOT NULL,
     complaints INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- The lifecycle rollup (see mailpulse.runtime.rollup): what became of messages per hour (its
+-- start, UTC) and per campaign, journey and template ('' for none), added by the fold's commits;
+-- GET /admin/stats sums it.
+CREATE TABLE IF NOT EXISTS lifecycle_rollup (
+    hour     INTEGER NOT NULL,
+    campaign TEXT NOT NULL,
+    journey  TEXT NOT NULL,
+    template TEXT NOT NULL,
+    figure   TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    amount   REAL NOT NULL,
+    PRIMARY KEY (hour, campaign, journey, template, figure)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_by_campaign ON lifecycle_rollup (campaign, hour)
+    WHERE campaign <> '';
+CREATE INDEX IF NOT EXISTS rollup_by_journey ON lifecycle_rollup (journey, hour)
+    WHERE journey <> '';
+CREATE INDEX IF NOT EXISTS rollup_by_template ON lifecycle_rollup (template, hour);
 -- The protective breaker itself (see mailpulse.store.interface.BreakerRecord): one row, each
 -- move of it one conditional update.
 CREATE TABLE IF NOT EXISTS breaker (
@@ -459,6 +477,33 @@ DELETE FROM send_quotas WHERE ends_at < ?
 
 -- name: quota-used
 SELECT name, used FROM send_quotas WHERE name IN (SELECT value FROM json_each(?))
+
+-- name: add-rollup
+INSERT INTO lifecycle_rollup (hour, campaign, journey, template, figure, count, amount)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (hour, campaign, journey, template, figure) DO UPDATE
+SET count = count + excluded.count, amount = amount + excluded.amount
+
+-- name: rollup
+-- ?1, ?2: the hours from and up to; ?3: the step in seconds (0: the whole range).
+SELECT '', CASE WHEN ?3 > 0 THEN hour - hour % ?3 ELSE 0 END AS start, figure,
+    SUM(count), SUM(amount)
+FROM lifecycle_rollup WHERE hour >= ?1 AND hour < ?2
+GROUP BY start, figure
+
+-- name: rollup-by
+-- {column}: one of ROLLUP_DIMENSIONS (mailpulse.store.interface), never anything else.
+SELECT {column}, CASE WHEN ?3 > 0 THEN hour - hour % ?3 ELSE 0 END AS start, figure,
+    SUM(count), SUM(amount)
+FROM lifecycle_rollup WHERE hour >= ?1 AND hour < ?2 AND {column} <> ''
+GROUP BY {column}, start, figure
+
+-- name: rollup-of
+-- As rollup-by, of one value (?4) of {column}: through its index.
+SELECT {column}, CASE WHEN ?3 > 0 THEN hour - hour % ?3 ELSE 0 END AS start, figure,
+    SUM(count), SUM(amount)
+FROM lifecycle_rollup WHERE {column} = ?4 AND hour >= ?1 AND hour < ?2
+GROUP BY {column}, start, figure
 
 -- name: add-complaint-counts
 INSERT INTO complaint_counts (bucket, sends, complaints) VALUES (?, ?, ?)
