@@ -164,9 +164,7 @@ async def _apply(conn: asyncpg.Connection, change: FoldCommit) -> list[str]:
             for bucket, sends, complaints in change.complaint_counts
         ],
     )
-    await _many(
-        conn, Q["add-rollup"], [(*row[:5], partition, *row[5:]) for row in change.rollup]
-    )
+    await _many(conn, Q["add-rollup"], [(*row[:5], partition, *row[5:]) for row in change.rollup])
     for contact_id, at in change.erasures.items():
         await _erase(conn, contact_id, at)
     await conn.execute(Q["set-checkpoint"], partition, change.checkpoint)
