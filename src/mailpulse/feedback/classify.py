@@ -12,8 +12,10 @@ from enum import StrEnum
 
 import msgspec
 
+from mailpulse.feedback.mailed import legacy_complaint, ses_notification
 from mailpulse.feedback.report import ENHANCED_STATUS, RecipientReport, Report, parse_report
 from mailpulse.feedback.rules import HARD, SOFT, BounceRules, builtin_rules
+from mailpulse.feedback.webhooks.model import Kind as EspKind
 
 
 class Kind(StrEnum):
@@ -53,10 +55,23 @@ _REPLY_CODES = (
 )
 
 
+class StatusSource(StrEnum):
+    """Where a recipient's `status` was read. Only `implied` is mailpulse's own: the bounce
+    stated no RFC 3463 code, and the status is the category's (its rule's `implies`), in the
+    class the failure was (4 transient, 5 permanent)."""
+
+    REPLY = "reply"  # the remote server's reply (`550 5.1.1 ...`)
+    DSN = "dsn"  # the report's Status field (or an ESP's status field)
+    TEXT = "text"  # a code the diagnostic mentions elsewhere
+    IMPLIED = "implied"
+    NONE = ""
+
+
 class RecipientResult(msgspec.Struct, kw_only=True):
     address: str
     action: str
     status: str
+    status_source: str = StatusSource.NONE
     smtp_code: int | None
     reason: str
     decision: str
@@ -93,7 +108,8 @@ def classify(report: Report, rules: BounceRules | None = None) -> Classification
         return _complaint(report, base)
     if report.shape == "delivery-status":
         base.source = "dsn"
-        # The report's words are about each recipient only when there is one.
+        # The report's words are about each recipient only when there is one; the session
+        # transcript in them tells at which stage every recipient was refused.
         words = report.text if len(report.recipients) <= 1 else ""
         base.recipients = [
             _recipient(
@@ -105,6 +121,8 @@ def classify(report: Report, rules: BounceRules | None = None) -> Classification
                 words,
                 r.remote_mta,
                 rules,
+                session=report.text,
+                diagnostic_type=r.diagnostic_type,
             )
             for r in report.recipients
         ]
@@ -113,6 +131,8 @@ def classify(report: Report, rules: BounceRules | None = None) -> Classification
         failing = any(r.decision != Decision.NONE for r in base.recipients)
         base.kind = Kind.BOUNCE if failing else Kind.DELIVERED
         return base
+    if (mailed := _mailed(report, base, rules)) is not None:
+        return mailed
     if report.failed_recipients or rules.looks_bounced(report.sender, report.subject):
         base.kind, base.source = Kind.BOUNCE, "text"
         action = DELAYED if rules.only_delayed(report.subject, report.text) else FAILED
@@ -157,13 +177,64 @@ def classify_reply(
     return found
 
 
+def _mailed(report: Report, base: Classification, rules: BounceRules) -> Classification | None:
+    """A report in a provider's own mailed format (see mailed.py), or None."""
+    legacy = legacy_complaint(report)
+    if legacy is not None:
+        feedback_type, complainers = legacy
+        return _complained(base, "mail", feedback_type, report.sender, complainers)
+    events = ses_notification(report)
+    if events is None:
+        return None
+    base.source = "ses"
+    complaints = [e for e in events if e.kind == EspKind.COMPLAINT]
+    if complaints:
+        first = complaints[0]
+        addresses = [e.recipient for e in complaints]
+        return _complained(base, "ses", first.feedback_type, first.user_agent, addresses)
+    base.original_message_id = base.original_message_id or events[0].message_id
+    base.original_key = base.original_key or events[0].key
+    base.recipients = [
+        classify_reply(
+            e.recipient,
+            e.status,
+            e.diagnostic,
+            delayed=e.kind == EspKind.DEFERRED,
+            transient=e.transient,
+            remote_mta=e.remote_mta,
+            rules=rules,
+        )
+        for e in events
+        if e.kind in (EspKind.BOUNCE, EspKind.DEFERRED, EspKind.DELIVERED)
+    ]
+    failing = any(r.decision != Decision.NONE for r in base.recipients)
+    base.kind = Kind.BOUNCE if failing else Kind.DELIVERED
+    return base
+
+
 def _complaint(report: Report, base: Classification) -> Classification:
     feedback = report.feedback
     assert feedback is not None
-    base.kind, base.source = Kind.COMPLAINT, "arf"
-    base.feedback_type = feedback.feedback_type or "other"
-    base.user_agent = feedback.user_agent
-    addresses = feedback.original_rcpt_to or [""]
+    return _complained(
+        base,
+        "arf",
+        feedback.feedback_type,
+        feedback.user_agent,
+        feedback.original_rcpt_to,
+    )
+
+
+def _complained(
+    base: Classification,
+    source: str,
+    feedback_type: str,
+    user_agent: str,
+    addresses: list[str],
+) -> Classification:
+    base.kind, base.source = Kind.COMPLAINT, source
+    base.feedback_type = feedback_type or "other"
+    base.user_agent = user_agent
+    addresses = addresses or [""]
     base.recipients = [
         RecipientResult(
             address=address,
@@ -187,10 +258,14 @@ def _recipient(
     words: str,
     remote_mta: str,
     rules: BounceRules,
+    *,
+    session: str = "",
+    diagnostic_type: str = "",
 ) -> RecipientResult:
     """One recipient judged: `diagnostic` is the server's reply about it, `words` the
-    report's own text around it (read when the reply says too little)."""
-    status = _status(status, diagnostic)
+    report's own text around it (read when the reply says too little), `session` the
+    report's text where a transcript says at which stage the server refused."""
+    status, source = _status(status, diagnostic)
     code = _reply_code(diagnostic)
     if not action:
         action = DELAYED if status.startswith("4") else FAILED
@@ -199,6 +274,7 @@ def _recipient(
         original_address=original,
         action=action,
         status=status,
+        status_source=source,
         smtp_code=code,
         reason="delivered",
         decision=Decision.NONE,
@@ -207,22 +283,46 @@ def _recipient(
     )
     if action in _SUCCESS_ACTIONS or status.startswith("2"):
         return result
-    reason = rules.reason_for(status, diagnostic, words)
+    # The remote server's own reply outweighs the reporting MTA's gloss around it
+    # ("5.1.0 Unknown address error 550 5.7.1 Access denied" is a policy refusal).
+    # The diagnostic is matched with its type (RFC 3464 §2.3.6: `x-unix; ...` is a local
+    # program's output, not the remote server's).
+    typed = f"{diagnostic_type}; {diagnostic}" if diagnostic_type else diagnostic
+    reason = rules.reason_for(status, _remote_reply(diagnostic), typed, words)
     transient = action == DELAYED or status.startswith("4") or (code is not None and code < 500)
-    if not status and reason is not None and reason.implies:
-        result.status = _in_class(reason.implies, "4" if transient else "5")
+    klass = "4" if transient else "5"
+    stage = rules.stage(diagnostic, words, session)
+    if stage is not None and (reason is None or reason.decision == HARD):
+        # A status that itself says the address is bad (5.1.1) still decides at a stage
+        # that yields to it (see `[[stage]]` in the rules file).
+        by_status = rules.reason_for(status) if status.startswith("5") else None
+        stated = by_status is not None and by_status.decision == HARD
+        if not (stage.yields_to_status and stated):
+            reason = rules.named(stage.reason)
+    if not status:
+        # RFC 3463 §3.1: X.0.0 when only the class of the failure is known.
+        implied = reason.implies if reason is not None and reason.implies else "5.0.0"
+        result.status = _in_class(implied, klass)
+        result.status_source = StatusSource.IMPLIED
     result.reason = reason.name if reason is not None else "undefined"
     result.decision = reason.decision if reason is not None else SOFT
-    if result.decision == HARD:
-        stage = rules.stage(diagnostic, words)
-        if stage is not None:
-            result.reason, result.decision = stage, SOFT
-        elif transient:
-            result.decision = SOFT  # RFC 3463 class 4: the address may work another time
+    if result.decision == HARD and transient:
+        result.decision = SOFT  # RFC 3463 class 4: the address may work another time
     return result
 
 
-def _status(field: str, diagnostic: str) -> str:
+# The remote server's reply inside a reporting MTA's diagnostic: from its reply code on.
+_REMOTE_REPLY = re.compile(r"(?<![\w.:/#-])[245][0-5]\d[ \-]+'?[245]\.\d{1,3}\.\d{1,3}.*", re.S)
+
+
+def _remote_reply(diagnostic: str) -> str:
+    """The part of `diagnostic` that is a remote server's reply after some words of the
+    reporting MTA's own, or "" when it is all one."""
+    found = _REMOTE_REPLY.search(diagnostic)
+    return found.group(0) if found and found.start() > 0 else ""
+
+
+def _status(field: str, diagnostic: str) -> tuple[str, str]:
     """The enhanced status to report: the remote server's own, when its reply carries one
     after its reply code (`550 5.7.1 ...`: the Status field is the reporting MTA's reading of
     it); else the Status field; else any status the reply mentions. A generic X.0.0 gives way
@@ -230,13 +330,14 @@ def _status(field: str, diagnostic: str) -> str:
     replied = _REPLY_STATUS.search(diagnostic)
     anywhere = ENHANCED_STATUS.search(diagnostic)
     candidates = [
-        ".".join(replied.groups()) if replied else "",
-        field,
-        ".".join(anywhere.groups()) if anywhere else "",
+        (".".join(replied.groups()) if replied else "", StatusSource.REPLY),
+        (field, StatusSource.DSN),
+        (".".join(anywhere.groups()) if anywhere else "", StatusSource.TEXT),
     ]
-    found = [c for c in candidates if c]
-    specific = [c for c in found if not c.endswith(".0.0")]
-    return (specific or found or [""])[0]
+    found = [c for c in candidates if c[0]]
+    specific = [c for c in found if not c[0].endswith(".0.0")]
+    status, source = (specific or found or [("", StatusSource.NONE)])[0]
+    return status, str(source)
 
 
 def _in_class(status: str, klass: str) -> str:

@@ -102,6 +102,9 @@ class Report(msgspec.Struct, kw_only=True):
     # Of the returned message, when it came back: its Message-ID and mailpulse's own key.
     original_message_id: str = ""
     original_key: str = ""
+    # The returned message's header fields (lower-cased names, first of each), as far as
+    # they came back: what finds its send when the return path did not (see intake).
+    original_headers: dict[str, str] = msgspec.field(default_factory=dict)
     defects: int = 0  # what the MIME parser found wrong
 
 
@@ -324,6 +327,9 @@ def _read_original(message: Message, report: Report) -> None:
     if headers is not None:
         report.original_message_id = _header(headers, "message-id").strip()[:400]
         report.original_key = _header(headers, "x-mailpulse-key").strip()[:400]
+        report.original_headers = {
+            name.lower(): _header(headers, name)[:400] for name in _names(headers)[:MAX_NAMES]
+        }
 
 
 # -- MIME plumbing ----------------------------------------------------------------------------
@@ -380,6 +386,10 @@ def _body_text(message: Message) -> str:
         payload = part.get_payload()
         if isinstance(payload, list):
             stack += [(sub, depth + 1) for sub in payload if isinstance(sub, Message)]
+        elif part.get_content_maintype() == "multipart" and isinstance(payload, str):
+            # A multipart whose boundary never comes (the parser keeps its body as text):
+            # its words are all there is.
+            return _decoded_text(part)
     return ""
 
 

@@ -44,6 +44,7 @@ class _Patterns(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class _StageEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: str
     text: list[str]
+    yields_to_status: bool = False
 
 
 class _RulesFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -52,6 +53,15 @@ class _RulesFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auto_reply: _Patterns = msgspec.field(default_factory=_Patterns)
     bounce: _Patterns = msgspec.field(default_factory=_Patterns)
     delay: _Patterns = msgspec.field(default_factory=_Patterns)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the SMTP conversation a server's words place a refusal at."""
+
+    reason: str
+    yields_to_status: bool
+    text: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -94,13 +104,14 @@ class BounceRules:
     def __init__(
         self,
         reasons: Sequence[Reason],
-        stages: Sequence[tuple[str, re.Pattern[str]]],
+        stages: Sequence[Stage],
         source: _RulesFile,
     ) -> None:
         self.source = source  # as written: what a project's own rules are put before
         auto_reply, bounce, delay = source.auto_reply, source.bounce, source.delay
         self.reasons = tuple(reasons)
         self._stages = tuple(stages)
+        self._by_name = {r.name: r for r in reasons}
         self._by_text = [r for r in reasons if r.text is not None]
         self._by_status = [r for r in reasons if r.status is not None]
         self._auto_headers = _any(auto_reply.headers)
@@ -126,12 +137,16 @@ class BounceRules:
                     return reason
         return None
 
-    def stage(self, *texts: str) -> str | None:
-        """The reason a refusal before the recipient was heard, or after it was taken, is
-        read as (see `[[stage]]` in the rules file); None when the words do not say."""
-        for reason, pattern in self._stages:
-            if any(pattern.search(text) for text in texts):
-                return reason
+    def named(self, name: str) -> Reason:
+        """The reason called `name` (a stage's: checked to exist when the rules load)."""
+        return self._by_name[name]
+
+    def stage(self, *texts: str) -> Stage | None:
+        """The stage a refusal before the recipient was heard, or after it was taken, was
+        made at (see `[[stage]]` in the rules file); None when the words do not say."""
+        for stage in self._stages:
+            if any(stage.text.search(text) for text in texts):
+                return stage
         return None
 
     def auto_reply(self, headers: dict[str, str], subject: str) -> bool:
@@ -188,7 +203,7 @@ def load_rules(text: str, path: Path | str, over: BounceRules | None = None) -> 
             raise ProjectError(path, f"[[stage]] reason {stage.reason!r} is no [[reason]]", where)
         compiled = _any(stage.text)
         if compiled is not None:
-            stages.append((stage.reason, compiled))
+            stages.append(Stage(stage.reason, stage.yields_to_status, compiled))
     sections = {"auto_reply": parsed.auto_reply, "bounce": parsed.bounce, "delay": parsed.delay}
     for section, patterns in sections.items():
         for pattern in (*patterns.headers, *patterns.sender, *patterns.subject, *patterns.text):

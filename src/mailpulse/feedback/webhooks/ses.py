@@ -279,8 +279,9 @@ def _complaints(found: _SesEvent, sns_id: str, echoed: dict[str, str]) -> list[E
 
 def _deliveries(found: _SesEvent, sns_id: str, echoed: dict[str, str]) -> list[EspEvent]:
     recipients = found.delivery.recipients if found.delivery is not None else []
+    said = words(found.delivery.smtpResponse) if found.delivery is not None else ""
     return [
-        EspEvent(SES, Kind.DELIVERED, f"{sns_id}:{n}", recipient=clip(r), **echoed)
+        EspEvent(SES, Kind.DELIVERED, f"{sns_id}:{n}", recipient=clip(r), diagnostic=said, **echoed)
         for n, r in enumerate(recipients)
     ]
 
