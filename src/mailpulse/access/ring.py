@@ -73,6 +73,14 @@ class KeyRing:
             self._seen[key] = known[1]
         return known[1]
 
+    def find_digest(self, digest: bytes) -> Principal | None:
+        """Who the key with this SHA-256 is (a dashboard session names its key so, never by
+        the key itself), or None when no key of the project or the store has it."""
+        known = self._known.get(digest)
+        if known is None or not hmac.compare_digest(known[0], digest):
+            return None
+        return known[1]
+
     @property
     def admin_api_enabled(self) -> bool:
         return self._project.admin_key or self._readers > 0

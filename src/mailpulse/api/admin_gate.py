@@ -23,6 +23,7 @@ from mailpulse.access import AccessStore, AuditEntry, KeyRing, Principal, outcom
 from mailpulse.api.asgi import answer_json
 from mailpulse.api.auth import PRINCIPAL, READ_METHODS, AccessRefused, admin_principal
 from mailpulse.observe import Metrics
+from mailpulse.observe.dashboard_session import DashboardSessions, SessionRefused, cookie_from
 from mailpulse.policy.suppression import address_hash, canonical_address
 
 log = logging.getLogger("mailpulse.audit")
@@ -68,8 +69,29 @@ def _summary(content_type: str, body: bytes, size: int) -> str:
 
 
 class AdminGate:
-    def __init__(self, app: Any, keys: KeyRing, audit: AccessStore, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: Any,
+        keys: KeyRing,
+        audit: AccessStore,
+        metrics: Metrics,
+        sessions: DashboardSessions | None = None,
+    ) -> None:
+        """`sessions`: the dashboard's, whose cookie stands in for the key on reads (GET and
+        HEAD) that come without an Authorization header: what the dashboard's page fetches."""
         self._app, self._keys, self._audit, self._metrics = app, keys, audit, metrics
+        self._sessions = sessions
+
+    def _session_principal(self, headers: dict[bytes, bytes]) -> Principal:
+        assert self._sessions is not None
+        cookie = cookie_from(headers.get(b"cookie", b"").decode("latin-1"))
+        if cookie is None:
+            # Said as without a session: a client of the API learns what to send.
+            return admin_principal(self._keys, None, "GET")
+        try:
+            return self._sessions.principal(cookie)
+        except SessionRefused as refusal:
+            raise AccessRefused(401, f"dashboard session: {refusal}") from None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -80,7 +102,10 @@ class AdminGate:
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         try:
-            principal = admin_principal(self._keys, authorization, method)
+            if not authorization and method in READ_METHODS and self._sessions is not None:
+                principal = self._session_principal(headers)
+            else:
+                principal = admin_principal(self._keys, authorization, method)
         except AccessRefused as refusal:
             if method not in READ_METHODS:
                 await self._keep(scope, refusal.principal, refusal.status, refusal.error)

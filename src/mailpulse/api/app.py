@@ -22,6 +22,7 @@ from mailpulse.api.campaigns import campaigns_router
 from mailpulse.api.catalogs import catalogs_router
 from mailpulse.api.consent import consent_router
 from mailpulse.api.contacts_import import contacts_import_router
+from mailpulse.api.dashboard import dashboard_admin_router, dashboard_pages_router
 from mailpulse.api.ingest import TrackingApi, openapi_paths
 from mailpulse.api.journeys import journeys_router
 from mailpulse.api.keys import keys_router
@@ -36,6 +37,7 @@ from mailpulse.feedback.pages import subscription_pages_router
 from mailpulse.feedback.tracking import tracking_router
 from mailpulse.feedback.webhooks.router import providers_for, webhooks_router
 from mailpulse.feedback.webhooks.sns import Fetch, fetch_https
+from mailpulse.observe.dashboard_session import DashboardSessions
 from mailpulse.runtime.pipeline import Pipeline
 
 
@@ -119,6 +121,9 @@ def create_app(
     app.include_router(keys_router(pipeline.keys))
     app.include_router(audit_router(pipeline.access))
     app.include_router(privacy_router(pipeline.log, pipeline.state, pipeline.append))
+    sessions = DashboardSessions(pipeline.tokens, pipeline.keys)
+    app.include_router(dashboard_pages_router(sessions))
+    app.include_router(dashboard_admin_router(pipeline))
     for router in extra_routers:
         app.include_router(router)
 
@@ -148,7 +153,7 @@ def create_app(
     catalogs = pipeline.catalogs
     # Layers in front of FastAPI, each looking at its own paths only: the tracking API (its
     # hot path passes through none), the public pages' rate limits, the admin gate.
-    admin = AdminGate(app, pipeline.keys, pipeline.access, pipeline.metrics)
+    admin = AdminGate(app, pipeline.keys, pipeline.access, pipeline.metrics, sessions)
     limited = PublicRateLimit(admin, pipeline.project.public_limit, pipeline.metrics)
     return TrackingApi(
         pipeline.append,

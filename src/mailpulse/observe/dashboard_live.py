@@ -1,0 +1,194 @@
+"""The dashboard's live figures: the recent history of the metrics (a `MetricSampler`) turned
+into what its charts draw, one point per snapshot, and the figures of its tiles.
+
+Rates are taken over a few snapshots (`SMOOTH`), latency quantiles and the shares of outcomes
+over a trailing window (`WINDOW`), so that a chart updated every second does not jump with
+each second's handful of messages. A figure that cannot be told (no message sent in the
+window, no snapshot yet) is None: a gap in its chart, a dash in its tile.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+
+from mailpulse.observe.sampler import bucket_quantile
+
+SMOOTH = 5.0  # seconds a rate is taken over
+WINDOW = 60.0  # seconds a quantile or a share is taken over
+STAGES = ("ingest", "fold", "render", "sign", "smtp")
+QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+LATENCY = "mailpulse_event_to_smtp_seconds"
+_EMAILS = "mailpulse_emails_total"
+# A message's end at the receiving server, for the shares of outcomes.
+_ENDS = ("sent", "bounced", "failed", "expired")
+
+Labels = Mapping[str, str] | None
+Figure = float | None
+
+
+class Sampler(Protocol):
+    def series(
+        self, name: str, labels: Labels = None, seconds: float = 300.0
+    ) -> list[tuple[float, float]]: ...
+
+
+class _Aligned:
+    """Series of one sampler on the times of its snapshots."""
+
+    def __init__(self, sampler: Sampler, seconds: float) -> None:
+        self._sampler = sampler
+        self._seconds = seconds
+        # A counter reads a value at every snapshot (0 before it counts): its times are all.
+        self.times = [t for t, _ in sampler.series("mailpulse_events_total", None, seconds)]
+
+    def values(self, name: str, labels: Labels = None) -> list[Figure]:
+        at = dict(self._sampler.series(name, labels, self._seconds))
+        return [at.get(t) for t in self.times]
+
+    def before(self, i: int, span: float) -> int:
+        """The first snapshot at most `span` seconds before snapshot i."""
+        return bisect.bisect_left(self.times, self.times[i] - span)
+
+    def rate(self, values: Sequence[Figure], span: float = SMOOTH) -> list[Figure]:
+        """A counter's increase per second over `span` before each snapshot."""
+        out: list[Figure] = []
+        for i, now in enumerate(values):
+            j = self.before(i, span)
+            then, dt = values[j], self.times[i] - self.times[j]
+            out.append(None if now is None or then is None or dt <= 0 else (now - then) / dt)
+        return out
+
+    def increase(self, values: Sequence[Figure], i: int, span: float = WINDOW) -> Figure:
+        now, then = values[i], values[self.before(i, span)]
+        return None if now is None or then is None else now - then
+
+
+def _sum(*columns: Sequence[Figure]) -> list[Figure]:
+    """Column-wise sums; a point is None only when it is None in every column."""
+    out: list[Figure] = []
+    for points in zip(*columns, strict=True):
+        known = [p for p in points if p is not None]
+        out.append(sum(known) if known else None)
+    return out
+
+
+def _share(part: Figure, whole: Figure) -> Figure:
+    return None if part is None or not whole else 100.0 * part / whole
+
+
+def bucket_bounds(registry: CollectorRegistry, histogram: str) -> list[str]:
+    """The `le` labels of a histogram's buckets, as its samples spell them."""
+    for family in registry.collect():
+        if family.name == histogram:
+            found = {s.labels["le"] for s in family.samples if s.name == histogram + "_bucket"}
+            return sorted(found, key=float)
+    return []
+
+
+def _latency(a: _Aligned, histogram: str, bounds: Sequence[str]) -> dict[str, list[Figure]]:
+    """Quantiles in milliseconds over the trailing window at each snapshot."""
+    buckets = [(float(le), a.values(histogram + "_bucket", {"le": le})) for le in bounds]
+    out: dict[str, list[Figure]] = {name: [] for name, _ in QUANTILES}
+    for i in range(len(a.times)):
+        known = [(le, g) for le, values in buckets if (g := a.increase(values, i)) is not None]
+        for name, q in QUANTILES:
+            value = bucket_quantile(q, known) if known else None
+            out[name].append(None if value is None else value * 1000.0)
+    return out
+
+
+def _stage_means(a: _Aligned) -> dict[str, list[Figure]]:
+    """Mean time per stage in milliseconds over the trailing window at each snapshot."""
+    out: dict[str, list[Figure]] = {}
+    for stage in STAGES:
+        total = a.values("mailpulse_stage_seconds_sum", {"stage": stage})
+        count = a.values("mailpulse_stage_seconds_count", {"stage": stage})
+        means: list[Figure] = []
+        for i in range(len(a.times)):
+            spent, n = a.increase(total, i), a.increase(count, i)
+            means.append(None if spent is None or not n else 1000.0 * spent / n)
+        out[stage] = means
+    return out
+
+
+def live_figures(
+    sampler: Sampler, latency_bounds: Sequence[str], seconds: float = 300.0
+) -> dict[str, object]:
+    """Everything the dashboard's charts and tiles show, over the last `seconds`;
+    `latency_bounds`: the buckets of mailpulse_event_to_smtp_seconds (`bucket_bounds`)."""
+    a = _Aligned(sampler, seconds)
+    emails = {s: a.values(_EMAILS, {"status": s}) for s in (*_ENDS, "deferred")}
+    events_total = a.values("mailpulse_events_total")
+    errors_total = a.values("mailpulse_errors_total")
+    n = len(a.times)
+
+    def window_share(part: Sequence[Figure], whole: Sequence[Sequence[Figure]]) -> list[Figure]:
+        shares = []
+        for i in range(n):
+            parts = [a.increase(column, i) for column in whole]
+            total = None if any(p is None for p in parts) else sum(p for p in parts if p)
+            shares.append(_share(a.increase(part, i), total))
+        return shares
+
+    attempts = [*(emails[s] for s in _ENDS), emails["deferred"]]
+    cpu = _sum(
+        a.rate(a.values("mailpulse_process_cpu_seconds_total")),
+        a.rate(a.values("mailpulse_courier_cpu_seconds_total")),
+    )
+    charts = {
+        "throughput": {
+            "events/s": a.rate(events_total),
+            "messages/s": a.rate(emails["sent"]),
+        },
+        "latency": _latency(a, LATENCY, latency_bounds),
+        "stages": _stage_means(a),
+        "errors": {
+            "errors/s": a.rate(errors_total),
+            "deferrals/s": a.rate(emails["deferred"]),
+            "bounces/s": a.rate(emails["bounced"]),
+        },
+        "outcomes": {
+            "delivered %": window_share(emails["sent"], [emails[s] for s in _ENDS]),
+            "bounced %": window_share(emails["bounced"], [emails[s] for s in _ENDS]),
+            "deferred %": window_share(emails["deferred"], attempts),
+            "complaints %": [
+                None if v is None or math.isnan(v) else 100.0 * v
+                for v in a.values("mailpulse_complaint_rate_ratio")
+            ],
+        },
+        "queues": {
+            "fold": a.values("mailpulse_queue_depth", {"queue": "fold"}),
+            "send": a.values("mailpulse_queue_depth", {"queue": "send"}),
+            "smtp in flight": a.values("mailpulse_smtp_in_flight"),
+        },
+        "resources": {
+            "CPU %": [None if c is None else 100.0 * c for c in cpu],
+            "RSS MB": [
+                None if m is None else m / 1e6
+                for m in _sum(
+                    a.values("mailpulse_process_resident_memory_bytes"),
+                    a.values("mailpulse_courier_resident_memory_bytes"),
+                )
+            ],
+        },
+    }
+    return {
+        "t": a.times,
+        "charts": charts,
+        "totals": {
+            "events": _last(events_total),
+            "sent": _last(emails["sent"]),
+            "deferred": _last(emails["deferred"]),
+            "bounced": _last(emails["bounced"]),
+            "errors": _last(errors_total),
+        },
+    }
+
+
+def _last(values: Sequence[Figure]) -> Figure:
+    return values[-1] if values else None

@@ -1,0 +1,100 @@
+"""The dashboard's message view: find messages by contact (any of its ids, or an address that
+names it) or by Message-ID, and tell one message's whole life from the log.
+
+Every lifecycle event of a send (queued, held, sent, deferred, bounced, complained, opened,
+clicked, converted...) is appended under the send's contact with the send's idempotency key
+in its properties (mailpulse.runtime.lifecycle), so a message's timeline is its contact's
+history filtered by that key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailpulse.privacy.scrub import is_customer_event
+from mailpulse.store import EventLog, OutboxRow, StateStore
+
+MAX_QUERY = 998  # characters: the longest line RFC 5322 allows, and so any Message-ID
+MESSAGES_SHOWN = 50
+# A contact's events read to find one message's: enough for years of a busy contact's mail.
+HISTORY_READ = 10_000
+
+
+class SearchError(Exception):
+    """A search that cannot be made (HTTP 400) or that found nothing (HTTP 404)."""
+
+    def __init__(self, status: int, error: str, where: str = "q") -> None:
+        super().__init__(error)
+        self.status, self.error, self.where = status, error, where
+
+
+def message_out(row: OutboxRow) -> dict[str, Any]:
+    intent = row.intent
+    return {
+        "key": intent.key,
+        "contact_id": intent.contact_id,
+        "email": intent.email,
+        "template": intent.template,
+        "campaign": intent.campaign,
+        "variant": intent.variant,
+        "journey": intent.journey,
+        "step": intent.step,
+        "message_class": intent.message_class,
+        "status": row.status,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "last_code": row.last_code,
+        "last_text": row.last_text,
+        "created_at": intent.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+async def find_messages(state: StateStore, query: str) -> tuple[str, list[OutboxRow]]:
+    """What `query` names ("message" or "contact") and its messages, newest first."""
+    q = query.strip()
+    if not q:
+        raise SearchError(400, "type a contact id, an email address or a Message-ID")
+    if len(q) > MAX_QUERY:
+        raise SearchError(400, f"a search is at most {MAX_QUERY} characters, not {len(q):,}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in q):
+        raise SearchError(400, "a search cannot hold control characters")
+    if "@" in q:
+        bare = q.removeprefix("<").removesuffix(">")
+        row = await state.outbox_by_message_id(f"<{bare}>")
+        if row is not None:
+            return "message", [row]
+    names = [q] if "@" not in q else [q, q.lower()]
+    resolved = await state.resolve(names)
+    cid = next((resolved[n] for n in names if n in resolved), None)
+    if cid is None:
+        raise SearchError(404, f"no message has the Message-ID {q!r} and no contact is known as it")
+    ids = sorted({cid, *await state.identities_of(cid)})
+    return "contact", await state.outbox_for_contact(ids, MESSAGES_SHOWN)
+
+
+async def timeline(state: StateStore, log: EventLog, key: str) -> dict[str, Any]:
+    """One message and everything that happened to it, in log order."""
+    row = await state.outbox_get(key)
+    if row is None:
+        raise SearchError(404, f"no message with the key {key!r}", "key")
+    events = await log.for_contact([row.intent.contact_id], HISTORY_READ)
+    return {
+        "message": message_out(row),
+        "events": [
+            {
+                "event": ev.event,
+                "at": ev.received_at,
+                "details": {k: v for k, v in ev.properties.items() if k not in _SAID_ABOVE},
+            }
+            for ev in events
+            # Only mailpulse's own: a customer's event may carry a property named key too.
+            if not ev.plumbing and not is_customer_event(ev) and ev.properties.get("key") == key
+        ],
+    }
+
+
+# Properties every event of a send repeats, shown once with the message.
+_SAID_ABOVE = frozenset(
+    ("key", "template", "message_class", "campaign", "variant", "journey", "step")
+)
