@@ -106,12 +106,12 @@ async def _serve(app_: Any, host: str, port: int, stop: asyncio.Event | None = N
 @app.command()
 def validate(project: Annotated[Path, typer.Argument(help="The project folder.")] = Path(".")):
     """Check a project: mailpulse.toml, templates (mailpulse's built-in ones counted), journeys,
-    segments and topics. Errors name file and line."""
+    segments, topics and alert rules (alerts.yaml). Errors name file and line."""
     loaded = _load(project)
     console.print(
         f"[green]ok[/] {loaded.root}: {len(loaded.templates.names())} templates, "
         f"{len(loaded.journeys)} journeys, {len(loaded.segments)} segments, "
-        f"{len(loaded.topics)} topics"
+        f"{len(loaded.topics)} topics, {len(loaded.alerts.rules)} alert rules"
     )
 
 

@@ -45,6 +45,7 @@ from mailpulse.feedback.webhooks.settings import (
     topic_problem,
 )
 from mailpulse.journeys import JourneyDefinition, branch_segments, load_journeys
+from mailpulse.observe.alerts_rules import AlertRules, load_alert_rules
 from mailpulse.policy import FrequencyCap, QuietHours, SendPolicy
 from mailpulse.policy.breaker import BreakerSettings, parse_percent
 from mailpulse.policy.consent import BUILTIN_TEMPLATES
@@ -574,6 +575,8 @@ class Project:
     public_limit: PublicLimit
     breaker: BreakerSettings
     webhooks: WebhookSettings
+    # alerts.yaml over the built-in rules (see mailpulse.observe.alerts_rules)
+    alerts: AlertRules
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -636,6 +639,7 @@ def load_project(project_dir: Path) -> Project:
         project_dir / "journeys", templates.names(), [seg.id for seg in segments], topics
     )
     _check_against_plan(project_dir)
+    breaker = _breaker(config, project_dir / CONFIG_FILE, text)
     return Project(
         root=project_dir,
         config=config,
@@ -651,8 +655,9 @@ def load_project(project_dir: Path) -> Project:
         dkim_private_key=_load_dkim_key(project_dir, config, text),
         **_tracking(config, project_dir, text),
         public_limit=_public_limit(config, project_dir / CONFIG_FILE, text),
-        breaker=_breaker(config, project_dir / CONFIG_FILE, text),
+        breaker=breaker,
         webhooks=_webhooks(config, project_dir / CONFIG_FILE, text),
+        alerts=load_alert_rules(project_dir, breaker),
     )
 
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailpulse import __version__
 from mailpulse.api.admin import admin_router
 from mailpulse.api.admin_gate import AdminGate
+from mailpulse.api.alerts import alerts_router
 from mailpulse.api.audit import audit_router
 from mailpulse.api.breaker import breaker_router
 from mailpulse.api.campaigns import campaigns_router
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(contacts_import_router(pipeline.append, pipeline.state))
     app.include_router(suppressions_router(pipeline.state, pipeline.metrics))
     app.include_router(breaker_router(pipeline.breaker))
+    app.include_router(alerts_router(pipeline.alerts))
     app.include_router(consent_router(pipeline.state))
     app.include_router(
         subscription_pages_router(

@@ -195,6 +195,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "mailpulse_queue_depth", "Items waiting between stages.", ["queue"], registry=r
         )
+        self.outbox_backlog = Gauge(
+            "mailpulse_outbox_backlog_seconds",
+            "How long the oldest message due to be sent (queued, or deferred and due again) "
+            "has waited past its time; 0 when none waits.",
+            registry=r,
+        )
         self.smtp_in_flight = Gauge(
             "mailpulse_smtp_in_flight", "SMTP transactions under way.", registry=r
         )
@@ -228,6 +234,20 @@ class Metrics:
             "(its domain, mx:suffix, provider, or *).",
             ["rule"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.alert_firing = Gauge(
+            "mailpulse_alert_firing",
+            "1 while an alert rule (alerts.yaml and the built-in ones) fires, else 0, by rule.",
+            ["alert"],
+            registry=r,
+        )
+        self.alert_notifications = Counter(
+            "mailpulse_alert_notifications_total",
+            "Alert notices (firing or resolved) by notifier (log, or a name in alerts.yaml) "
+            "and result: delivered, refused (a 4xx or 5xx, for good), failed (after its "
+            "retries), dropped (the notifier too far behind).",
+            ["notifier", "result"],
             registry=r,
         )
         self.stage_ingest = self.stage.labels("ingest")

@@ -23,6 +23,7 @@ from mailpulse.observe import Metrics
 from mailpulse.observe.sampler import MetricSampler
 from mailpulse.privacy.retention import keep_retention
 from mailpulse.project import Project
+from mailpulse.runtime.alerting import alert_engine, keep_backlog_age
 from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.courier_pool import CourierPool
@@ -71,6 +72,7 @@ class Pipeline:
         self.metrics = Metrics()
         # The recent history of the metrics, for the dashboard and the alert rules.
         self.sampler = MetricSampler(self.metrics.registry)
+        self.alerts, self._notices = alert_engine(project, self.sampler, self.metrics, clock)
         self.log = log
         self.state = state
         self.bus = bus
@@ -161,6 +163,9 @@ class Pipeline:
             stages.append(("catalog-events", self.catalogs.run))
         stages.append(("breaker", self.breaker.run))
         stages.append(("metric-sampler", self.sampler.run))
+        stages.append(("alerts", self.alerts.run))
+        if self.runners:
+            stages.append(("backlog-age", self._keep_backlog_age))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
             stages.append(("gauges", self._update_gauges))
         self._tasks = start_stages(stages, self.metrics, "mailpulse")
@@ -171,6 +176,7 @@ class Pipeline:
         if self.inbound is not None:
             await self.inbound.stop()
         await cancel_all(self._tasks)
+        await self._notices.close()
         for runner in self.runners:
             await runner.stop()
         if self.courier is not None:
@@ -196,6 +202,9 @@ class Pipeline:
     async def _keep_retention(self) -> None:
         retention = self.project.durations.event_retention
         await keep_retention(self.log, self.state, retention, self.metrics, self._clock)
+
+    async def _keep_backlog_age(self) -> None:
+        await keep_backlog_age(self.state, self.log.partitions, self.metrics, self._clock)
 
     async def _update_gauges(self) -> None:
         assert isinstance(self.bus, InProcessBus)
