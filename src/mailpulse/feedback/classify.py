@@ -289,7 +289,12 @@ def _recipient(
     # program's output, not the remote server's).
     typed = f"{diagnostic_type}; {diagnostic}" if diagnostic_type else diagnostic
     reason = rules.reason_for(status, _remote_reply(diagnostic), typed, words)
-    transient = action == DELAYED or status.startswith("4") or (code is not None and code < 500)
+    transient = (
+        action == DELAYED
+        or status.startswith("4")
+        or (code is not None and code < 500)
+        or rules.said_transient(diagnostic, words)
+    )
     klass = "4" if transient else "5"
     stage = rules.stage(diagnostic, words, session)
     if stage is not None and (reason is None or reason.decision == HARD):
@@ -306,8 +311,8 @@ def _recipient(
         result.status_source = StatusSource.IMPLIED
     result.reason = reason.name if reason is not None else "undefined"
     result.decision = reason.decision if reason is not None else SOFT
-    if result.decision == HARD and transient:
-        result.decision = SOFT  # RFC 3463 class 4: the address may work another time
+    if result.decision == HARD and action == DELAYED:
+        result.decision = SOFT  # still tried: the address may work another time
     return result
 
 
@@ -327,8 +332,8 @@ def _status(field: str, diagnostic: str) -> tuple[str, str]:
     after its reply code (`550 5.7.1 ...`: the Status field is the reporting MTA's reading of
     it); else the Status field; else any status the reply mentions. A generic X.0.0 gives way
     to a specific one."""
-    replied = _REPLY_STATUS.search(diagnostic)
-    anywhere = ENHANCED_STATUS.search(diagnostic)
+    replied = _failing(_REPLY_STATUS, diagnostic)
+    anywhere = _failing(ENHANCED_STATUS, diagnostic)
     candidates = [
         (".".join(replied.groups()) if replied else "", StatusSource.REPLY),
         (field, StatusSource.DSN),
@@ -337,6 +342,12 @@ def _status(field: str, diagnostic: str) -> tuple[str, str]:
     found = [c for c in candidates if c[0]]
     specific = [c for c in found if not c[0].endswith(".0.0")]
     status, source = (specific or found or [("", StatusSource.NONE)])[0]
+    if status[1:] == ".4.7":
+        # RFC 3463 X.4.7: "the code for the actual problem found when delivery was attempted
+        # should be returned rather than this code", when the words carry it.
+        actual = [m for m in _REPLY_STATUS.finditer(diagnostic) if m.group(2, 3) != ("4", "7")]
+        if actual:
+            return ".".join(actual[-1].groups()), str(StatusSource.REPLY)
     return status, str(source)
 
 
@@ -346,7 +357,18 @@ def _in_class(status: str, klass: str) -> str:
 
 def _reply_code(text: str) -> int | None:
     for pattern in _REPLY_CODES:
-        found = pattern.search(text)
+        found = _failing(pattern, text)
         if found:
             return int(found.group(1))
     return None
+
+
+def _failing(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The first match of `pattern` that is a failure (4xx, 5xx; its first group starts
+    the code), else the first: a transcript's 250s before the refusal are not its news."""
+    first = None
+    for found in pattern.finditer(text):
+        if found.group(1)[0] in "45":
+            return found
+        first = first or found
+    return first

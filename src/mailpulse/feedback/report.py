@@ -252,10 +252,14 @@ _RECIPIENT_LINE = re.compile(
 )
 
 
+_SENT_BY = re.compile(r"\bsent by:?\s*$", re.IGNORECASE)
+
+
 def _text_recipients(text: str, failed: list[str]) -> list[RecipientReport]:
     """The recipients a bounce in words names at the start of a line, each with the words
     up to the next one; else those of X-Failed-Recipients, each with all of the words."""
-    found = list(_RECIPIENT_LINE.finditer(text))
+    # Not the sender a bounce names ("A message sent by\n\n  <a@b>\n\ncould not be delivered").
+    found = [m for m in _RECIPIENT_LINE.finditer(text) if not _SENT_BY.search(text[: m.start()])]
     if not found:
         return [RecipientReport(final_recipient=a, diagnostic=_clip(text)) for a in failed]
     said: dict[str, list[str]] = {}

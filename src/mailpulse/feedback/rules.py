@@ -32,6 +32,7 @@ class _ReasonEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     implies: str = ""
     status: list[str] = msgspec.field(default_factory=list)
     text: list[str] = msgspec.field(default_factory=list)
+    not_status: list[str] = msgspec.field(default_factory=list)
 
 
 class _Patterns(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,6 +54,7 @@ class _RulesFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auto_reply: _Patterns = msgspec.field(default_factory=_Patterns)
     bounce: _Patterns = msgspec.field(default_factory=_Patterns)
     delay: _Patterns = msgspec.field(default_factory=_Patterns)
+    transient: _Patterns = msgspec.field(default_factory=_Patterns)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Reason:
     implies: str
     status: re.Pattern[str] | None
     text: re.Pattern[str] | None
+    not_status: re.Pattern[str] | None = None
 
 
 def _status_regex(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -109,6 +112,7 @@ class BounceRules:
     ) -> None:
         self.source = source  # as written: what a project's own rules are put before
         auto_reply, bounce, delay = source.auto_reply, source.bounce, source.delay
+        self._transient_text = _any(source.transient.text)
         self.reasons = tuple(reasons)
         self._stages = tuple(stages)
         self._by_name = {r.name: r for r in reasons}
@@ -128,6 +132,8 @@ class BounceRules:
         for text in texts:
             for reason in self._by_text:
                 assert reason.text is not None
+                if reason.not_status is not None and reason.not_status.match(status):
+                    continue
                 if reason.text.search(text):
                     return reason
         if status:
@@ -163,6 +169,11 @@ class BounceRules:
         if self._bounce_sender is not None and self._bounce_sender.search(local):
             return True
         return self._bounce_subject is not None and bool(self._bounce_subject.search(subject))
+
+    def said_transient(self, *texts: str) -> bool:
+        """Whether the words say the failures were temporary, though the sender gave up."""
+        pattern = self._transient_text
+        return pattern is not None and any(pattern.search(text) for text in texts)
 
     def only_delayed(self, subject: str, text: str) -> bool:
         """Whether a bounce in words says the message is late, not lost."""
@@ -204,7 +215,12 @@ def load_rules(text: str, path: Path | str, over: BounceRules | None = None) -> 
         compiled = _any(stage.text)
         if compiled is not None:
             stages.append(Stage(stage.reason, stage.yields_to_status, compiled))
-    sections = {"auto_reply": parsed.auto_reply, "bounce": parsed.bounce, "delay": parsed.delay}
+    sections = {
+        "auto_reply": parsed.auto_reply,
+        "bounce": parsed.bounce,
+        "delay": parsed.delay,
+        "transient": parsed.transient,
+    }
     for section, patterns in sections.items():
         for pattern in (*patterns.headers, *patterns.sender, *patterns.subject, *patterns.text):
             if problem := _regex_problem(pattern):
@@ -231,6 +247,7 @@ def _before(own: _RulesFile, base: _RulesFile) -> _RulesFile:
         auto_reply=joined(own.auto_reply, base.auto_reply),
         bounce=joined(own.bounce, base.bounce),
         delay=joined(own.delay, base.delay),
+        transient=joined(own.transient, base.transient),
     )
 
 
@@ -249,14 +266,15 @@ def _reason(entry: _ReasonEntry, seen: set[str], text: str, path: Path | str) ->
         raise fail("give the status codes or the text it matches")
     if entry.implies and not _STATUS.match(entry.implies):
         raise fail(f"implies {entry.implies!r} is not a status like 5.1.1", entry.implies)
-    for pattern in entry.status:
+    for pattern in (*entry.status, *entry.not_status):
         if not _STATUS_PATTERN.match(pattern):
             raise fail(f"status {pattern!r}: write e.g. 5.1.1, X.2.2 or 5.7.*", pattern)
     for pattern in entry.text:
         if problem := _regex_problem(pattern):
             raise fail(f"text {pattern!r}: {problem}", pattern)
     status, words = _status_regex(entry.status), _any(entry.text)
-    return Reason(entry.name, entry.decision, entry.implies, status, words)
+    unless = _status_regex(entry.not_status)
+    return Reason(entry.name, entry.decision, entry.implies, status, words, unless)
 
 
 def _regex_problem(pattern: str) -> str | None:
