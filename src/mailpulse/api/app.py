@@ -32,6 +32,7 @@ from mailpulse.api.privacy import privacy_router
 from mailpulse.api.public_limits import PublicRateLimit, document_limits
 from mailpulse.api.segments import segments_router
 from mailpulse.api.shaping import shaping_router
+from mailpulse.api.stats import stats_router
 from mailpulse.api.suppressions import suppressions_router
 from mailpulse.feedback.machines import MachineRules
 from mailpulse.feedback.pages import subscription_pages_router
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(keys_router(pipeline.keys))
     app.include_router(audit_router(pipeline.access))
     app.include_router(privacy_router(pipeline.log, pipeline.state, pipeline.append))
+    app.include_router(stats_router(pipeline.state, pipeline.project))
     sessions = DashboardSessions(pipeline.tokens, pipeline.keys)
     app.include_router(dashboard_pages_router(sessions))
     app.include_router(dashboard_admin_router(pipeline))

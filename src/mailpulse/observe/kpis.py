@@ -7,7 +7,8 @@ The rollup counts whole hours (UTC): a range is widened to the hours it touches 
 What the figures are:
 
 - `sent`: messages the receiving server accepted (its 250); `delivered`: those less the ones a
-  bounce was reported about after (a DSN, an ESP's webhook);
+  bounce was reported about after (a DSN, an ESP's webhook), counted in the hour of the report
+  (a bucket of a series with more late bounces than sends delivered none);
 - `bounced`: bounces, at the SMTP reply or reported after; `deferred`: deferrals (each attempt);
   `expired`: messages given up on after retrying; `failed`: messages we failed to make;
 - `queued`, `held`, `suppressed`: messages made, held by quiet hours, not sent because the

@@ -1,0 +1,129 @@
+"""KPIs over the admin API (read scope): what became of the messages of a time range, all
+together or per campaign, journey or template (see mailpulse.observe.kpis for each figure).
+
+    GET /admin/stats?from=&to=&by=all|campaign|journey|template&key=&bucket=hour|day
+
+`from` and `to` are ISO 8601 (UTC when no zone is given) or epoch seconds; no `from` is the
+beginning, no `to` now. The figures count whole hours: the range is widened to the hours it
+touches, and the answer says which (`from`, `to`). `by` without `key` gives a row per campaign,
+journey or template that had any message in the range; with `key`, that one's row. `bucket`
+makes a series: a row per key and hour or day (UTC), empty ones included, ordered by key and
+start (at most MAX_BUCKETS per key).
+
+A time that is not one, a range that ends before it starts, an unknown `by` or `bucket`, a
+`key` without `by`, or a key the project and the store do not know is a 400 naming the
+parameter (`where`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mailpulse.api.audit import moment
+from mailpulse.api.auth import require_admin
+from mailpulse.api.models import ERRORS
+from mailpulse.observe.kpis import ALL, BUCKETS, GROUPINGS, Grouping, hours_of, kpis, series_length
+from mailpulse.project import Project
+from mailpulse.store import StateStore
+
+MAX_BUCKETS = 10_000  # a year of hours, with room
+
+
+class StatsOut(BaseModel):
+    from_: str = Field(serialization_alias="from")  # the first hour counted (ISO 8601, UTC)
+    to: str  # the end of the last hour counted
+    by: str
+    key: str | None
+    bucket: str | None
+    # KpiRow.to_json(): key, start (in a series), the figures and the rates
+    rows: list[dict[str, Any]]
+
+
+class _BadInput(Exception):
+    def __init__(self, where: str, error: str) -> None:
+        super().__init__(error)
+        self.where, self.error = where, error
+
+
+def _instant(name: str, text: str | None) -> datetime | None:
+    try:
+        at = moment(text)
+        return None if at is None else datetime.fromtimestamp(at, UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise _BadInput(name, f"{name}: {exc}") from None
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _known(state: StateStore, project: Project, by: str, key: str) -> bool:
+    """Whether `key` names a campaign, journey or template, of the project or of the past."""
+    if by == "campaign":
+        return await state.campaign(key) is not None
+    if by == "journey":
+        if key in project.journeys:
+            return True
+        return any(journey == key for journey, _, _ in await state.journey_versions())
+    if key in project.templates:
+        return True
+    return bool(await state.rollup(0, 2**62, by="template", key=key))
+
+
+def stats_router(state: StateStore, project: Project) -> APIRouter:
+    router = APIRouter(prefix="/admin/stats", tags=["admin"], dependencies=[Depends(require_admin)])
+
+    @router.get("", response_model=StatsOut, responses=ERRORS)
+    async def stats(
+        from_: str | None = Query(None, alias="from", description="ISO 8601 or epoch seconds."),
+        to: str | None = Query(None, description="ISO 8601 or epoch seconds; now if none."),
+        by: str = Query(ALL, description="all, campaign, journey or template."),
+        key: str | None = Query(None, description="The campaign, journey or template id."),
+        bucket: str | None = Query(None, description="hour or day: a series."),
+    ) -> StatsOut | JSONResponse:
+        """What became of the messages of a time range (figures and rates)."""
+        try:
+            start, end = _instant("from", from_), _instant("to", to)
+            end = end or datetime.now(UTC)
+            if start is not None and end < start:
+                raise _BadInput("to", "the range ends before it starts: to is before from")
+            if by not in GROUPINGS:
+                raise _BadInput("by", f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+            if key is not None and by == ALL:
+                raise _BadInput("key", "a key needs by=campaign, journey or template")
+            if bucket is not None and bucket not in BUCKETS:
+                raise _BadInput("bucket", f"bucket must be hour or day, not {bucket!r}")
+            if bucket is not None and series_length(start, end, bucket) > MAX_BUCKETS:
+                raise _BadInput(
+                    "bucket",
+                    f"more than {MAX_BUCKETS:,} {bucket}s in the range: narrow it (from is "
+                    "the beginning of time when not given) or take bigger buckets",
+                )
+            if key is not None and not await _known(state, project, by, key):
+                raise _BadInput("key", f"no {by} {key!r} in this project")
+        except _BadInput as bad:
+            return JSONResponse({"error": bad.error, "where": bad.where}, status_code=400)
+        rows = await kpis(
+            state,
+            start=start,
+            end=end,
+            by=cast(Grouping, by),
+            key=key,
+            bucket=cast(Any, bucket),
+        )
+        since, until = hours_of(start, end)
+        return StatsOut(
+            from_=_iso(since),
+            to=_iso(until),
+            by=by,
+            key=key,
+            bucket=bucket,
+            rows=[row.to_json() for row in rows],
+        )
+
+    return router
