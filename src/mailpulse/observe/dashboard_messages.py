@@ -2,22 +2,20 @@
 names it) or by Message-ID, and tell one message's whole life from the log.
 
 Every lifecycle event of a send (queued, held, sent, deferred, bounced, complained, opened,
-clicked, converted...) is appended under the send's contact with the send's idempotency key
-in its properties (mailpulse.runtime.lifecycle), so a message's timeline is its contact's
-history filtered by that key.
+clicked, converted...) carries the send's idempotency key (mailpulse.runtime.lifecycle), which
+the log indexes (`EventLog.for_send`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailpulse.privacy.scrub import is_customer_event
 from mailpulse.store import EventLog, OutboxRow, StateStore
 
 MAX_QUERY = 998  # characters: the longest line RFC 5322 allows, and so any Message-ID
 MESSAGES_SHOWN = 50
-# A contact's events read to find one message's: enough for years of a busy contact's mail.
-HISTORY_READ = 10_000
+# Of one message: queued, a few deferrals, sent, and more opens and clicks than anyone makes.
+EVENTS_SHOWN = 1_000
 
 
 class SearchError(Exception):
@@ -78,7 +76,7 @@ async def timeline(state: StateStore, log: EventLog, key: str) -> dict[str, Any]
     row = await state.outbox_get(key)
     if row is None:
         raise SearchError(404, f"no message with the key {key!r}", "key")
-    events = await log.for_contact([row.intent.contact_id], HISTORY_READ)
+    events = await log.for_send(key, EVENTS_SHOWN)
     return {
         "message": message_out(row),
         "events": [
@@ -88,8 +86,6 @@ async def timeline(state: StateStore, log: EventLog, key: str) -> dict[str, Any]
                 "details": {k: v for k, v in ev.properties.items() if k not in _SAID_ABOVE},
             }
             for ev in events
-            # Only mailpulse's own: a customer's event may carry a property named key too.
-            if not ev.plumbing and not is_customer_event(ev) and ev.properties.get("key") == key
         ],
     }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from mailpulse.privacy.scrub import scrub_event, scrub_intent
+from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
 from mailpulse.store.interface import (
     BreakerRecord,
     InstanceRecord,
@@ -35,6 +35,19 @@ decode_event = msgspec.json.Decoder(Event).decode
 
 WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
 ERASED_TEXT = "the contact was erased"
+
+
+def send_key_of(event: Event) -> str | None:
+    """The send a lifecycle event of mailpulse's is about (its idempotency key), which the log
+    indexes so that one message's events are found at once; None for any other event (a
+    customer's, a forwarded copy)."""
+    if event.forwarded or is_customer_event(event):
+        return None
+    library = event.context.get("library")
+    if not isinstance(library, dict) or library.get("name") != "mailpulse":
+        return None
+    key = event.properties.get("key")
+    return key if isinstance(key, str) else None
 
 
 def event_at(body: bytes, offset: int, partition: int = 0) -> Event:

@@ -26,7 +26,7 @@ from mailpulse.bus.interface import partition_of
 from mailpulse.privacy.scrub import scrub_event
 from mailpulse.store.interface import LogUnavailable
 from mailpulse.store.postgres.pool import UNREACHABLE, close_pool, describe, open_pool
-from mailpulse.store.rows import decode_event, encode, event_at
+from mailpulse.store.rows import decode_event, encode, event_at, send_key_of
 from mailpulse.store.sql import load_queries
 from mailpulse.types import Event
 
@@ -90,6 +90,7 @@ async def _append_calls(
         [ev.type for ev in written],
         [ev.received_at for ev in written],
         bodies,
+        [send_key_of(ev) for ev in written],
     )
     return fresh_by_call
 
@@ -234,6 +235,10 @@ class PostgresEventLog:
         """In append order, across partitions: a contact's identities may hash apart."""
         rows = await self._open_pool().fetch(Q["for-contact"], list(keys), limit)
         return [event_at(body, offset, partition) for partition, offset, body in reversed(rows)]
+
+    async def for_send(self, send_key: str, limit: int) -> list[Event]:
+        rows = await self._open_pool().fetch(Q["for-send"], send_key, limit)
+        return [event_at(body, offset, partition) for partition, offset, body in rows]
 
     async def forget_message_ids(self, before: float) -> int:
         forgotten: int = await self._open_pool().fetchval(Q["forget-message-ids"], before)

@@ -29,9 +29,12 @@ WHERE p.partition = n.partition
 RETURNING p.partition, p.head
 
 -- name: insert-events
-INSERT INTO events (partition, "offset", message_id, contact_key, type, received_at, body)
+INSERT INTO events (
+    partition, "offset", message_id, contact_key, type, received_at, body, send_key
+)
 SELECT * FROM unnest(
-    $1::int[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bytea[]
+    $1::int[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bytea[],
+    $8::text[]
 )
 
 -- name: read-after
@@ -44,6 +47,9 @@ SELECT head FROM log_partitions WHERE partition = $1
 -- name: for-contact
 SELECT partition, "offset", body FROM events
 WHERE contact_key = ANY($1::text[]) ORDER BY seq DESC LIMIT $2
+
+-- name: for-send
+SELECT partition, "offset", body FROM events WHERE send_key = $1 ORDER BY seq LIMIT $2
 
 -- name: forget-message-ids
 WITH forgotten AS (DELETE FROM seen_message_ids WHERE received_at < $1 RETURNING 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mailpulse.privacy.scrub import scrub_event
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
-from mailpulse.store.rows import decode_event, encode, event_at
+from mailpulse.store.rows import decode_event, encode, event_at, send_key_of
 from mailpulse.store.sql import load_queries
 from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
 from mailpulse.types import Event
@@ -32,6 +32,12 @@ def _scrub_rows(conn: sqlite3.Connection, select: str, values: Sequence[object])
                 changed.append((scrubbed, offset))
     conn.executemany(Q["rewrite-body"], changed)
     return len(changed)
+
+
+def _index_send_keys(conn: sqlite3.Connection) -> None:
+    if "send_key" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
+        conn.execute(Q["add-send-key"])  # events from before stay out of the index
+    conn.execute(Q["send-key-index"])
 
 
 def _forget_before(conn: sqlite3.Connection, through: int, before: float, limit: int) -> int:
@@ -60,6 +66,7 @@ class SqliteEventLog:
 
     async def open(self) -> None:
         self._db.open()
+        await self._db.write(_index_send_keys)
         head = self._db.read(lambda c: c.execute(Q["head"]).fetchone()[0])
         self._next_offset = head + 1
         self._durable_offset = head
@@ -120,7 +127,15 @@ class SqliteEventLog:
             conn.executemany(
                 Q["insert-event"],
                 [
-                    (ev.offset, ev.message_id, ev.contact_key, ev.type, ev.received_at, encode(ev))
+                    (
+                        ev.offset,
+                        ev.message_id,
+                        ev.contact_key,
+                        ev.type,
+                        ev.received_at,
+                        encode(ev),
+                        send_key_of(ev),
+                    )
                     for ev in fresh
                 ],
             )
@@ -149,6 +164,10 @@ class SqliteEventLog:
         )
         rows = self._db.read(lambda c: c.execute(sql, (*keys, limit)).fetchall())
         return [event_at(body, off) for off, body in reversed(rows)]
+
+    async def for_send(self, send_key: str, limit: int) -> list[Event]:
+        rows = self._db.read(lambda c: c.execute(Q["for-send"], (send_key, limit)).fetchall())
+        return [event_at(body, off) for off, body in rows]
 
     async def forget_message_ids(self, before: float) -> int:
         return await self._db.write(
