@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailpulse.delivery.smtp_connection import dot_stuffed
 from mailpulse.delivery.smtp_reply import MAX_PENDING, ReplyParser, SmtpProtocolError
@@ -53,3 +55,10 @@ def test_garbage_is_a_protocol_error(data):
 )
 def test_dot_stuffing(data, wire):
     assert dot_stuffed(data) == wire
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))))
+def test_dot_stuffing_of_crlf_lines_skips_only_the_scan(lines):
+    # build_message's output (tests/delivery/test_mime.py checks it has no bare CR or LF).
+    data = b"".join(line + b"\r\n" for line in lines)
+    assert dot_stuffed(data, crlf_only=True) == dot_stuffed(data)

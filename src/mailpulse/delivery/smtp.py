@@ -310,14 +310,15 @@ class OpenTransaction:
         self._key = key
         self._connection: SmtpConnection | None = connection
 
-    async def finish(self, data: bytes) -> DeliveryResult:
-        """Sends the content; the server's verdict. Never raises for network trouble."""
+    async def finish(self, data: bytes, *, crlf_only: bool = False) -> DeliveryResult:
+        """Sends the content; the server's verdict. Never raises for network trouble.
+        `crlf_only`: `data` ends every line in CRLF (see `dot_stuffed`)."""
         connection, self._connection = self._connection, None
         if connection is None:
             raise RuntimeError("OpenTransaction.finish after finish() or abandon()")
         relay = self._relay
         try:
-            reply = await connection.content(data)
+            reply = await connection.content(data, crlf_only=crlf_only)
         except _NETWORK_ERRORS as err:
             connection.close()
             relay._checkin(connection)
