@@ -381,7 +381,8 @@ class LocalCourier:
             job.drop()
             raise
         if isinstance(opened, OpenTransaction):
-            result = await opened.finish(message.data)
+            # build_message and the DKIM signer end every line in CRLF.
+            result = await opened.finish(message.data, crlf_only=True)
         else:
             result = opened
         return Delivered(
