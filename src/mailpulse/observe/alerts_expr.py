@@ -38,7 +38,7 @@ _ARGUMENTS: dict[str, str] = {
     "breaker": "breaker()",
 }
 _TOKEN = re.compile(
-    r"(?:(?P<number>\d+(?:\.\d*)?|\.\d+)|(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)"
+    r"(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)"
     r'|(?P<text>"[^"\\\n]*")|(?P<op>=~|[(){},=]))'
 )
 _PLAIN_VALUE = re.compile(r"^[^|\\^$.*+?()\[\]{}]*$")

@@ -36,13 +36,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from mailpulse.delivery.address import parse_address
 from mailpulse.observe.alerts_expr import Expr, ExprError, parse_expr
 from mailpulse.policy.breaker import BreakerSettings
 from mailpulse.units import parse_duration
@@ -211,9 +211,9 @@ def _addresses(reader: NodeReader, node: Node) -> tuple[str, ...]:
     addresses = []
     for item in nodes:
         written = reader.text(item, "an email address")
-        address = parseaddr(written)[1]
-        local, _, domain = address.rpartition("@")
-        if not local or "." not in domain or address != written.strip():
+        try:
+            address = parse_address(written)[1]
+        except ValueError:
             reader.fail(item, f"not an email address: {written!r} (write e.g. ops@example.com)")
         addresses.append(address)
     return tuple(addresses)
