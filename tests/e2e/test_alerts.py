@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
@@ -92,6 +93,17 @@ async def keep_signing_up(server: Server, every: float = 0.1) -> None:
         await asyncio.sleep(every)
 
 
+async def read_scope_sees_alerts_and_no_key_does_not(server: Server) -> None:
+    made = await server.admin.post("/admin/keys", json={"scope": "read", "name": "dashboard"})
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    async with httpx.AsyncClient(base_url=server.base) as anyone:
+        seen = await anyone.get("/admin/alerts", headers={"Authorization": f"Bearer {key}"})
+        assert seen.status_code == 200 and seen.json()["firing"] == 0
+        refused = await anyone.get("/admin/alerts")
+        assert refused.status_code == 401 and refused.json()["error"]
+
+
 def alerting_project(root: Path, sink: Sink, hook: WebhookReceiver) -> Path:
     project = write_project(root, sink.port)
     (project / "alerts.yaml").write_text(
@@ -131,7 +143,10 @@ async def test_bounce_rate_alert_fires_to_a_webhook_and_resolves_after_the_sink_
                 standing = (await server.admin.get("/admin/alerts")).json()
                 bounce = next(a for a in standing["alerts"] if a["name"] == "bounce_rate")
                 assert bounce["state"] == "inactive" and bounce["window"] == WINDOW
+                assert bounce["threshold_shown"] == "5%" and bounce["notify"] == ["log", "hook"]
+                assert {a["name"] for a in standing["alerts"]} >= {"complaint_rate", "backlog_age"}
                 assert hook.bodies == []
+                await read_scope_sees_alerts_and_no_key_does_not(server)
 
                 sink.refusing = True
                 fired = await hook.wait_for("firing", within=3 * WINDOW)
