@@ -1,7 +1,7 @@
 """The dashboard over HTTP on a real embedded server: the login form and its session cookie
 (its flags, a bad key, a write key, a forged, expired or revoked session), the page and its
 JSON closed without one, the security headers, the static files, the live figures, and the
-message search with its bad input."""
+message search (by contact id, address or Message-ID) with its bad input."""
 
 from __future__ import annotations
 
@@ -168,6 +168,10 @@ async def test_message_search_and_its_bad_input(server: Server) -> None:
         "messages"
     ] == by_id.json()["messages"]
 
+    by_address = await server.admin.get("/admin/messages", params={"q": "ANN@example.com"})
+    assert by_address.json()["found"] == "address"
+    assert by_address.json()["messages"] == found["messages"]
+
     life = await server.admin.get(f"/admin/messages/{message['key']}")
     said = [e["event"] for e in life.json()["events"]]
     assert said[:2] == ["Email Queued", "Email Sent"], said
@@ -180,6 +184,7 @@ async def test_message_search_and_its_bad_input(server: Server) -> None:
         ("u-1\x00", 400, "control characters"),
         ("nobody", 404, "no contact is known"),
         ("<nope@shop.test>", 404, "no message has the Message-ID"),
+        ("nobody@example.com", 404, "or went to it"),
     ):
         r = await server.admin.get("/admin/messages", params={"q": q})
         assert r.status_code == status and said in r.json()["error"], q

@@ -1,5 +1,5 @@
-"""The dashboard's message view: find messages by contact (any of its ids, or an address that
-names it) or by Message-ID, and tell one message's whole life from the log.
+"""The dashboard's message view: find messages by contact (any of its ids), by recipient address
+or by Message-ID, and tell one message's whole life from the log.
 
 Every lifecycle event of a send (queued, held, sent, deferred, bounced, complained, opened,
 clicked, converted...) carries the send's idempotency key (mailpulse.runtime.lifecycle), which
@@ -49,7 +49,8 @@ def message_out(row: OutboxRow) -> dict[str, Any]:
 
 
 async def find_messages(state: StateStore, query: str) -> tuple[str, list[OutboxRow]]:
-    """What `query` names ("message" or "contact") and its messages, newest first."""
+    """What `query` names ("message", "contact" or "address") and its messages, newest
+    first."""
     q = query.strip()
     if not q:
         raise SearchError(400, "type a contact id, an email address or a Message-ID")
@@ -62,13 +63,18 @@ async def find_messages(state: StateStore, query: str) -> tuple[str, list[Outbox
         row = await state.outbox_by_message_id(f"<{bare}>")
         if row is not None:
             return "message", [row]
-    names = [q] if "@" not in q else [q, q.lower()]
-    resolved = await state.resolve(names)
-    cid = next((resolved[n] for n in names if n in resolved), None)
-    if cid is None:
-        raise SearchError(404, f"no message has the Message-ID {q!r} and no contact is known as it")
-    ids = sorted({cid, *await state.identities_of(cid)})
-    return "contact", await state.outbox_for_contact(ids, MESSAGES_SHOWN)
+    cid = (await state.resolve([q])).get(q)
+    if cid is not None:
+        ids = sorted({cid, *await state.identities_of(cid)})
+        return "contact", await state.outbox_for_contact(ids, MESSAGES_SHOWN)
+    if "@" in q:
+        rows = await state.outbox_for_address(q, MESSAGES_SHOWN)
+        if rows:
+            return "address", rows
+        raise SearchError(
+            404, f"no message has the Message-ID {q!r} or went to it, and no contact is known as it"
+        )
+    raise SearchError(404, f"no contact is known as {q!r}")
 
 
 async def timeline(state: StateStore, log: EventLog, key: str) -> dict[str, Any]:

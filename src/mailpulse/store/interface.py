@@ -415,6 +415,11 @@ class StateStore(Protocol):
         """Newest first; several ids because a merged contact keeps its old rows."""
         ...
 
+    async def outbox_for_address(self, address: str, limit: int) -> list[OutboxRow]:
+        """The messages to an address (in any case), newest first, from an index; an erased
+        contact's are not found so."""
+        ...
+
     async def outbox_update(
         self, updates: Sequence[OutboxUpdate], lifecycle: Sequence[Event] = (), partition: int = 0
     ) -> None:

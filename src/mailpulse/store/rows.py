@@ -6,6 +6,7 @@ Bodies are msgspec JSON, not msgpack: JSON numbers have no size limit and events
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,13 @@ decode_event = msgspec.json.Decoder(Event).decode
 
 WAITING = frozenset((OutboxStatus.QUEUED, OutboxStatus.DEFERRED))
 ERASED_TEXT = "the contact was erased"
+
+
+def address_key(email: str) -> str | None:
+    """What the outbox finds a message's recipient by (in any case): a digest, so that the
+    index holds no address; None for a message without one (an erased contact's)."""
+    address = email.strip().lower()
+    return hashlib.sha256(address.encode()).hexdigest()[:32] if address else None
 
 
 def send_key_of(event: Event) -> str | None:

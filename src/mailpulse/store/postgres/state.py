@@ -28,6 +28,7 @@ from mailpulse.store.interface import (
 )
 from mailpulse.store.postgres.pool import PoolHolder
 from mailpulse.store.rows import (
+    address_key,
     breaker_from_row,
     consent_from_row,
     consent_params,
@@ -77,6 +78,7 @@ async def _insert_outbox(
         [it.created_at for it in intents],
         [row.updated_at for row in rows],
         [encode(it) for it in intents],
+        [address_key(it.email) for it in intents],
     )
     return [r[0] for r in inserted]
 
@@ -407,6 +409,10 @@ class PostgresStateStore:
 
     async def outbox_for_contact(self, contact_ids: Sequence[str], limit: int) -> list[OutboxRow]:
         rows = await self._db.fetch(Q["outbox-for-contact"], list(contact_ids), limit)
+        return [outbox_from_row(r) for r in rows]
+
+    async def outbox_for_address(self, address: str, limit: int) -> list[OutboxRow]:
+        rows = await self._db.fetch(Q["outbox-for-address"], address_key(address), limit)
         return [outbox_from_row(r) for r in rows]
 
     async def outbox_update(

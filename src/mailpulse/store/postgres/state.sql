@@ -79,10 +79,10 @@ ORDER BY wake_at LIMIT $3
 -- Returns the keys that are new: a re-fold inserts nothing twice.
 INSERT INTO outbox
     (key, partition, contact_id, status, attempts, next_attempt_at, message_id, last_code,
-     last_text, created_at, updated_at, intent)
+     last_text, created_at, updated_at, intent, address)
 SELECT * FROM unnest(
     $1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::float8[], $7::text[],
-    $8::int[], $9::text[], $10::float8[], $11::float8[], $12::bytea[]
+    $8::int[], $9::text[], $10::float8[], $11::float8[], $12::bytea[], $13::text[]
 )
 ON CONFLICT (key) DO NOTHING
 RETURNING key
@@ -109,6 +109,10 @@ FROM outbox WHERE message_id = $1 AND message_id <> ''
 -- name: outbox-for-contact
 SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
 FROM outbox WHERE contact_id = ANY($1::text[]) ORDER BY created_at DESC LIMIT $2
+
+-- name: outbox-for-address
+SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
+FROM outbox WHERE address = $1 ORDER BY created_at DESC LIMIT $2
 
 -- name: update-outbox
 UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, message_id = $4,
@@ -430,7 +434,8 @@ SELECT $1::text UNION SELECT key FROM identities WHERE contact_id = $1
 SELECT key, status, intent FROM outbox WHERE contact_id = ANY($1::text[])
 
 -- name: scrub-outbox-row
-UPDATE outbox SET intent = $1, status = $2, last_text = $3, updated_at = $4 WHERE key = $5
+UPDATE outbox SET intent = $1, status = $2, last_text = $3, updated_at = $4, address = NULL
+WHERE key = $5
 
 -- name: erase-instances
 DELETE FROM journey_instances WHERE contact_id = ANY($1::text[])

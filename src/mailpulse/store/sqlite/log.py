@@ -14,7 +14,7 @@ from mailpulse.privacy.scrub import scrub_event
 from mailpulse.store.interface import LogRolledBack, LogUnavailable
 from mailpulse.store.rows import decode_event, encode, event_at, send_key_of
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
+from mailpulse.store.sqlite.worker import SqliteFile, add_column, only_partition, select_in
 from mailpulse.types import Event
 
 Q = load_queries("mailpulse.store.sqlite", "log.sql")
@@ -35,8 +35,7 @@ def _scrub_rows(conn: sqlite3.Connection, select: str, values: Sequence[object])
 
 
 def _index_send_keys(conn: sqlite3.Connection) -> None:
-    if "send_key" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
-        conn.execute(Q["add-send-key"])  # events from before stay out of the index
+    add_column(conn, "events", "send_key", Q["add-send-key"])  # older events stay unindexed
     conn.execute(Q["send-key-index"])
 
 

@@ -25,6 +25,7 @@ from mailpulse.store.interface import (
     rollup_query,
 )
 from mailpulse.store.rows import (
+    address_key,
     breaker_from_row,
     consent_from_row,
     consent_params,
@@ -42,7 +43,7 @@ from mailpulse.store.rows import (
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile, only_partition, select_in
+from mailpulse.store.sqlite.worker import SqliteFile, add_column, only_partition, select_in
 from mailpulse.types import ConsentRecord, Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
@@ -95,6 +96,7 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
                 it.created_at,
                 row.updated_at,
                 encode(it),
+                address_key(it.email),
             ),
         )
         if cur.rowcount:
@@ -116,6 +118,11 @@ def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
         _erase(conn, contact_id, at)
     conn.execute(Q["set-checkpoint"], (change.checkpoint,))
     return inserted
+
+
+def _index_addresses(conn: sqlite3.Connection) -> None:
+    add_column(conn, "outbox", "address", Q["add-outbox-address"])  # older rows stay unindexed
+    conn.execute(Q["outbox-address-index"])
 
 
 def _erase(conn: sqlite3.Connection, contact_id: str, at: float) -> None:
@@ -195,6 +202,7 @@ class SqliteStateStore:
 
     async def open(self) -> None:
         self._db.open()
+        await self._db.write(_index_addresses)
 
     async def close(self) -> None:
         await self._db.close()
@@ -404,6 +412,12 @@ class SqliteStateStore:
             f"{self._outbox_select} WHERE contact_id IN ({marks}) ORDER BY created_at DESC LIMIT ?"
         )
         rows = self._db.read(lambda c: c.execute(sql, (*contact_ids, limit)).fetchall())
+        return [outbox_from_row(r) for r in rows]
+
+    async def outbox_for_address(self, address: str, limit: int) -> list[OutboxRow]:
+        sql = f"{self._outbox_select} WHERE address = ? ORDER BY created_at DESC LIMIT ?"
+        digest = address_key(address)
+        rows = self._db.read(lambda c: c.execute(sql, (digest, limit)).fetchall())
         return [outbox_from_row(r) for r in rows]
 
     async def outbox_update(

@@ -197,7 +197,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_text       TEXT NOT NULL DEFAULT '',
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL,
-    intent          BLOB NOT NULL
+    intent          BLOB NOT NULL,
+    address         TEXT  -- the recipient's digest (see outbox-address-index)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_by_contact ON outbox (contact_id, created_at);
 -- A bounce or a complaint finds its send by the Message-ID its return path names (see
@@ -320,11 +321,20 @@ DELETE FROM segment_timers WHERE contact_id = ?
 -- name: due-segment-timers
 SELECT contact_id FROM segment_timers WHERE wake_at <= ? ORDER BY wake_at LIMIT ?
 
+-- name: add-outbox-address
+-- A state file from before the column.
+ALTER TABLE outbox ADD COLUMN address TEXT
+
+-- name: outbox-address-index
+-- The messages to an address, for the dashboard's search (an erased contact's have none).
+CREATE INDEX IF NOT EXISTS outbox_by_address ON outbox (address, created_at)
+WHERE address IS NOT NULL
+
 -- name: insert-outbox
 INSERT OR IGNORE INTO outbox
     (key, contact_id, status, attempts, next_attempt_at, message_id, last_code, last_text,
-     created_at, updated_at, intent)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     created_at, updated_at, intent, address)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: outbox-columns
 SELECT intent, status, attempts, next_attempt_at, message_id, last_code, last_text, updated_at
@@ -612,7 +622,8 @@ SELECT ?1 UNION SELECT key FROM identities WHERE contact_id = ?1
 SELECT key, status, intent FROM outbox WHERE contact_id IN (SELECT value FROM json_each(?))
 
 -- name: scrub-outbox-row
-UPDATE outbox SET intent = ?, status = ?, last_text = ?, updated_at = ? WHERE key = ?
+UPDATE outbox SET intent = ?, status = ?, last_text = ?, updated_at = ?, address = NULL
+WHERE key = ?
 
 -- name: erase-instances
 DELETE FROM journey_instances WHERE contact_id IN (SELECT value FROM json_each(?))

@@ -66,6 +66,13 @@ def select_in(conn: sqlite3.Connection, select: str, values: Sequence[str]) -> s
     return found
 
 
+def add_column(conn: sqlite3.Connection, table: str, column: str, alter: str) -> None:
+    """Run `alter` (an ALTER TABLE ... ADD COLUMN) on a file made before `table` had `column`:
+    the schema's CREATE TABLE IF NOT EXISTS leaves an older table as it was."""
+    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+        conn.execute(alter)
+
+
 def only_partition(partition: int) -> None:
     """Embedded mode keeps the whole log in one partition, read by one fold."""
     if partition != 0:
