@@ -37,5 +37,7 @@ async def test_a_421_storm_slows_the_destination_and_loses_nothing(
     assert sum(1 for _, code in sink.refused if code == "421") == len(users)
     if deployment.mode == "embedded":  # in scale-out, the senders' metrics are the workers'
         registry = server.pipeline.metrics.registry
-        backoff = registry.get_sample_value("mailpulse_shaping_backoff", {"rule": "example.com"})
+        backoff = registry.get_sample_value(
+            "mailpulse_shaping_backoff_ratio", {"rule": "example.com"}
+        )
         assert backoff is not None and backoff < 1.0

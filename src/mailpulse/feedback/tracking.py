@@ -143,15 +143,13 @@ def engagement_facts(ip: str, user_agent: str, verdict: Verdict, **more: Any) ->
 
 
 def count_engagement(metrics: Metrics, event: Event) -> None:
-    """An `Email Opened` or `Email Clicked` recorded, in the figures of its campaign (a
-    machine's apart)."""
+    """An `Email Opened` or `Email Clicked` recorded (a machine's apart)."""
     figure = {Lifecycle.OPENED: "opened", Lifecycle.CLICKED: "clicked"}.get(event.event or "")
     if figure is None:
         return
     if event.properties.get("machine"):
-        figure += " by machine"
-    campaign = event.properties.get("campaign")
-    metrics.count_email(figure, campaign if isinstance(campaign, str) else None)
+        figure = f"machine_{figure}"
+    metrics.count_email(figure)
 
 
 def _user_agent(request: Request) -> str:

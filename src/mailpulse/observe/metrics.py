@@ -1,4 +1,11 @@
-"""Prometheus metrics: names and labels follow Prometheus conventions.
+"""Prometheus metrics: names and labels follow Prometheus conventions
+(prometheus.io/docs/practices/naming): a `mailpulse_` prefix, base units in the name (seconds,
+bytes; `_ratio` for a share), `_total` on counters, and labels that take a few values each (a
+stage, a status, a reason, a rule of the project), never an id of a contact, a message or a
+campaign: each label value is a time series kept for as long as the process lives. Figures per
+campaign, journey or template are in GET /admin/stats (mailpulse.observe.kpis) instead.
+docs/grafana-dashboard.json charts them; tests/observe/test_grafana_dashboard.py holds every
+name it queries to what /metrics serves.
 
 One registry per pipeline, so tests and several pipelines in one process do not collide.
 """
@@ -33,7 +40,27 @@ _LATENCY_BUCKETS = (
     300.0,
     3600.0,
 )
-_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+# A stage takes from 0.1 ms (an ingest) to seconds (an SMTP transaction to a slow server, a
+# fold batch of thousands of events).
+_STAGE_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class Metrics:
@@ -61,27 +88,14 @@ class Metrics:
         )
         self.emails = Counter(
             "mailpulse_emails_total",
-            "Email lifecycle transitions: queued, sent, deferred, bounced, suppressed, "
-            "expired, failed.",
+            "Email lifecycle transitions: queued, held, sent, deferred, bounced, suppressed, "
+            "expired, failed; opened, clicked (by people), machine_opened, machine_clicked.",
             ["status"],
             registry=r,
         )
         self.fan_out = Counter(
             "mailpulse_fan_out_total",
             "Events about an object (Back In Stock, Price Dropped) sent on to interested contacts.",
-            registry=r,
-        )
-        self.campaign_messages = Counter(
-            "mailpulse_campaign_messages_total",
-            "A campaign's messages by what became of them (as mailpulse_emails_total).",
-            ["campaign", "status"],
-            registry=r,
-        )
-        self.variant_counts = Counter(
-            "mailpulse_campaign_variant_total",
-            "Contacts of an A/B test's share by variant and figure (sent, opens, clicks, "
-            "conversions), each counted once; the stored counts are the authority.",
-            ["campaign", "variant", "figure"],
             registry=r,
         )
         self.suppressions_added = Counter(
@@ -205,7 +219,7 @@ class Metrics:
             "mailpulse_smtp_in_flight", "SMTP transactions under way.", registry=r
         )
         self.shaping_backoff = Gauge(
-            "mailpulse_shaping_backoff",
+            "mailpulse_shaping_backoff_ratio",
             "The share of its rule's rate a destination was last cut to after it asked to slow "
             "down (421, 4.7.x); it recovers by itself.",
             ["rule"],
@@ -260,8 +274,6 @@ class Metrics:
         """Report the courier processes' CPU and memory too (see observe.processes)."""
         self.registry.register(CourierProcessCollector(pids))
 
-    def count_email(self, status: str, campaign: str | None = None) -> None:
-        """A message's transition, also counted for its campaign when it has one."""
-        self.emails.labels(status).inc()
-        if campaign is not None:
-            self.campaign_messages.labels(campaign, status).inc()
+    def count_email(self, status: str, messages: int = 1) -> None:
+        """Messages' transition (what became of them)."""
+        self.emails.labels(status).inc(messages)

@@ -1064,17 +1064,17 @@ class FoldWorker:
             if verdict.suppressed_by is not None:
                 self._metrics.sends_blocked.labels(verdict.suppressed_by.reason).inc()
             event = lifecycle_event(Lifecycle.SUPPRESSED, intent, now, reason=verdict.reason)
-            self._metrics.count_email("suppressed", intent.campaign)
+            self._metrics.count_email("suppressed")
         elif verdict.hold_until is not None:
             # Held as a deferred row: the sender's retry sweep sends it when it is due.
             status, send_at = OutboxStatus.DEFERRED, verdict.hold_until
             event = lifecycle_event(
                 Lifecycle.HELD, intent, now, reason=verdict.reason, until=send_at
             )
-            self._metrics.count_email("held", intent.campaign)
+            self._metrics.count_email("held")
         else:
             status, event = OutboxStatus.QUEUED, lifecycle_event(Lifecycle.QUEUED, intent, now)
-            self._metrics.count_email("queued", intent.campaign)
+            self._metrics.count_email("queued")
         if verdict.allowed and intent.message_class == MessageClass.MARKETING:
             remember_marketing(contact, now, self._policy, intent.topic)
             batch.contacts.add(contact.id)
@@ -1401,7 +1401,6 @@ class FoldWorker:
             return
         noted.counted.append(figure)
         batch.variant_counts[campaign_id, noted.variant, figure] += 1
-        self._metrics.variant_counts.labels(campaign_id, noted.variant, figure).inc()
         batch.contacts.add(contact.id)
 
     async def _fire_timers(self) -> None:

@@ -171,8 +171,7 @@ class Sender:
         keys = [intent.key for intent in held]
         if not await self._state.hold_for_breaker(keys, now, events, self._partition):
             return sends
-        for intent in held:
-            self._metrics.count_email("held", intent.campaign)
+        self._metrics.count_email("held", len(held))
         self._shipper.ship(events)
         return [(intent, n) for intent, n in sends if not self._marketing(intent)]
 
@@ -327,7 +326,7 @@ class Sender:
         """A quota is used up: the row waits for its window to turn, as the retry sweep
         finds it then, without an attempt counted."""
         now = self._clock()
-        self._metrics.count_email("held", intent.campaign)
+        self._metrics.count_email("held")
         # The event's id carries the window's end: held again in the same window (a replay),
         # it is one event; held in a later window, another.
         event = lifecycle_event(
@@ -429,7 +428,7 @@ class Sender:
         **properties: Any,
     ) -> None:
         now = self._clock()
-        self._metrics.count_email(status, intent.campaign)
+        self._metrics.count_email(status)
         if message_id:
             properties["message_id"] = message_id
         if status == OutboxStatus.DEFERRED:
