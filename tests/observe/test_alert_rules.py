@@ -128,6 +128,7 @@ BAD = [
     ("rules:\n  bounce_rate:\n    notify: log\n", 3, "notify must be a list"),
     ("rules:\n  complaint_rate:\n    window: 5m\n", 3, "breaker() judges [breaker] window"),
     ("rules:\n  backlog_age:\n    min_count: 5\n", 3, "only ratio and quantile have one"),
+    ("rules:\n  backlog_age:\n    window: 5m\n", 3, "value() reads the gauge as it is now"),
     (
         "rules:\n  bounce_rate:\n    expr: rate(mailpulse_email_total)\n",
         3,

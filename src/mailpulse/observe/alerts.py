@@ -136,7 +136,7 @@ def figure(rule: AlertRule, sampler: MetricSampler) -> float | None:
             return None
         return _latest(sampler, Selector("mailpulse_complaint_rate_ratio"))
     if expr.function == "value":
-        return _latest(sampler, expr.selectors[0], window)
+        return _latest(sampler, expr.selectors[0])
     if expr.function == "quantile":
         (histogram,) = expr.selectors
         labels = next(histogram.matches())
@@ -171,11 +171,12 @@ def _increase(sampler: MetricSampler, selector: Selector, window: float) -> floa
     return total
 
 
-def _latest(sampler: MetricSampler, selector: Selector, window: float = 60.0) -> float | None:
-    """The newest value, summed over the matching series; None when none has one."""
+def _latest(sampler: MetricSampler, selector: Selector) -> float | None:
+    """The value in the newest snapshot, summed over the matching series; None when none
+    has one there."""
     total, seen = 0.0, False
     for labels in selector.matches():
-        points = sampler.series(selector.name, labels, window)
+        points = sampler.series(selector.name, labels, seconds=0.0)
         if points:
             total, seen = total + points[-1][1], True
     return total if seen else None

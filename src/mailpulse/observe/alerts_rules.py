@@ -22,8 +22,9 @@
         severity: critical
         notify: [ops, oncall]
 
-A rule holds when `expr` over the last `window` compares with `threshold` by `op`; after it
-has held for `for` (default 0) it fires, once, and resolves, once, when it holds no more.
+A rule holds when `expr` over the last `window` (value(): now) compares with `threshold` by
+`op`; after it has held for `for` (default 0) it fires, once, and resolves, once, when it
+holds no more.
 `min_count` (ratio, quantile) leaves a rule unjudged while the window holds fewer of what its
 figure is made of (sends for a ratio, observations for a quantile): five bounces of ten sends
 say little. Thresholds are numbers, percentages (`5%`) or durations (`500ms`, `30m`).
@@ -295,15 +296,21 @@ def _rule(
         reader.fail(node, f"expr: {exc}")
     is_breaker = expr.function == "breaker"
     window = breaker.window if is_breaker else 0.0
+    # A gauge's value() is read as it is now: how long it must hold is `for`.
+    windowless = is_breaker or expr.function == "value"
     if (window_at := get("window")) is not None:
         if is_breaker:
             window_at[0].fail(window_at[1], "window: breaker() judges [breaker] window")
+        if windowless:
+            window_at[0].fail(
+                window_at[1], "window: value() reads the gauge as it is now; hold it with `for`"
+            )
         window = _duration(*window_at, "window")
         if not 2 <= window <= SAMPLER_SPAN:
             window_at[0].fail(
                 window_at[1], "window: from '2s' to '15m' (the metric sampler keeps 15 minutes)"
             )
-    elif not is_breaker:
+    elif not windowless:
         file.reader.fail(key_node, f"rule {name!r} has no `window`: say how far back, e.g. 5m")
     op = ">"
     if (op_at := get("op")) is not None:

@@ -64,8 +64,12 @@ class Notice:
         return (
             f"{word} {self.alert} ({self.severity}): {self.expr} = {self.shown(self.value)} "
             f"{'' if self.status == 'firing' else 'no longer '}{self.op} "
-            f"{self.shown(self.threshold)} over {format_duration(self.window)}"
+            f"{self.shown(self.threshold)}{self.over()}"
         )
+
+    def over(self) -> str:
+        """The window, as a headline ends: " over 15m", or nothing for a gauge read now."""
+        return f" over {format_duration(self.window)}" if self.window else ""
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -158,7 +162,7 @@ class EmailNotifier:
             f"figure:     {notice.expr}",
             f"value:      {notice.shown(notice.value)}",
             f"threshold:  {notice.op} {notice.shown(notice.threshold)}",
-            f"window:     {format_duration(notice.window)}",
+            f"window:     {format_duration(notice.window) if notice.window else 'now'}",
             f"at:         {_iso(notice.at)}",
             f"{'held since' if notice.status == 'firing' else 'fired at'}: {_iso(notice.since)}",
         ]

@@ -14,6 +14,7 @@ between two snapshots gets the same answer as one asked at the newest.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from array import array
@@ -52,6 +53,7 @@ class MetricSampler:
         self.interval = interval
         self._registry = registry
         self._snapshots: deque[tuple[float, array[float]]] = deque(maxlen=keep)
+        self._times: deque[float] = deque(maxlen=keep)  # the snapshots' times, for bisection
         self._columns: dict[tuple[str, tuple[tuple[str, str], ...]], _Column] = {}
         self._by_name: dict[str, list[_Column]] = {}
         # Counters that exist but were never counted (a labelled counter without children
@@ -77,6 +79,7 @@ class MetricSampler:
         for index, value in values.items():
             row[index] = value
         self._snapshots.append((at, row))
+        self._times.append(at)
 
     async def run(self) -> None:
         """Take a snapshot every `interval` seconds until cancelled."""
@@ -99,24 +102,21 @@ class MetricSampler:
         """(unix time, value) of one sample name over the last `seconds`, summed over every
         series whose labels include `labels`. A counter not counted yet reads 0; a gauge
         without a value in a snapshot leaves that snapshot out."""
-        if not self._snapshots:
-            return []
-        wanted = (labels or {}).items()
-        columns = [c for c in self._by_name.get(name, ()) if wanted <= c.labels.items()]
-        cumulative = name in self._cumulative_names or any(c.cumulative for c in columns)
-        if not columns and not cumulative:
+        columns, cumulative = self._matching(name, labels)
+        if not self._snapshots or (not columns and not cumulative):
             return []
         since = self._snapshots[-1][0] - seconds
         points = []
         for at, row in self._window(since):
-            total, seen = 0.0, cumulative
-            for column in columns:
-                if column.index < len(row) and not math.isnan(row[column.index]):
-                    total += row[column.index]
-                    seen = True
-            if seen:
+            total, seen = _sum(row, columns)
+            if seen or cumulative:
                 points.append((at, total))
         return points
+
+    def _matching(self, name: str, labels: Mapping[str, str] | None) -> tuple[list[_Column], bool]:
+        wanted = (labels or {}).items()
+        columns = [c for c in self._by_name.get(name, ()) if wanted <= c.labels.items()]
+        return columns, name in self._cumulative_names or any(c.cumulative for c in columns)
 
     def _window(self, since: float) -> Iterable[tuple[float, array[float]]]:
         # Snapshots are in time order: walk back from the newest and stop at the window's start.
@@ -127,24 +127,40 @@ class MetricSampler:
             taken.append(snapshot)
         return reversed(taken)
 
+    def _ends(
+        self, name: str, labels: Mapping[str, str] | None, window: float
+    ) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """The first and the last point of `series` over the window, or None with fewer than
+        two. A counter's are read from two snapshots alone (found by bisection): the alert
+        rules ask for many increases over windows of hundreds of snapshots every second."""
+        columns, cumulative = self._matching(name, labels)
+        if not cumulative:
+            points = self.series(name, labels, window)
+            return (points[0], points[-1]) if len(points) >= 2 else None
+        if not self._snapshots:
+            return None
+        first = bisect.bisect_left(self._times, self._times[-1] - window)
+        if first >= len(self._snapshots) - 1:
+            return None
+        (t0, row0), (t1, row1) = self._snapshots[first], self._snapshots[-1]
+        return (t0, _sum(row0, columns)[0]), (t1, _sum(row1, columns)[0])
+
     def increase(
         self, name: str, labels: Mapping[str, str] | None = None, window: float = 60.0
     ) -> float | None:
         """How much a counter grew over the window (the newest value less the oldest in it);
         None without two snapshots in the window."""
-        points = self.series(name, labels, window)
-        if len(points) < 2:
-            return None
-        return points[-1][1] - points[0][1]
+        ends = self._ends(name, labels, window)
+        return None if ends is None else ends[1][1] - ends[0][1]
 
     def rate(
         self, name: str, labels: Mapping[str, str] | None = None, window: float = 60.0
     ) -> float | None:
         """A counter's increase per second over the window; None without two snapshots in it."""
-        points = self.series(name, labels, window)
-        if len(points) < 2 or points[-1][0] <= points[0][0]:
+        ends = self._ends(name, labels, window)
+        if ends is None or ends[1][0] <= ends[0][0]:
             return None
-        return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+        return (ends[1][1] - ends[0][1]) / (ends[1][0] - ends[0][0])
 
     def quantile(
         self,
@@ -171,6 +187,16 @@ class MetricSampler:
                 return None
             buckets.append((float(le), grown))
         return bucket_quantile(q, buckets)
+
+
+def _sum(row: array[float], columns: Iterable[_Column]) -> tuple[float, bool]:
+    """The sum of the columns a snapshot has a value for, and whether it has any."""
+    total, seen = 0.0, False
+    for column in columns:
+        if column.index < len(row) and not math.isnan(row[column.index]):
+            total += row[column.index]
+            seen = True
+    return total, seen
 
 
 def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
