@@ -167,6 +167,11 @@ async def test_bounce_rate_alert_fires_to_a_webhook_and_resolves_after_the_sink_
                 assert resolved["since"] == fired["at"]  # when it fired
                 metrics = (await server.client.get("/metrics")).text
                 assert 'mailpulse_alert_firing{alert="bounce_rate"} 0.0' in metrics
+                # The server's and its courier process's CPU and memory, sampled for the dashboard.
+                assert 'mailpulse_courier_resident_memory_bytes{courier="0"}' in metrics
+                cpu = server.pipeline.sampler.series("mailpulse_courier_cpu_seconds_total")
+                assert cpu and cpu[-1][1] > 0
+                assert server.pipeline.sampler.series("mailpulse_process_resident_memory_bytes")
                 assert (
                     'mailpulse_alert_notifications_total{notifier="hook",result="delivered"}'
                     in (metrics)

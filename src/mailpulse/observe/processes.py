@@ -22,6 +22,7 @@ class CourierProcessCollector(Collector):
     def __init__(self, pids: Callable[[], Sequence[int | None]]) -> None:
         """`pids`: the couriers' process ids in their order, None for one not running."""
         self._pids = pids
+        self._readers: dict[int, ProcessCollector] = {}  # by pid: each reads /proc once made
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
         cpu = CounterMetricFamily(
@@ -33,12 +34,14 @@ class CourierProcessCollector(Collector):
         rss = GaugeMetricFamily(
             _RSS[1], "Resident memory of each courier process, by its place.", labels=["courier"]
         )
-        for place, pid in enumerate(self._pids()):
+        pids = list(self._pids())
+        self._readers = {pid: self._readers.get(pid) or _reader(pid) for pid in pids if pid}
+        for place, pid in enumerate(pids):
             if pid is None:
                 continue
             read = {
                 sample.name: sample.value
-                for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect()
+                for family in self._readers[pid].collect()
                 for sample in family.samples
             }
             if _CPU[0] in read:
@@ -46,3 +49,7 @@ class CourierProcessCollector(Collector):
             if _RSS[0] in read:
                 rss.add_metric([str(place)], read[_RSS[0]])
         return [cpu, rss]
+
+
+def _reader(pid: int) -> ProcessCollector:
+    return ProcessCollector(pid=lambda: pid, registry=None)
