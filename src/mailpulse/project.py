@@ -31,6 +31,7 @@ from mailpulse.delivery.shaping import (
 from mailpulse.errors import ProjectError
 from mailpulse.events.plan import load_plan
 from mailpulse.feedback.machines import MachineSettings
+from mailpulse.feedback.rules import BounceRules, project_rules
 from mailpulse.feedback.verp import prefix_problem
 from mailpulse.feedback.webhooks.settings import (
     DEFAULT_TOLERANCE,
@@ -577,6 +578,8 @@ class Project:
     webhooks: WebhookSettings
     # alerts.yaml over the built-in rules (see mailpulse.observe.alerts_rules)
     alerts: AlertRules
+    # bounce_rules.toml before the built-in bounce rules (see mailpulse.feedback.rules)
+    bounce_rules: BounceRules
 
     def segment_set(self) -> SegmentSet:
         """What the fold keeps current: the project's segments and its journeys' branch
@@ -658,6 +661,7 @@ def load_project(project_dir: Path) -> Project:
         breaker=breaker,
         webhooks=_webhooks(config, project_dir / CONFIG_FILE, text),
         alerts=load_alert_rules(project_dir, breaker),
+        bounce_rules=project_rules(project_dir),
     )
 
 

@@ -29,7 +29,20 @@ def test_the_built_in_rules_load_and_every_reason_has_a_decision() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ('[[reason]]\nname = "x"\ndecision = "maybe"\ntext = ["a"]\n', None, "decision"),
+        ('[[reason]]\nname = "x"\ndecision = "maybe"\ntext = ["a"]\n', 3, "decision"),
+        (
+            '[[reason]]\nname = "x"\ndecision = "soft"\ntext = ["a"]\n\n'
+            '[[reason]]\nname = "y"\ntext = ["b"]\ncolour = "red"\n',
+            9,
+            "colour",
+        ),
+        ('[[stage]]\nreason = "blocked"\ntext = ["a"]\nyields_to_status = "yes"\n', 4, "bool"),
+        (
+            '[[reason]]\nname = "x"\ndecision = "soft"\nnot_status = ["5.x.1"]\ntext = ["a"]\n',
+            4,
+            "5.x.1",
+        ),
+        ("[transient]\ntext = ['(']\n", 2, "regular"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\n', 2, "give the status codes or the text"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\nstatus = ["5.1"]\n', 4, "'5.1'"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\ntext = ["(unclosed"]\n', 4, "regular"),
@@ -43,7 +56,7 @@ def test_the_built_in_rules_load_and_every_reason_has_a_decision() -> None:
         ('[[stage]]\nreason = "nope"\ntext = ["a"]\n', 2, "no [[reason]]"),
         ("[auto_reply]\nsubject = ['[']\n", 2, "regular"),
         ("[reason\n", 1, "not valid TOML"),
-        ("[frobnicate]\n", None, "frobnicate"),
+        ("\n[frobnicate]\n", 2, "frobnicate"),
     ],
 )
 def test_a_bad_rules_file_is_refused_with_its_line(

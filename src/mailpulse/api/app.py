@@ -118,6 +118,7 @@ def create_app(
             state=pipeline.state,
             metrics=pipeline.metrics,
             machines=machines,
+            rules=pipeline.project.bounce_rules,
         )
     )
     app.include_router(catalogs_router(pipeline.catalogs))

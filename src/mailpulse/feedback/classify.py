@@ -88,6 +88,9 @@ class Classification(msgspec.Struct, kw_only=True):
     user_agent: str = ""
     original_message_id: str = ""
     original_key: str = ""
+    # The returned message's header fields (lower-cased names): what finds the send of a
+    # report that lost its return path (feedback.returned).
+    original_headers: dict[str, str] = msgspec.field(default_factory=dict)
     subject: str = ""
 
 
@@ -102,6 +105,7 @@ def classify(report: Report, rules: BounceRules | None = None) -> Classification
         source="",
         original_message_id=report.original_message_id,
         original_key=report.original_key,
+        original_headers=report.original_headers,
         subject=report.subject,
     )
     if report.shape == "feedback-report" and report.feedback is not None:
@@ -182,18 +186,24 @@ def _mailed(report: Report, base: Classification, rules: BounceRules) -> Classif
     legacy = legacy_complaint(report)
     if legacy is not None:
         feedback_type, complainers = legacy
-        return _complained(base, "mail", feedback_type, report.sender, complainers)
+        agent = report.headers.get("user-agent") or report.headers.get("x-mailer", "")
+        return _complained(base, "mail", feedback_type, agent, complainers)
     events = ses_notification(report)
     if events is None:
         return None
     base.source = "ses"
+    # The message's own headers, as SES echoes them.
+    base.original_message_id = base.original_message_id or events[0].message_id
+    base.original_key = base.original_key or events[0].key
+    base.original_headers = {
+        "message-id": base.original_message_id,
+        "x-mailpulse-key": base.original_key,
+    }
     complaints = [e for e in events if e.kind == EspKind.COMPLAINT]
     if complaints:
         first = complaints[0]
         addresses = [e.recipient for e in complaints]
         return _complained(base, "ses", first.feedback_type, first.user_agent, addresses)
-    base.original_message_id = base.original_message_id or events[0].message_id
-    base.original_key = base.original_key or events[0].key
     base.recipients = [
         classify_reply(
             e.recipient,

@@ -14,7 +14,7 @@ import typer
 
 from mailpulse.errors import ProjectError
 from mailpulse.feedback.classify import Classification, classify_bytes
-from mailpulse.feedback.rules import BounceRules, builtin_rules, load_rules
+from mailpulse.feedback.rules import BounceRules, builtin_rules, load_rules, project_rules
 
 bounce_app = typer.Typer(help="Bounces and complaints.", no_args_is_help=True)
 MAX_FILE = 64 * 1024 * 1024  # bytes; a bounce is rarely over a few MB
@@ -43,6 +43,8 @@ def lines_for(path: Path, result: Classification) -> list[dict[str, Any]]:
         common["feedback_type"] = result.feedback_type
     if result.original_message_id:
         common["original_message_id"] = result.original_message_id
+    if result.original_key:
+        common["original_key"] = result.original_key
     if not result.recipients:
         decision = "auto-reply" if result.kind == "auto-reply" else "none"
         return [{**common, "decision": decision}]
@@ -53,6 +55,7 @@ def lines_for(path: Path, result: Classification) -> list[dict[str, Any]]:
             **({"n": n} if many else {}),
             "address": r.address,
             "status": r.status,
+            "status_source": r.status_source,
             "smtp_code": r.smtp_code,
             "action": r.action,
             "category": r.reason,
@@ -70,11 +73,15 @@ def classify_command(
         Path | None,
         typer.Option(help="A rules file put before the built-in rules (bounce_rules.toml)."),
     ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option(help="Use this project's bounce_rules.toml, as its listener does."),
+    ] = None,
 ) -> None:
     """Classify bounce, complaint and auto-reply messages: one JSON line per message (per
     recipient when it names several) with address, status, smtp code, action, category and
     decision (hard, soft, complaint, auto-reply, none)."""
-    chosen = _rules(rules)
+    chosen = _rules(rules, project)
     encode = msgspec.json.Encoder().encode
     failed = False
     for path, problem in _files(paths):
@@ -95,10 +102,13 @@ def classify_command(
         raise typer.Exit(2)
 
 
-def _rules(path: Path | None) -> BounceRules:
-    if path is None:
+def _rules(path: Path | None, project: Path | None) -> BounceRules:
+    if path is None and project is None:
         return builtin_rules()
     try:
+        if path is None:
+            assert project is not None
+            return project_rules(project)
         return load_rules(path.read_text(encoding="utf-8"), path, over=builtin_rules())
     except OSError as exc:
         typer.echo(f"error: {path}: {exc.strerror}", err=True)

@@ -6,6 +6,12 @@ claims: a report about recipients other than the send's own is ignored with a lo
 so no message can suppress an address mailpulse did not mail from that return path. Mail to
 `unsubscribe@<domain>` is a mailto unsubscribe (`feedback.unsubscribe`).
 
+A report that lost its VERP address arrives at the bare return path (`bounces@<domain>`): its
+send is the one the returned message's headers name (`feedback.returned`). Those are weaker
+evidence than a signed return path: unless a token of ours in the returned List-Unsubscribe
+names the send, a hard bounce is taken as soft (counted, never an immediate suppression) and
+a complaint is not taken.
+
 The SMTP conversation is `inbound.py`'s; this module never sees a socket.
 """
 
@@ -30,6 +36,7 @@ from mailpulse.feedback.classify import (
 )
 from mailpulse.feedback.outcomes import complaint_event, failure_event, named
 from mailpulse.feedback.report import subject_of
+from mailpulse.feedback.returned import returned_send
 from mailpulse.feedback.rules import BounceRules
 from mailpulse.feedback.unsubscribe import unsubscribe_from_subject
 from mailpulse.feedback.verp import ReturnPath
@@ -66,6 +73,7 @@ class Result:
     UNREADABLE = "not_a_report"  # neither bounce, complaint nor auto-reply
     OTHER_RECIPIENT = "other_recipient"  # claims recipients other than the send's own
     UNKNOWN_SEND = "unknown_send"  # a valid token whose send is not in the outbox
+    UNSIGNED = "unsigned_report"  # out of band, naming its send by plain headers only
     BAD_TOKEN = "bad_token"  # an unsubscribe without a token of ours
     REFUSED = "refused_recipient"  # at RCPT: not one of our addresses
     ERROR = "error"
@@ -87,12 +95,15 @@ class Intake:
     metrics: Metrics
     rules: BounceRules | None = None
     clock: Callable[[], float] = time.time
+    message_id_domain: str = ""  # the domain of our Message-IDs, which out-of-band reports name
 
     def recipient_refusal(self, address: str, accepted: int) -> str | None:
         """None when `address` may receive mail here; else the SMTP reply refusing it."""
         if accepted >= MAX_RECIPIENTS:
             return TOO_MANY_RECIPIENTS
-        if self._is_unsubscribe(address) or self.return_path.digest_in(address) is not None:
+        if self._is_unsubscribe(address) or self.return_path.is_bare(address):
+            return None
+        if self.return_path.digest_in(address) is not None:
             return None
         self.metrics.inbound_messages.labels(Result.REFUSED).inc()
         log.info("refused recipient %r: not a return path of ours with a valid token", address)
@@ -112,16 +123,26 @@ class Intake:
                         return NO_TOKEN
                     events.append(event)
                     continue
+                if classified is None:
+                    classified = await asyncio.to_thread(classify_bytes, data, self.rules)
+                signed = True
                 digest = self.return_path.digest_in(address)
+                if digest is None and self.return_path.is_bare(address):
+                    returned = returned_send(
+                        classified.original_headers, self.tokens, self.message_id_domain
+                    )
+                    if returned is None:
+                        why = f"out-of-band report at {address}: it returns no message of ours"
+                        self._note(Result.UNKNOWN_SEND, why, peer)
+                        continue
+                    digest, signed = returned.digest, returned.signed
                 if digest is None:  # checked at RCPT; a token that stopped verifying (rotation)
                     continue
                 send = await self.find_send(digest)
                 if send is None:
                     self._note(Result.UNKNOWN_SEND, f"no send for return path {address}", peer)
                     continue
-                if classified is None:
-                    classified = await asyncio.to_thread(classify_bytes, data, self.rules)
-                events += self._about(send, classified, peer)
+                events += self._about(send, classified, peer, signed=signed)
             if events:
                 await self.append(events)
             return ACCEPTED
@@ -132,8 +153,12 @@ class Intake:
 
     # -- the send's own --------------------------------------------------------------------
 
-    def _about(self, send: SendIntent, found: Classification, peer: str) -> list[Event]:
-        """The events a classified message makes for its send: none when it is not about it."""
+    def _about(
+        self, send: SendIntent, found: Classification, peer: str, *, signed: bool = True
+    ) -> list[Event]:
+        """The events a classified message makes for its send: none when it is not about it.
+        `signed`: its send is named by something of ours nobody else can write (the VERP
+        token, a signed List-Unsubscribe token); else it decides less (see the docstring)."""
         key = send.key
         if found.original_key and found.original_key != key:
             why = f"report at {key}'s return path ignored: it returns {found.original_key!r}"
@@ -151,6 +176,13 @@ class Intake:
             why = f"report about {key} ignored: it names {claimed[:500]}, not its recipient"
             self._note(Result.OTHER_RECIPIENT, why, peer)
             return []
+        if not signed and found.kind == Kind.COMPLAINT:
+            why = f"complaint about {key} not taken: out of band, its send named by plain headers"
+            self._note(Result.UNSIGNED, why, peer)
+            return []
+        if not signed and mine.decision == Decision.HARD:
+            log.info("hard bounce of %s taken as soft: out of band, unsigned", key)
+            mine = msgspec.structs.replace(mine, decision=Decision.SOFT)
         if found.kind == Kind.COMPLAINT:
             self._note(Result.COMPLAINT, f"{found.feedback_type} complaint about {key}", peer)
             return [self._complaint(send, found)]

@@ -22,6 +22,7 @@ import msgspec
 from mailpulse.errors import ProjectError
 
 HARD, SOFT = "hard", "soft"
+PROJECT_FILE = "bounce_rules.toml"  # a project's own rules, beside its mailpulse.toml
 _STATUS_PATTERN = re.compile(r"^([245X])\.(\d{1,3}|\*)\.(\d{1,3}|\*)$")
 _STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
@@ -195,7 +196,7 @@ def load_rules(text: str, path: Path | str, over: BounceRules | None = None) -> 
     try:
         parsed = msgspec.convert(raw, _RulesFile)
     except msgspec.ValidationError as exc:
-        raise ProjectError(path, f"bounce rules: {exc}") from exc
+        raise ProjectError(path, f"bounce rules: {exc}", _line_of_error(text, str(exc))) from exc
     reasons: list[Reason] = []
     for entry in parsed.reason:
         reasons.append(_reason(entry, {r.name for r in reasons}, text, path))
@@ -285,6 +286,32 @@ def _regex_problem(pattern: str) -> str | None:
     return None
 
 
+def _line_of_error(text: str, message: str) -> int | None:
+    """The line a msgspec error's path (`$.reason[2].decision`, `$.bounce.subject[0]`)
+    points at: the table (the n-th of an array of tables), then its key."""
+    found = re.search(r"at `\$\.(\w+)(?:\[(\d+)\])?(?:\.(\w+))?", message)
+    unknown = re.search(r"unknown field `(\w+)`", message)
+    if found is None:  # at the top level: an unknown table
+        table, index, key = (unknown.group(1) if unknown else ""), 0, None
+    else:
+        table, index, key = found.group(1), int(found.group(2) or 0), found.group(3)
+        key = key or (unknown.group(1) if unknown else None)
+    if not table:
+        return None
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(?:#.*)?$")
+    starts = [n for n, line in enumerate(text.splitlines(), start=1) if header.match(line)]
+    if index >= len(starts):
+        return starts[0] if starts else None
+    start = starts[index]
+    if key is not None:
+        for n, line in enumerate(text.splitlines()[start:], start=start + 1):
+            if re.match(r"^\s*\[", line):
+                break
+            if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return n
+    return start
+
+
 def _line(text: str, needle: str | None, after: int | None = None) -> int | None:
     """The line (from `after` on) where `needle` is written, quoted if it is so anywhere."""
     if not needle:
@@ -295,6 +322,19 @@ def _line(text: str, needle: str | None, after: int | None = None) -> int | None
             if wanted in line:
                 return n
     return after
+
+
+def project_rules(project_dir: Path) -> BounceRules:
+    """The rules of a project: its `bounce_rules.toml` put before the built-in rules, or the
+    built-in rules alone when it has none. ProjectError (file, line, why) for a bad file."""
+    path = project_dir / PROJECT_FILE
+    if not path.is_file():
+        return builtin_rules()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectError(path, f"cannot read the bounce rules: {exc}") from exc
+    return load_rules(text, path, over=builtin_rules())
 
 
 @cache

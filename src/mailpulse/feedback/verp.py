@@ -75,6 +75,12 @@ class ReturnPath:
             return None
         return digest if isinstance(digest, bytes) and len(digest) == KEY_DIGEST else None
 
+    def is_bare(self, address: str) -> bool:
+        """Whether `address` is the return path without a token (`bounces@shop.example`),
+        where out-of-band reports that lost their VERP address arrive."""
+        local = address.strip().strip("<>").rpartition("@")[0]
+        return local.lower() == self.prefix.lower() and self.is_ours(address)
+
     def is_ours(self, address: str) -> bool:
         """Whether `address` is at the return path's domain at all."""
         return address.strip().strip("<>").rpartition("@")[2].lower().rstrip(".") == (

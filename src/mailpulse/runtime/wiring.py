@@ -110,7 +110,16 @@ def inbound_for(
         row = await state.outbox_by_message_id(message_id_of(digest, identity.message_id_domain))
         return row.intent if row is not None else None
 
-    intake = Intake(return_path, tokens, find_send, append, metrics, clock=clock)
+    intake = Intake(
+        return_path,
+        tokens,
+        find_send,
+        append,
+        metrics,
+        rules=project.bounce_rules,
+        clock=clock,
+        message_id_domain=identity.message_id_domain,
+    )
     return InboundListener(
         intake,
         host=settings.host,
