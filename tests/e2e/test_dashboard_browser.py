@@ -86,6 +86,23 @@ async def traffic(server: Server) -> None:
         await asyncio.sleep(0.1)
 
 
+async def launch_ab_campaign(server: Server) -> None:
+    """Half the contacts get variant a or b; the rest wait for a decision an hour away."""
+    body = {
+        "id": "spring",
+        "template": "welcome",
+        "audience": "all",
+        "ab_test": {
+            "variants": [{"id": "a"}, {"id": "b", "subject": "Last chance"}],
+            "test_share": 0.5,
+            "wait": "1h",
+            "winner_by": "opens",
+        },
+    }
+    created = await server.admin.post("/admin/campaigns", json=body)
+    assert created.status_code == 201, created.text
+
+
 async def sign_in(page: Page, base: str) -> None:
     await page.goto(f"{base}/dashboard")
     assert page.url == f"{base}/dashboard/login"  # no session: the login form, no figure
@@ -173,6 +190,18 @@ async def test_dashboard_moves_with_traffic_and_agrees_with_metrics(tmp_path: Pa
             said = await events.locator(".what").all_inner_texts()
             assert said.index("Email Deferred") < said.index("Email Sent"), said
             await page.locator("#messages").screenshot(path=ARTIFACTS / "dashboard-message.png")
+
+            # A campaign's progress and its A/B arms side by side, with their significance.
+            await launch_ab_campaign(server)
+            row = page.locator("#campaigns tr[data-campaign=spring]")
+            await expect(row).to_contain_text("spring", timeout=15_000)
+            arms = page.locator("#campaigns tr.arm")
+            await expect(arms).to_have_count(2, timeout=15_000)
+            await expect(arms.first).to_contain_text("variant a")
+            await expect(arms.nth(1)).to_contain_text("variant b")
+            await expect(page.locator("#campaigns")).to_contain_text("best so far")
+            assert await row.locator("progress").count() == 1
+            await page.locator("#campaigns").screenshot(path=ARTIFACTS / "dashboard-campaigns.png")
 
             await page.fill("#q", "nobody-at-all")
             await page.click("#search button[type=submit]")

@@ -53,6 +53,10 @@
     if (a >= 1e3) return `${num(v / 1e3, 1)}k`;
     return num(v, a < 10 && a !== 0 ? 1 : 0);
   }
+  function tick(v, unit) {
+    if (unit === " ms" && Math.abs(v) >= 1000) return `${num(v / 1000, 1)} s`;
+    return short(v) + unit.trim();
+  }
   function fixed(v, unit, digits = 1) {
     return v === null || v === undefined ? "–" : `${num(v, digits)}${unit}`;
   }
@@ -60,8 +64,11 @@
     for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
     return null;
   }
-  function when(seconds) {
-    return seconds ? new Date(seconds * 1000).toLocaleString("sv-SE") : "–";
+  const MOMENT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  function when(seconds, precise = false) {
+    if (!seconds) return "–";
+    const options = precise ? { ...MOMENT, fractionalSecondDigits: 3 } : MOMENT;
+    return new Date(seconds * 1000).toLocaleString("sv-SE", options);
   }
   function setOutput(id, text, raw) {
     const el = document.getElementById(id);
@@ -83,7 +90,7 @@
       height: 190,
       legend: { live: true },
       scales: { x: { time: true } },
-      axes: [{}, { size: 64, values: (u, ticks) => ticks.map((t) => short(t) + unit.trim()) }],
+      axes: [{}, { size: 64, values: (u, ticks) => ticks.map((t) => tick(t, unit)) }],
       series: [{}, ...names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false }))],
     };
     const plot = new uPlot(opts, [[], ...names.map(() => [])], box);
@@ -156,16 +163,17 @@
     // GET /admin/stats: the KPIs computed from the lifecycle events, by campaign or journey.
     try {
       const body = await getJSON(`/admin/stats?by=${kind}`);
-      const rows = Array.isArray(body) ? body : body.rows || [];
-      return new Map(rows.map((r) => [String(r.key ?? r.id ?? r[kind]), r]));
+      return new Map(body.rows.map((r) => [String(r.key), r]));
     } catch (error) {
       if (error instanceof Refused) throw error;
-      return new Map();
+      return null; // not available: the figures the campaign and journey APIs have
     }
   }
 
+  // `stats`: the row of /admin/stats, {} when it has none (no message in the range), null
+  // when the stats are not available.
   function kpiCells(stats, fallback) {
-    const pick = (name) => (stats && stats[name] !== undefined ? stats[name] : fallback[name]);
+    const pick = (name) => (stats && stats[name] !== undefined ? stats[name] : fallback[name] ?? (stats ? 0 : null));
     return [
       num(pick("sent")),
       num(pick("delivered")),
@@ -179,13 +187,20 @@
     ];
   }
 
+  // Messages that ended (sent, bounced, suppressed...) of those queued so far, and of the
+  // audience when it is known: the progress of a campaign's long work.
   function progressOf(c) {
+    const messages = c.messages || {};
+    const ended = Object.entries(messages)
+      .filter(([status]) => status !== "queued" && status !== "deferred")
+      .reduce((sum, [, n]) => sum + n, 0);
+    const whole = Math.max(c.audience || 0, c.queued);
     const bar = document.createElement("progress");
-    const whole = c.audience || 0;
-    bar.max = Math.max(whole, c.queued, 1);
-    bar.value = c.queued;
+    bar.max = Math.max(whole, 1);
+    bar.value = ended;
     const box = document.createElement("span");
-    box.append(bar, ` ${num(c.queued)}${whole ? ` / ${num(whole)}` : ""}`);
+    box.title = "messages ended / queued so far (of the audience)";
+    box.append(bar, ` ${num(ended)} / ${num(c.queued)}${c.audience ? ` of ${num(c.audience)}` : ""}`);
     return box;
   }
 
@@ -241,7 +256,7 @@
       const fallback = { ...e, delivered: m.sent, bounced: m.bounced };
       const tr = document.createElement("tr");
       tr.dataset.campaign = c.id;
-      rows.push(cells(tr, [c.name || c.id, c.held ? `${c.status} (held)` : c.status, progressOf(c), ...kpiCells(stats.get(c.id), fallback)]));
+      rows.push(cells(tr, [c.name || c.id, c.held ? `${c.status} (held)` : c.status, progressOf(c), ...kpiCells(stats && (stats.get(c.id) || {}), fallback)]));
       rows.push(...armRows(c));
     }
     fillTable($("#campaigns"), rows, "no campaign yet");
@@ -252,7 +267,7 @@
     const rows = body.journeys.map((j) => {
       const tr = document.createElement("tr");
       tr.dataset.journey = j.id;
-      return cells(tr, [j.name || j.id, j.status, num(j.active), ...kpiCells(stats.get(j.id), j.engagement || {})]);
+      return cells(tr, [j.name || j.id, j.status, num(j.active), ...kpiCells(stats && (stats.get(j.id) || {}), j.engagement || {})]);
     });
     fillTable($("#journeys"), rows, "no journey");
   }
@@ -273,14 +288,14 @@
     p.hidden = !text;
   }
 
-  const DETAILS = ["smtp_code", "smtp_status", "text", "reason", "attempts", "next_attempt_at", "until", "url", "machine", "why", "revenue", "event", "feedback_type", "topic", "message_id"];
+  const DETAILS = ["smtp_code", "smtp_status", "text", "reason", "attempts", "next_attempt_at", "until", "url", "machine", "why", "revenue", "event", "feedback_type", "topic"];
 
   function detailText(details) {
     const said = [];
     for (const name of DETAILS) {
       if (details[name] === undefined || details[name] === null || details[name] === "") continue;
       const value = name.endsWith("_at") || name === "until" ? when(details[name]) : details[name];
-      said.push(`${name.replace("_", " ")} ${value}`);
+      said.push(`${name.replaceAll("_", " ")} ${value}`);
     }
     return said.join(" · ");
   }
@@ -293,7 +308,7 @@
       const items = body.events.map((ev) => {
         const li = document.createElement("li");
         const t = document.createElement("time");
-        t.textContent = when(ev.at);
+        t.textContent = when(ev.at, true);
         const what = document.createElement("span");
         what.className = "what";
         what.textContent = ev.event;
