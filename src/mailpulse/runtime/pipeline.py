@@ -164,8 +164,8 @@ class Pipeline:
         stages.append(("breaker", self.breaker.run))
         stages.append(("metric-sampler", self.sampler.run))
         stages.append(("alerts", self.alerts.run))
-        if self.runners:
-            stages.append(("backlog-age", self._keep_backlog_age))
+        # Of every partition, so in scale-out the API node watches what all workers send.
+        stages.append(("backlog-age", self._keep_backlog_age))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
             stages.append(("gauges", self._update_gauges))
         self._tasks = start_stages(stages, self.metrics, "mailpulse")
