@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -269,3 +270,56 @@ def test_a_bad_expression_says_what_is_wrong(text: str, reason: str) -> None:
     with pytest.raises(ExprError) as caught:
         parse_expr(text)
     assert reason in str(caught.value)
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10_000),
+    st.floats(allow_nan=True),
+    st.sampled_from(["5%", "500ms", "1m", ">=", "log", "ops", "http://a.test/h", "x@y.test"]),
+    st.text(max_size=12),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "rules",
+                    "notifiers",
+                    "notify",
+                    "bounce_rate",
+                    "mine",
+                    "ops",
+                    "expr",
+                    "window",
+                    "threshold",
+                    "op",
+                    "for",
+                    "webhook",
+                    "email",
+                    "enabled",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents)
+def test_any_yaml_is_loaded_or_refused_with_a_line(
+    tmp_path_factory: object, document: object
+) -> None:
+    folder = tmp_path_factory.mktemp("alerts")  # type: ignore[attr-defined]
+    (folder / "alerts.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    try:
+        load_alert_rules(folder, DEFAULTS)
+    except ProjectError as refused:
+        assert refused.path == folder / "alerts.yaml" and refused.message
