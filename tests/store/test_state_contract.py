@@ -251,3 +251,37 @@ async def test_campaign_messages_by_status_and_queued(open_state: StateFactory) 
     assert await state.campaign_messages("c10") == {"queued": 1}
     assert await state.campaign_messages("c") == {}
     assert await state.queued_count() == 3
+
+
+async def test_contacts_and_instances_of_many_in_one_call(open_state: StateFactory) -> None:
+    state = await open_state()
+    many = [Contact(id=f"c{n:04d}", email=f"c{n}@example.com") for n in range(1200)]
+    later = InstanceRecord(
+        instance_id="i-later",
+        contact_id="c0007",
+        journey_id="j",
+        status="active",
+        wake_at=None,
+        entered_at=5.0,
+        body=b"{}",
+    )
+    earlier = InstanceRecord(
+        instance_id="i-earlier",
+        contact_id="c0007",
+        journey_id="k",
+        status="completed",
+        wake_at=None,
+        entered_at=2.0,
+        body=b"{}",
+    )
+    await state.commit(FoldCommit(checkpoint=1, contacts=many, instances=[later, earlier]))
+    # More ids than SQLite binds to one statement's IN list in a chunk, and one unknown.
+    wanted = [c.id for c in many] + ["nobody"]
+    found = await state.contacts(wanted)
+    assert sorted(found) == [c.id for c in many]
+    assert found["c1199"].email == "c1199@example.com"
+    instances = await state.instances_of(wanted)
+    assert list(instances) == ["c0007"]
+    assert [i.instance_id for i in instances["c0007"]] == ["i-earlier", "i-later"]
+    assert instances["c0007"] == await state.instances_for("c0007")
+    assert await state.contacts([]) == {} and await state.instances_of([]) == {}

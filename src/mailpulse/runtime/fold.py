@@ -791,15 +791,17 @@ class FoldWorker:
         await self._load_contacts({self._follow(self._ident[k]) for k in keys if k in self._ident})
 
     async def _load_contacts(self, ids: Iterable[str]) -> None:
-        for cid in ids:
-            if cid in self._contacts:
-                continue
-            contact = await self._state.contact(cid)
-            if contact is None:
-                continue
+        """Two store calls for the whole batch, not two per contact: a broadcast's fold loads
+        a contact for nearly every event."""
+        missing = sorted({cid for cid in ids if cid not in self._contacts})
+        if not missing:
+            return
+        found = await self._state.contacts(missing)
+        instances = await self._state.instances_of(list(found)) if found else {}
+        for cid, contact in found.items():
             self._contacts[cid] = contact
             positions: dict[str, _Position] = {}
-            for r in await self._state.instances_for(cid):
+            for r in instances.get(cid, ()):
                 pos = positions.setdefault(r.journey_id, _Position())
                 pos.entered(r.instance_id, r.entered_at)
                 if r.status == "active":

@@ -7,7 +7,7 @@ Bodies are msgspec JSON, not msgpack: JSON numbers have no size limit and events
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -78,6 +78,14 @@ def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
         entered_at=entered_at,
         body=body,
     )
+
+
+def group_instances(records: Iterable[InstanceRecord]) -> dict[str, list[InstanceRecord]]:
+    """By contact, each contact's in entry order (as `instances_for` has them)."""
+    grouped: dict[str, list[InstanceRecord]] = {}
+    for record in sorted(records, key=lambda r: (r.entered_at, r.instance_id)):
+        grouped.setdefault(record.contact_id, []).append(record)
+    return grouped
 
 
 def outbox_from_row(row: Sequence[Any]) -> OutboxRow:

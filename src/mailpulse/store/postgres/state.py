@@ -37,6 +37,7 @@ from mailpulse.store.rows import (
     effective_suppressions,
     encode,
     erased_outbox,
+    group_instances,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
@@ -255,6 +256,14 @@ class PostgresStateStore:
     async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
         rows = await self._db.fetch(Q["instances-for"], contact_id)
         return [instance_from_row(r) for r in rows]
+
+    async def contacts(self, contact_ids: Sequence[str]) -> dict[str, Contact]:
+        rows = await self._db.fetch(Q["contacts-in"], list(contact_ids))
+        return {cid: decode_contact(body) for cid, body in rows}
+
+    async def instances_of(self, contact_ids: Sequence[str]) -> dict[str, list[InstanceRecord]]:
+        rows = await self._db.fetch(Q["instances-in"], list(contact_ids))
+        return group_instances(instance_from_row(r) for r in rows)
 
     async def due_instances(
         self, until: float, limit: int, partition: int = 0

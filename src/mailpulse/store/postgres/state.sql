@@ -47,6 +47,13 @@ ON CONFLICT (instance_id) DO UPDATE SET
 SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
 FROM journey_instances WHERE contact_id = $1 ORDER BY entered_at, instance_id
 
+-- name: contacts-in
+SELECT id, body FROM contacts WHERE id = ANY($1::text[])
+
+-- name: instances-in
+SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body
+FROM journey_instances WHERE contact_id = ANY($1::text[])
+
 -- name: due-instances
 -- A paused journey's timers wait for its resume.
 SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body

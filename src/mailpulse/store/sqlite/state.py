@@ -34,6 +34,7 @@ from mailpulse.store.rows import (
     effective_suppressions,
     encode,
     erased_outbox,
+    group_instances,
     instance_from_row,
     outbox_from_row,
     outbox_update_params,
@@ -43,10 +44,20 @@ from mailpulse.store.rows import (
     waiting_statuses,
 )
 from mailpulse.store.sql import load_queries
-from mailpulse.store.sqlite.worker import SqliteFile, add_column, only_partition, select_in
+from mailpulse.store.sqlite.worker import (
+    SqliteFile,
+    add_column,
+    only_partition,
+    rows_in,
+    select_in,
+)
 from mailpulse.types import ConsentRecord, Contact, Event, Suppression, SuppressionReason
 
 Q = load_queries("mailpulse.store.sqlite", "state.sql")
+_INSTANCE_COLUMNS = (
+    "SELECT instance_id, contact_id, journey_id, status, wake_at, entered_at, body"
+    " FROM journey_instances"
+)
 
 
 def _apply(conn: sqlite3.Connection, change: FoldCommit) -> list[str]:
@@ -240,6 +251,16 @@ class SqliteStateStore:
     async def instances_for(self, contact_id: str) -> list[InstanceRecord]:
         rows = self._db.read(lambda c: c.execute(Q["instances-for"], (contact_id,)).fetchall())
         return [instance_from_row(r) for r in rows]
+
+    async def contacts(self, contact_ids: Sequence[str]) -> dict[str, Contact]:
+        select = "SELECT id, body FROM contacts WHERE id"
+        rows = self._db.read(lambda c: rows_in(c, select, contact_ids))
+        return {cid: decode_contact(body) for cid, body in rows}
+
+    async def instances_of(self, contact_ids: Sequence[str]) -> dict[str, list[InstanceRecord]]:
+        select = f"{_INSTANCE_COLUMNS} WHERE contact_id"
+        rows = self._db.read(lambda c: rows_in(c, select, contact_ids))
+        return group_instances(instance_from_row(r) for r in rows)
 
     async def due_instances(
         self, until: float, limit: int, partition: int = 0

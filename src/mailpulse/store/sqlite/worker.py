@@ -54,16 +54,19 @@ def _connect(path: Path, synchronous: str, cache_kib: int = CACHE_KIB) -> sqlite
     return conn
 
 
-def select_in(conn: sqlite3.Connection, select: str, values: Sequence[str]) -> set[str]:
-    """The first column of `select` + ` IN (values)`, in chunks: SQLite binds at most 32,766
+def rows_in(conn: sqlite3.Connection, select: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of `select` + ` IN (values)`, in chunks: SQLite binds at most 32,766
     parameters to a statement."""
-    found: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
     for start in range(0, len(values), 500):
         chunk = values[start : start + 500]
-        found.update(
-            row[0] for row in conn.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk)
-        )
-    return found
+        rows += conn.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return rows
+
+
+def select_in(conn: sqlite3.Connection, select: str, values: Sequence[str]) -> set[str]:
+    """The first column of `select` + ` IN (values)` (see `rows_in`)."""
+    return {row[0] for row in rows_in(conn, select, values)}
 
 
 def add_column(conn: sqlite3.Connection, table: str, column: str, alter: str) -> None:
