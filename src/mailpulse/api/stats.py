@@ -10,15 +10,17 @@ journey or template that had any message in the range; with `key`, that one's ro
 makes a series: a row per key and hour or day (UTC), empty ones included, ordered by key and
 start (at most MAX_BUCKETS per key).
 
-A time that is not one, a range that ends before it starts, an unknown `by` or `bucket`, a
-`key` without `by`, or a key the project and the store do not know is a 400 naming the
-parameter (`where`).
+Each refusal names the parameter (`where`), as the rest of the admin API does: a time not
+written as one, or a `by` or `bucket` not among those, is a 400 (off the documented schema); a
+well-formed time that is none (February 30), a range that ends before it starts, a `key`
+without `by` or a series too long is a 422; a key the project and the store do not know is a
+404.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -27,7 +29,7 @@ from pydantic import BaseModel, Field
 from mailpulse.api.audit import moment
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
-from mailpulse.observe.kpis import ALL, BUCKETS, GROUPINGS, Grouping, hours_of, kpis, series_length
+from mailpulse.observe.kpis import ALL, Grouping, hours_of, kpis, series_length
 from mailpulse.project import Project
 from mailpulse.store import StateStore
 
@@ -44,10 +46,17 @@ class StatsOut(BaseModel):
     rows: list[dict[str, Any]]
 
 
+# Epoch seconds, or ISO 8601 as datetime.fromisoformat reads it (a date, a time, a zone).
+_TIME = (
+    r"^(-?\d{1,12}(\.\d+)?"
+    r"|\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)$"
+)
+
+
 class _BadInput(Exception):
-    def __init__(self, where: str, error: str) -> None:
+    def __init__(self, where: str, error: str, status: int = 422) -> None:
         super().__init__(error)
-        self.where, self.error = where, error
+        self.where, self.error, self.status = where, error, status
 
 
 def _instant(name: str, text: str | None) -> datetime | None:
@@ -78,13 +87,22 @@ async def _known(state: StateStore, project: Project, by: str, key: str) -> bool
 def stats_router(state: StateStore, project: Project) -> APIRouter:
     router = APIRouter(prefix="/admin/stats", tags=["admin"], dependencies=[Depends(require_admin)])
 
-    @router.get("", response_model=StatsOut, responses=ERRORS)
+    refused = {
+        404: ERRORS[400] | {"description": "No campaign, journey or template of that key."},
+        422: ERRORS[400] | {"description": "A time that is none, or a range that cannot be."},
+    }
+
+    @router.get("", response_model=StatsOut, responses={**ERRORS, **refused})
     async def stats(
-        from_: str | None = Query(None, alias="from", description="ISO 8601 or epoch seconds."),
-        to: str | None = Query(None, description="ISO 8601 or epoch seconds; now if none."),
-        by: str = Query(ALL, description="all, campaign, journey or template."),
+        from_: str | None = Query(
+            None, alias="from", pattern=_TIME, description="ISO 8601 or epoch seconds."
+        ),
+        to: str | None = Query(
+            None, pattern=_TIME, description="ISO 8601 or epoch seconds; now if none."
+        ),
+        by: Annotated[Grouping, Query(description="All together, or per one of these.")] = ALL,
         key: str | None = Query(None, description="The campaign, journey or template id."),
-        bucket: str | None = Query(None, description="hour or day: a series."),
+        bucket: Literal["hour", "day"] | None = Query(None, description="A series of these."),
     ) -> StatsOut | JSONResponse:
         """What became of the messages of a time range (figures and rates)."""
         try:
@@ -92,12 +110,8 @@ def stats_router(state: StateStore, project: Project) -> APIRouter:
             end = end or datetime.now(UTC)
             if start is not None and end < start:
                 raise _BadInput("to", "the range ends before it starts: to is before from")
-            if by not in GROUPINGS:
-                raise _BadInput("by", f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
             if key is not None and by == ALL:
                 raise _BadInput("key", "a key needs by=campaign, journey or template")
-            if bucket is not None and bucket not in BUCKETS:
-                raise _BadInput("bucket", f"bucket must be hour or day, not {bucket!r}")
             if bucket is not None and series_length(start, end, bucket) > MAX_BUCKETS:
                 raise _BadInput(
                     "bucket",
@@ -105,17 +119,10 @@ def stats_router(state: StateStore, project: Project) -> APIRouter:
                     "the beginning of time when not given) or take bigger buckets",
                 )
             if key is not None and not await _known(state, project, by, key):
-                raise _BadInput("key", f"no {by} {key!r} in this project")
+                raise _BadInput("key", f"no {by} {key!r} in this project", 404)
         except _BadInput as bad:
-            return JSONResponse({"error": bad.error, "where": bad.where}, status_code=400)
-        rows = await kpis(
-            state,
-            start=start,
-            end=end,
-            by=cast(Grouping, by),
-            key=key,
-            bucket=cast(Any, bucket),
-        )
+            return JSONResponse({"error": bad.error, "where": bad.where}, status_code=bad.status)
+        rows = await kpis(state, start=start, end=end, by=by, key=key, bucket=bucket)
         since, until = hours_of(start, end)
         return StatsOut(
             from_=_iso(since),
