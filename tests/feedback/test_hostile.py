@@ -135,3 +135,60 @@ def test_thousands_of_recipient_groups_are_capped() -> None:
         + b"--b--\r\n"
     )
     assert len(classify_bytes(dsn).recipients) == 1000
+
+
+# -- reports mailed in a provider's own format (feedback.mailed) -------------------------------
+
+SES_BOUNCE = (
+    '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",'
+    '"bouncedRecipients":[{"emailAddress":"ana@example.com","status":"5.1.1",'
+    '"diagnosticCode":"smtp; 550 5.1.1 user unknown"}]},"mail":{"messageId":"m"}}'
+)
+SNS_HEAD = (
+    b"From: AWS Notifications <no-reply@sns.amazonaws.com>\r\nTo: ops@shop.test\r\n"
+    b"Subject: AWS Notification Message\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+)
+_ses_pieces = st.sampled_from(
+    [
+        '{"notificationType":"Bounce",',
+        '{"eventType":"Complaint",',
+        '{"Type" : "Notification", "Message" : "',
+        '"bounce":{"bounceType":"Permanent","bouncedRecipients":[',
+        '{"emailAddress":"ana@example.com","status":"5.1.1"}',
+        '"complaint":{"complainedRecipients":[{"emailAddress":1}]}',
+        '"mail":{"headers":[{"name":"X-Mailpulse-Key","value":null}]}',
+        "!\r\n ",
+        "}",
+        "]",
+        "{" * 50,
+        '\\"',
+        ",",
+    ]
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ses_pieces | st.text(max_size=30), max_size=40))
+def test_ses_shaped_garbage_in_a_mail_never_raises(pieces: list[str]) -> None:
+    result = classify_bytes(SNS_HEAD + "".join(pieces).encode("utf-8", errors="replace"))
+    assert result.kind in set(Kind)
+
+
+@given(st.integers(0, len(SES_BOUNCE) - 1))
+def test_a_mailed_ses_bounce_cut_anywhere_suppresses_nobody(at: int) -> None:
+    """Half a notification is no notification: nothing hard comes of it."""
+    result = classify_bytes(SNS_HEAD + SES_BOUNCE[:at].encode())
+    assert all(r.decision != "hard" for r in result.recipients)
+
+
+def test_a_ten_megabyte_mailed_notification_and_deep_nesting_are_read() -> None:
+    padding = (b"X" * 998 + b"\r\n") * (10 * 1024 * 1024 // 1000)
+    (recipient,) = classify_bytes(SNS_HEAD + SES_BOUNCE.encode() + b"\r\n" + padding).recipients
+    assert (recipient.address, recipient.decision) == ("ana@example.com", "hard")
+    # Nested deeper than any decoder recurses, whole within the text that is read.
+    for outer in (
+        '{{"notificationType":"Bounce","bounce":{}}}',
+        '{{"Type":"Notification","Message":{}}}',
+    ):
+        nested = outer.format("[" * 30_000 + "]" * 30_000)
+        assert classify_bytes(SNS_HEAD + nested.encode()).kind == Kind.UNKNOWN

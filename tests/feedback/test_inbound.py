@@ -277,3 +277,73 @@ async def test_arbitrary_bytes_never_break_the_listener(listening: Listening, da
     except smtplib.SMTPDataError as refused:
         assert refused.smtp_code in (451, 552, 554)
     assert listening.counted("error") == 0
+
+
+# -- out of band: reports at the bare return path, found by the returned message's headers ----
+
+BARE = f"bounces@{DOMAIN}"
+
+
+def signed_copy(key: str = KEY, address: str = ANA) -> bytes:
+    """Ana's message as a marketing message is made: its List-Unsubscribe carries a token
+    this project signed."""
+    token = SIGNER.sign(UNSUBSCRIBE, MessageToken("user:ana", address, "", key))
+    link = f"List-Unsubscribe: <https://{DOMAIN}/u/{token}>\r\n".encode()
+    return RETURNED.replace(b"\r\n\r\n", b"\r\n" + link + b"\r\n", 1)
+
+
+async def test_a_report_that_lost_its_return_path_finds_its_send_by_its_signed_copy(
+    listening: Listening,
+) -> None:
+    assert await listening.deliver([BARE], postfix_dsn(signed_copy(), to=BARE, recipient=ANA)) == {}
+    [bounced] = await listening.events()
+    props = bounced.properties
+    assert (props["key"], props["recipient"], props["bounce"]) == (KEY, ANA, "hard")
+    assert listening.counted("hard_bounce") == 1
+
+
+async def test_plain_headers_alone_find_the_send_but_never_suppress_at_once(
+    listening: Listening,
+) -> None:
+    """Message-ID and X-Mailpulse-Key can be written by anyone who knows the key: the bounce
+    counts, as soft; a complaint named so is not taken."""
+    await listening.deliver([BARE], postfix_dsn(RETURNED, to=BARE, recipient=ANA))
+    await listening.deliver([BARE], arf_report(RETURNED, to=BARE, recipient=ANA))
+    [bounced] = await listening.events()
+    assert (bounced.event, bounced.properties["bounce"]) == ("Email Bounced", "soft")
+    assert bounced.properties["category"] == "userunknown"
+    assert listening.counted("unsigned_report") == 1
+
+
+@pytest.mark.parametrize(
+    ("returned", "recipient", "result"),
+    [
+        # The Message-ID names one send, X-Mailpulse-Key another: neither is believed.
+        (RETURNED.replace(KEY.encode(), b"campaign:x:user:bo"), ANA, "unknown_send"),
+        # A token signed by another project's secret: a forgery, whatever the rest says.
+        (
+            RETURNED.replace(
+                b"\r\n\r\n",
+                b"\r\nList-Unsubscribe: <https://shop.test/u/"
+                + TokenSigner("t" * 40)
+                .sign(UNSUBSCRIBE, MessageToken("user:ana", ANA, "", "campaign:x:user:bo"))
+                .encode()
+                + b">\r\n\r\n",
+                1,
+            ),
+            ANA,
+            "unknown_send",
+        ),
+        # Nothing of ours in it at all.
+        (b"From: a@b.test\r\nMessage-ID: <1@b.test>\r\n\r\nhi\r\n", ANA, "unknown_send"),
+        # Our signed copy, but the report claims another sender's recipient.
+        (signed_copy(), "victim@example.org", "other_recipient"),
+    ],
+)
+async def test_an_out_of_band_report_that_names_no_send_of_ours_changes_nothing(
+    listening: Listening, returned: bytes, recipient: str, result: str
+) -> None:
+    dsn = postfix_dsn(returned, to=BARE, recipient=recipient)
+    assert await listening.deliver([BARE], dsn) == {}
+    assert await listening.events() == []
+    assert listening.counted(result) == 1

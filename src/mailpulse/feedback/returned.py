@@ -12,7 +12,7 @@ What the courier writes in every message (runtime/courier.py) names its send thr
 The first two are plain text: whoever knows a send's key can write them. Only the signed token
 proves the message is mailpulse's, so a report found by the first two alone is `signed=False`,
 and the inbound intake takes less from it (see intake.py). Headers that name two different
-sends name none.
+sends name none, and so does a token of our form that this project did not sign.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def returned_send(
         try:
             link = read_token(tokens, UNSUBSCRIBE, match.group(1) or match.group(2))
         except TokenError:
-            continue
+            return None  # a token of our form we did not sign: a forgery, whatever else it says
         signed.add(key_digest(link.key))
     every = named | signed
     if len(every) != 1:
