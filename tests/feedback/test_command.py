@@ -70,3 +70,22 @@ def test_an_operators_rules_file_goes_first_and_a_bad_one_is_refused(tmp_path: P
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert f"error: {own}:4: [[reason]] 'x': text '('" in result.stderr
+
+
+def test_a_projects_rules_are_used_with_project_and_each_status_says_its_source(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "bounce_rules.toml").write_text(
+        '[[reason]]\nname = "ldapdown"\ndecision = "soft"\ntext = ["address rejected"]\n'
+    )
+    message = str(MESSAGES / "postfix-04.eml")
+    [line] = lines(runner.invoke(app, ["bounce", "classify", message]).stdout)
+    assert (line["category"], line["status_source"]) == ("userunknown", "reply")
+    result = runner.invoke(app, ["bounce", "classify", message, "--project", str(project)])
+    assert [(d["category"], d["decision"]) for d in lines(result.stdout)] == [("ldapdown", "soft")]
+    (project / "bounce_rules.toml").write_text("[[reason]\n")
+    result = runner.invoke(app, ["bounce", "classify", message, "--project", str(project)])
+    assert result.exit_code == 2
+    assert f"error: {project / 'bounce_rules.toml'}:1: not valid TOML" in result.stderr
