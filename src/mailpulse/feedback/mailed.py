@@ -52,6 +52,8 @@ def _sns_message(text: str) -> str | None:
     if start is None:
         return None
     end = _object_end(text, start.start())
+    if end == _NOT_ENDED:
+        return None
     try:
         envelope = msgspec.json.decode(text[start.start() : end])
     except (msgspec.DecodeError, RecursionError):
