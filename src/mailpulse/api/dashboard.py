@@ -30,6 +30,7 @@ from mailpulse.api.models import ERRORS
 from mailpulse.feedback.pages import _form as read_form
 from mailpulse.observe.dashboard_live import LATENCY, bucket_bounds, live_figures
 from mailpulse.observe.dashboard_messages import (
+    MAX_QUERY,
     SearchError,
     find_messages,
     message_out,
@@ -153,6 +154,11 @@ def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
 def dashboard_admin_router(pipeline: Pipeline) -> APIRouter:
     router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
     bounds = bucket_bounds(pipeline.metrics.registry, LATENCY)
+    found = {
+        **ERRORS,
+        404: ERRORS[400] | {"description": "No such message, contact or address."},
+        422: ERRORS[400] | {"description": "A search that names nothing (blank, control)."},
+    }
 
     @router.get("/dashboard/live", responses=ERRORS)
     async def live(seconds: float = Query(300.0, gt=0, le=900)) -> Response:
@@ -161,8 +167,8 @@ def dashboard_admin_router(pipeline: Pipeline) -> APIRouter:
         figures = live_figures(pipeline.sampler, bounds, seconds)
         return _json({"at": time.time(), **figures})
 
-    @router.get("/messages", responses=ERRORS)
-    async def search(q: str = "") -> Response:
+    @router.get("/messages", responses=found)
+    async def search(q: str = Query(min_length=1, max_length=MAX_QUERY)) -> Response:
         """Messages of a contact (by any of its ids) or the one of a Message-ID, newest
         first."""
         try:
@@ -171,7 +177,7 @@ def dashboard_admin_router(pipeline: Pipeline) -> APIRouter:
             return _refused(error)
         return _json({"found": found, "messages": [message_out(r) for r in rows]})
 
-    @router.get("/messages/{key:path}", responses=ERRORS)
+    @router.get("/messages/{key:path}", responses=found)
     async def message(key: str) -> Response:
         """One message (by its key) and what happened to it, in log order."""
         try:

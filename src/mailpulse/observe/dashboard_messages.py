@@ -19,7 +19,7 @@ EVENTS_SHOWN = 1_000
 
 
 class SearchError(Exception):
-    """A search that cannot be made (HTTP 400) or that found nothing (HTTP 404)."""
+    """A search that cannot be made (HTTP 400 or 422) or that found nothing (HTTP 404)."""
 
     def __init__(self, status: int, error: str, where: str = "q") -> None:
         super().__init__(error)
@@ -52,12 +52,13 @@ async def find_messages(state: StateStore, query: str) -> tuple[str, list[Outbox
     """What `query` names ("message", "contact" or "address") and its messages, newest
     first."""
     q = query.strip()
-    if not q:
-        raise SearchError(400, "type a contact id, an email address or a Message-ID")
     if len(q) > MAX_QUERY:
         raise SearchError(400, f"a search is at most {MAX_QUERY} characters, not {len(q):,}")
+    # Of the right shape (a string), but naming nothing that can be looked for: 422.
+    if not q:
+        raise SearchError(422, "type a contact id, an email address or a Message-ID")
     if any(ord(c) < 32 or ord(c) == 127 for c in q):
-        raise SearchError(400, "a search cannot hold control characters")
+        raise SearchError(422, "a search cannot hold control characters")
     if "@" in q:
         bare = q.removeprefix("<").removesuffix(">")
         row = await state.outbox_by_message_id(f"<{bare}>")
