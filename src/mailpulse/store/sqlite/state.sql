@@ -509,10 +509,11 @@ FROM lifecycle_rollup WHERE hour >= ?1 AND hour < ?2 AND {column} <> ''
 GROUP BY {column}, start, figure
 
 -- name: rollup-of
--- As rollup-by, of one value (?4) of {column}: through its index.
+-- As rollup-by, of one value (?4) of {column}: through its index (partial: of rows
+-- that have one).
 SELECT {column}, CASE WHEN ?3 > 0 THEN hour - hour % ?3 ELSE 0 END AS start, figure,
     SUM(count), SUM(amount)
-FROM lifecycle_rollup WHERE {column} = ?4 AND hour >= ?1 AND hour < ?2
+FROM lifecycle_rollup WHERE {column} = ?4 AND {column} <> '' AND hour >= ?1 AND hour < ?2
 GROUP BY {column}, start, figure
 
 -- name: add-complaint-counts
