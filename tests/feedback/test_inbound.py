@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailpulse.delivery.mime import key_digest, make_message_id, message_id_of
+from mailpulse.feedback.classify import classify_bytes
 from mailpulse.feedback.inbound import InboundListener
 from mailpulse.feedback.intake import Intake
 from mailpulse.feedback.unsubscribe import UNSUBSCRIBE, MessageToken
@@ -347,3 +348,33 @@ async def test_an_out_of_band_report_that_names_no_send_of_ours_changes_nothing(
     assert await listening.deliver([BARE], dsn) == {}
     assert await listening.events() == []
     assert listening.counted(result) == 1
+
+
+_someone_else = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}@[a-z0-9-]{1,20}\.test", fullmatch=True)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(_someone_else, min_size=1, max_size=4),
+    st.sampled_from(["5.1.1", "5.1.2", "5.2.2", "4.4.7"]),
+    st.booleans(),
+)
+async def test_a_dsn_claiming_another_senders_recipients_suppresses_nobody(
+    listening: Listening, claimed: list[str], status: str, out_of_band: bool
+) -> None:
+    """At Ana's return path or the bare one, with her message returned, signed or not: a
+    report naming only others bounces nobody."""
+    to = BARE if out_of_band else listening.verp
+    dsn = postfix_dsn(signed_copy(), to=to, recipient=claimed[0], status=status)
+    # The others as more per-recipient groups of the same report.
+    groups = "".join(
+        f"\r\n\r\nFinal-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: {status}"
+        for address in claimed[1:]
+    ).encode()
+    end_of_groups = b"\r\n\r\n--4XyZ1k2Lmnz9sPq.1730801643/mx.remote.test\r\nContent-Description: U"
+    dsn = dsn.replace(end_of_groups, groups + end_of_groups, 1)
+    assert len(classify_bytes(dsn).recipients) == len(claimed)
+    assert await listening.deliver([to], dsn) == {}
+    assert await listening.events() == []
