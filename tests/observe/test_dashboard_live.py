@@ -64,9 +64,10 @@ def test_rates_quantiles_and_shares_agree_with_the_sampler() -> None:
         "bounced": 90.0,
         "errors": 0.0,
     }
-    cpu = charts["resources"]["CPU %"]
+    cpu = charts["cpu"]["server"]
     assert all(c is None or (c >= 0 and math.isfinite(c)) for c in cpu)
-    assert charts["resources"]["RSS MB"][-1] > 1  # this very process's memory
+    assert charts["memory"]["server"][-1] > 1  # this very process's memory
+    assert set(charts["memory"]["couriers"]) == {None}  # no courier process watched here
 
 
 def test_rates_over_uneven_snapshots_and_gaps_at_the_start() -> None:

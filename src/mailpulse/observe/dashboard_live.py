@@ -68,13 +68,13 @@ class _Aligned:
         return None if now is None or then is None else now - then
 
 
-def _sum(*columns: Sequence[Figure]) -> list[Figure]:
-    """Column-wise sums; a point is None only when it is None in every column."""
-    out: list[Figure] = []
-    for points in zip(*columns, strict=True):
-        known = [p for p in points if p is not None]
-        out.append(sum(known) if known else None)
-    return out
+def _percent(cores: Sequence[Figure]) -> list[Figure]:
+    """CPU seconds per second as a percentage of one core."""
+    return [None if c is None else 100.0 * c for c in cores]
+
+
+def _megabytes(values: Sequence[Figure]) -> list[Figure]:
+    return [None if v is None else v / 1e6 for v in values]
 
 
 def _share(part: Figure, whole: Figure) -> Figure:
@@ -136,10 +136,6 @@ def live_figures(
         return shares
 
     attempts = [*(emails[s] for s in _ENDS), emails["deferred"]]
-    cpu = _sum(
-        a.rate(a.values("mailpulse_process_cpu_seconds_total")),
-        a.rate(a.values("mailpulse_courier_cpu_seconds_total")),
-    )
     charts = {
         "throughput": {
             "events/s": a.rate(events_total),
@@ -166,15 +162,13 @@ def live_figures(
             "send": a.values("mailpulse_queue_depth", {"queue": "send"}),
             "smtp in flight": a.values("mailpulse_smtp_in_flight"),
         },
-        "resources": {
-            "CPU %": [None if c is None else 100.0 * c for c in cpu],
-            "RSS MB": [
-                None if m is None else m / 1e6
-                for m in _sum(
-                    a.values("mailpulse_process_resident_memory_bytes"),
-                    a.values("mailpulse_courier_resident_memory_bytes"),
-                )
-            ],
+        "cpu": {
+            "server": _percent(a.rate(a.values("mailpulse_process_cpu_seconds_total"))),
+            "couriers": _percent(a.rate(a.values("mailpulse_courier_cpu_seconds_total"))),
+        },
+        "memory": {
+            "server": _megabytes(a.values("mailpulse_process_resident_memory_bytes")),
+            "couriers": _megabytes(a.values("mailpulse_courier_resident_memory_bytes")),
         },
     }
     return {

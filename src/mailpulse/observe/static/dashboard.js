@@ -14,7 +14,8 @@
     ["errors", "Errors and deferrals", "/s"],
     ["outcomes", "Delivery, bounces, complaints (60 s)", " %"],
     ["queues", "Queue depths", ""],
-    ["resources", "CPU and memory (server + couriers)", ""],
+    ["cpu", "CPU (% of one core)", " %"],
+    ["memory", "Resident memory", " MB"],
   ];
 
   const $ = (selector) => document.querySelector(selector);
@@ -65,6 +66,11 @@
     return null;
   }
   const MOMENT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  // The latest figures of a chart's series added up (the server's and the couriers').
+  function total(series) {
+    const known = Object.values(series).map(last).filter((v) => v !== null);
+    return known.length ? known.reduce((a, b) => a + b, 0) : null;
+  }
   function when(seconds, precise = false) {
     if (!seconds) return "–";
     const options = precise ? { ...MOMENT, fractionalSecondDigits: 3 } : MOMENT;
@@ -127,8 +133,8 @@
     setOutput("tile-bounced", fixed(last(c.outcomes["bounced %"]), " %", 2));
     setOutput("tile-complaints", fixed(last(c.outcomes["complaints %"]), " %", 3));
     setOutput("tile-queue", num(last(c.queues.send)));
-    setOutput("tile-cpu", fixed(last(c.resources["CPU %"]), " %", 0));
-    setOutput("tile-rss", fixed(last(c.resources["RSS MB"]), " MB", 0));
+    setOutput("tile-cpu", fixed(total(c.cpu), " %", 0));
+    setOutput("tile-rss", fixed(total(c.memory), " MB", 0));
     for (const [name, value] of Object.entries(live.totals)) setOutput(`total-${name}`, num(value), value);
   }
 
