@@ -168,7 +168,8 @@ async def test_dashboard_moves_with_traffic_and_agrees_with_metrics(tmp_path: Pa
                 await expect(page.locator(f"#{output}")).to_have_attribute(
                     "data-value", f"{expected:g}", timeout=10_000
                 )
-            assert await page.locator("#charts .chart canvas").count() >= 8
+            assert await page.locator("#charts .chart canvas").count() >= 9
+            await expect(page.locator("#alerts tr[data-alert=bounce_rate]")).to_be_visible()
             await expect(page.locator("#journeys tbody tr[data-journey=welcome]")).to_be_visible()
             await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
 

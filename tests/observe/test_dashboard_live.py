@@ -56,6 +56,7 @@ def test_rates_quantiles_and_shares_agree_with_the_sampler() -> None:
     assert outcomes["deferred %"][-1] == pytest.approx(100.0 / 6)
     assert outcomes["complaints %"][-1] == pytest.approx(0.2)
     assert charts["queues"]["send"][-1] == 89.0
+    assert charts["backlog"]["oldest due"][-1] == 0.0
     assert charts["errors"]["deferrals/s"][-1] == pytest.approx(1.0)
     assert live["totals"] == {
         "events": 900.0,

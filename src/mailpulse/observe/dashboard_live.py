@@ -162,6 +162,7 @@ def live_figures(
             "send": a.values("mailpulse_queue_depth", {"queue": "send"}),
             "smtp in flight": a.values("mailpulse_smtp_in_flight"),
         },
+        "backlog": {"oldest due": a.values("mailpulse_outbox_backlog_seconds")},
         "cpu": {
             "server": _percent(a.rate(a.values("mailpulse_process_cpu_seconds_total"))),
             "couriers": _percent(a.rate(a.values("mailpulse_courier_cpu_seconds_total"))),

@@ -14,6 +14,7 @@
     ["errors", "Errors and deferrals", "/s"],
     ["outcomes", "Delivery, bounces, complaints (60 s)", " %"],
     ["queues", "Queue depths", ""],
+    ["backlog", "Backlog age: the oldest message due", " s"],
     ["cpu", "CPU (% of one core)", " %"],
     ["memory", "Resident memory", " MB"],
   ];
@@ -52,6 +53,7 @@
     const a = Math.abs(v);
     if (a >= 1e6) return `${num(v / 1e6, 1)}M`;
     if (a >= 1e3) return `${num(v / 1e3, 1)}k`;
+    if (a > 0 && a < 1) return String(Number(v.toPrecision(2)));
     return num(v, a < 10 && a !== 0 ? 1 : 0);
   }
   function tick(v, unit) {
@@ -241,7 +243,7 @@
     if (!rows.length) {
       const tr = document.createElement("tr");
       const td = document.createElement("td");
-      td.colSpan = 12;
+      td.colSpan = table.tHead.rows[0].cells.length;
       td.className = "empty";
       td.textContent = empty;
       tr.append(td);
@@ -278,9 +280,40 @@
     fillTable($("#journeys"), rows, "no journey");
   }
 
+  function span(seconds) {
+    if (!seconds) return "now"; // a gauge judged as it is
+    if (seconds >= 3600 && seconds % 3600 === 0) return `${seconds / 3600} h`;
+    if (seconds >= 60 && seconds % 60 === 0) return `${seconds / 60} min`;
+    return `${num(seconds, seconds < 10 ? 1 : 0)} s`;
+  }
+
+  async function refreshAlerts() {
+    const body = await getJSON("/admin/alerts");
+    const rows = body.alerts.map((a) => {
+      const tr = document.createElement("tr");
+      tr.dataset.alert = a.name;
+      tr.className = a.state;
+      tr.title = `${a.summary}\n${a.expr}`;
+      return cells(tr, [
+        a.name,
+        a.state,
+        a.value_shown ?? "not judged",
+        `${a.op} ${a.threshold_shown}`,
+        span(a.window),
+        a.since ? when(a.since) : "",
+        a.fired_at ? when(a.fired_at) : "",
+        a.resolved_at ? when(a.resolved_at) : "",
+      ]);
+    });
+    fillTable($("#alerts"), rows, "no alert rule");
+    const badge = $("#firing");
+    badge.textContent = `${body.firing} firing`;
+    badge.hidden = !body.firing;
+  }
+
   async function refreshTables() {
     try {
-      await Promise.all([refreshCampaigns(), refreshJourneys()]);
+      await Promise.all([refreshCampaigns(), refreshJourneys(), refreshAlerts()]);
     } catch (error) {
       if (error instanceof Refused) return;
     }
