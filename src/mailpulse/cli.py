@@ -325,6 +325,7 @@ def demo(
         cfg = loaded.config.project
         console.print(f"[bold green]mailpulse demo[/] on the {cfg.name!r} project ({loaded.root})")
         console.print(f"  inbox (what was sent)   {base}/inbox")
+        console.print(f"  live dashboard          {base}/dashboard (key: {cfg.admin_key})")
         console.print(f"  API docs                {base}/docs")
         console.print(f"  metrics                 {base}/metrics")
         console.print(
