@@ -279,6 +279,8 @@ BAD = [
     ({"bucket": "week"}, 400, "query.bucket", "'hour' or 'day'"),
     ({"to": "2026-02-30T00:00:00Z"}, 422, "to", "ISO 8601"),
     ({"to": "999999999999"}, 422, "to", "to: "),
+    ({"to": "9999-12-31T23:30:00Z"}, 422, "to", "year 9999"),
+    ({"by": "campaign", "key": "a\x00b"}, 400, "query.key", "pattern"),
     ({"from": "2026-03-02T10:00:00Z", "to": "2026-03-01T10:00:00Z"}, 422, "to", "ends before"),
     ({"key": "spring"}, 422, "key", "needs by"),
     ({"from": "1971-01-01T00:00:00Z", "bucket": "hour"}, 422, "bucket", "more than 10,000"),

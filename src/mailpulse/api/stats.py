@@ -34,6 +34,8 @@ from mailpulse.project import Project
 from mailpulse.store import StateStore
 
 MAX_BUCKETS = 10_000  # a year of hours, with room
+# The last hour whose end a datetime can still hold.
+_LAST = datetime(9999, 12, 31, 23, tzinfo=UTC)
 
 
 class StatsOut(BaseModel):
@@ -62,9 +64,12 @@ class _BadInput(Exception):
 def _instant(name: str, text: str | None) -> datetime | None:
     try:
         at = moment(text)
-        return None if at is None else datetime.fromtimestamp(at, UTC)
+        instant = None if at is None else datetime.fromtimestamp(at, UTC)
     except (ValueError, OverflowError, OSError) as exc:
         raise _BadInput(name, f"{name}: {exc}") from None
+    if instant is not None and instant >= _LAST:
+        raise _BadInput(name, f"{name}: past the last hour of year 9999")
+    return instant
 
 
 def _iso(epoch: int) -> str:
@@ -101,7 +106,11 @@ def stats_router(state: StateStore, project: Project) -> APIRouter:
             None, pattern=_TIME, description="ISO 8601 or epoch seconds; now if none."
         ),
         by: Annotated[Grouping, Query(description="All together, or per one of these.")] = ALL,
-        key: str | None = Query(None, description="The campaign, journey or template id."),
+        key: str | None = Query(
+            None,
+            pattern=r"^[^\x00-\x1f\x7f]{1,200}$",
+            description="A campaign, journey or template.",
+        ),
         bucket: Literal["hour", "day"] | None = Query(None, description="A series of these."),
     ) -> StatsOut | JSONResponse:
         """What became of the messages of a time range (figures and rates)."""
