@@ -10,6 +10,7 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -128,6 +129,16 @@ async def test_dashboard_moves_with_traffic_and_agrees_with_metrics(tmp_path: Pa
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             problems: list[str] = []
             page.on("pageerror", lambda error: problems.append(str(error)))
+            # No file of the page missing (its icon included): only the refusals asked for.
+            asked = ("/dashboard/login", "/admin/messages")
+            page.on(
+                "response",
+                lambda r: (
+                    problems.append(f"{r.status} {r.url}")
+                    if r.status >= 400 and urlsplit(r.url).path not in asked
+                    else None
+                ),
+            )
             # Script errors and CSP refusals; not the 401 and 404 answers the test asks for.
             page.on(
                 "console",
