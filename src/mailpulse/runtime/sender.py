@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailpulse.bus import Bus
@@ -86,6 +86,7 @@ class Sender:
         self._clock = clock
         self._in_hand: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writes: _Writes | None = None  # outcomes waiting to be written together
 
     def foresee(self, intent: SendIntent) -> None:
         """An intent the fold is about to queue, told before its event is durable: the
@@ -456,20 +457,43 @@ class Sender:
         await self._write(update, event)
 
     async def _write(self, update: OutboxUpdate, event: Event) -> None:
-        """One transaction for the row and its event: the shipper takes the event to the log.
-        The outcome is known now; were it lost to a store outage, the row would stay queued
-        and the message go out again. So it is written until the store takes it."""
+        """The row and its event in one transaction: the shipper takes the event to the log.
+        Outcomes that come in the same turn of the loop share the transaction (at a
+        broadcast's pace, dozens: one store call for them, not one each)."""
+        writes = self._writes
+        if writes is None:
+            writes = self._writes = _Writes()
+            writes.done = self._start(self._write_together(writes))  # drain waits for it
+        writes.updates.append(update)
+        writes.events.append(event)
+        # Shielded: a caller cancelled (a drain) must not cancel the others' write.
+        await asyncio.shield(writes.done)
+
+    async def _write_together(self, writes: _Writes) -> None:
+        """The outcomes are known now; were they lost to a store outage, their rows would stay
+        queued and the messages go out again. So they are written until the store takes them."""
+        await asyncio.sleep(0)  # the other outcomes of this turn join
+        self._writes = None
         pause = 0.1
         while True:
             try:
                 await self._state.outbox_update(
-                    [update], lifecycle=[event], partition=self._partition
+                    writes.updates, lifecycle=writes.events, partition=self._partition
                 )
                 break
             except Exception:
                 self._metrics.errors.labels("record").inc()
-                log.warning("cannot record %s for %s yet; retrying", update.status, update.key)
+                log.warning("cannot record %d outcomes yet; retrying", len(writes.updates))
                 await asyncio.sleep(pause)
                 # Short: a partition's next owner waits for this (see runtime.leases).
                 pause = min(pause * 2, 0.5)
-        self._shipper.ship([event])
+        self._shipper.ship(writes.events)
+
+
+@dataclass
+class _Writes:
+    """Outcomes written in one transaction."""
+
+    updates: list[OutboxUpdate] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    done: asyncio.Task[None] | None = None
