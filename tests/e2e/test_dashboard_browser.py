@@ -218,6 +218,13 @@ async def test_dashboard_moves_with_traffic_and_agrees_with_metrics(tmp_path: Pa
             await page.fill("#q", "nobody-at-all")
             await page.click("#search button[type=submit]")
             await expect(page.locator("#search-error")).to_contain_text("no contact is known")
+            # What a search says back is text on the page, never markup.
+            hostile = '<img src=x onerror="document.title=1">'
+            await page.fill("#q", hostile)
+            await page.click("#search button[type=submit]")
+            await expect(page.locator("#search-error")).to_contain_text(hostile)
+            assert await page.title() == "mailpulse · dashboard"
+            assert await page.locator("#messages img").count() == 0
             assert problems == []
 
             # Signed out, the page and its JSON are closed again.
