@@ -78,6 +78,11 @@ async def test_login_gives_a_strict_httponly_cookie_that_opens_page_and_json(
         body = live.json()
         assert set(body["charts"]) >= {"throughput", "latency", "stages", "queues", "cpu", "memory"}
         assert set(body["totals"]) >= {"events", "sent", "bounced", "deferred", "errors"}
+        assert body["t"], "the sampler takes a snapshot every second from the start"
+        newer = await c.get("/admin/dashboard/live", params={"since": body["t"][-1]})
+        assert all(t > body["t"][-1] for t in newer.json()["t"])
+        r = await c.get("/admin/dashboard/live", params={"since": "yesterday"})
+        assert r.status_code == 400 and r.json()["where"] == "query.since"
 
         r = await c.post("/dashboard/logout")
         assert r.status_code == 303 and COOKIE in r.headers["set-cookie"]

@@ -89,3 +89,19 @@ def test_nothing_sampled_yet() -> None:
     live = live_figures(MetricSampler(metrics.registry), bucket_bounds(metrics.registry, LATENCY))
     assert live["t"] == [] and live["totals"]["sent"] is None
     assert live["charts"]["throughput"] == {"events/s": [], "messages/s": []}
+
+
+def test_the_points_after_since_are_those_of_the_whole_history() -> None:
+    metrics, sampler = sampled(150)
+    bounds = bucket_bounds(metrics.registry, LATENCY)
+    whole = live_figures(sampler, bounds, seconds=120)
+    for k in (0, 30, 118, 119):
+        since = whole["t"][k]
+        after = live_figures(sampler, bounds, seconds=120, since=since)
+        assert after["t"] == whole["t"][k + 1 :]
+        for chart, series in whole["charts"].items():
+            for name, points in series.items():
+                assert after["charts"][chart][name] == points[k + 1 :], (chart, name, k)
+        assert after["totals"] == whole["totals"]
+    # A caller whose last point is older than the history asked for gets that history only.
+    assert live_figures(sampler, bounds, seconds=120, since=0.0)["t"] == whole["t"]

@@ -161,10 +161,13 @@ def dashboard_admin_router(pipeline: Pipeline) -> APIRouter:
     }
 
     @router.get("/dashboard/live", responses=ERRORS)
-    async def live(seconds: float = Query(300.0, gt=0, le=900)) -> Response:
+    async def live(
+        seconds: float = Query(300.0, gt=0, le=900), since: float | None = None
+    ) -> Response:
         """The dashboard's charts: one point per second (the metric sampler's snapshots) over
-        the last `seconds`, and the totals of the latest snapshot."""
-        figures = live_figures(pipeline.sampler, bounds, seconds)
+        the last `seconds`, or only those after `since` (the time of the last point the
+        caller has), and the totals of the latest snapshot."""
+        figures = live_figures(pipeline.sampler, bounds, seconds, since)
         return _json({"at": time.time(), **figures})
 
     @router.get("/messages", responses=found)

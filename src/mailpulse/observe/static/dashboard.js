@@ -4,6 +4,7 @@
 
 (() => {
   const LIVE_EVERY = 1000; // ms between chart updates
+  const HISTORY = 300; // seconds the charts show
   const TABLES_EVERY = 3000; // ms between campaign and journey updates
   const CAMPAIGNS_SHOWN = 20;
   const COLORS = ["#2f6fde", "#e0702c", "#2a9d6f", "#b8438f", "#7a5cd6", "#8a8f99"];
@@ -140,11 +141,34 @@
     for (const [name, value] of Object.entries(live.totals)) setOutput(`total-${name}`, num(value), value);
   }
 
+  // The charts' points: the last HISTORY seconds, asked for whole once, then only the points
+  // after the newest one held (the server works out no more than those).
+  let history = null;
+
+  function merge(live) {
+    if (history === null) {
+      history = { t: live.t, charts: live.charts };
+      return;
+    }
+    history.t.push(...live.t);
+    for (const [key, series] of Object.entries(live.charts)) {
+      for (const [name, points] of Object.entries(series)) history.charts[key][name].push(...points);
+    }
+    const newest = history.t[history.t.length - 1];
+    const stale = history.t.findIndex((t) => t >= newest - HISTORY);
+    if (stale > 0) {
+      history.t.splice(0, stale);
+      for (const series of Object.values(history.charts)) for (const points of Object.values(series)) points.splice(0, stale);
+    }
+  }
+
   async function refreshLive() {
     try {
-      const live = await getJSON("/admin/dashboard/live?seconds=300");
-      fillTiles(live);
-      drawCharts(live);
+      const since = history && history.t.length ? `&since=${history.t[history.t.length - 1]}` : "";
+      const live = await getJSON(`/admin/dashboard/live?seconds=${HISTORY}${since}`);
+      merge(live);
+      fillTiles({ ...history, totals: live.totals });
+      drawCharts(history);
       const status = $("#status");
       status.textContent = `live · updated ${new Date(live.at * 1000).toLocaleTimeString("sv-SE")}`;
       status.classList.remove("down");
