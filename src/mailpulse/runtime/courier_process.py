@@ -27,7 +27,7 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -63,6 +63,25 @@ def _frame(payload: bytes) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
+class _Frames:
+    """Frames sent in one turn of the loop leave in one write: at a broadcast's pace a write
+    each would be a system call per message on both ends of the pipe."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._waiting: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._waiting.append(_frame(payload))
+
+    def flush(self) -> None:
+        if self._waiting:
+            frames, self._waiting = self._waiting, []
+            self._write(b"".join(frames))
+
+
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
     return await reader.readexactly(length)
@@ -84,6 +103,7 @@ class CourierProcess:
         self._catalog = catalog
         self._secret = secret
         self._proc: asyncio.subprocess.Process | None = None
+        self._frames: _Frames | None = None  # to self._proc
         self._reading: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[Delivered]] = {}
         self._ids = itertools.count(1)
@@ -126,7 +146,8 @@ class CourierProcess:
                 ) from exc
             if ready.id != _READY:
                 raise RuntimeError("the courier process spoke out of turn")
-            self._proc = proc
+            assert proc.stdin is not None
+            self._proc, self._frames = proc, _Frames(proc.stdin.write)
             self._reading = asyncio.create_task(self._read_replies(proc))
 
     async def close(self) -> None:
@@ -134,7 +155,8 @@ class CourierProcess:
         if proc is None:
             return
         self._proc = None
-        assert proc.stdin is not None
+        assert proc.stdin is not None and self._frames is not None
+        self._frames.flush()
         proc.stdin.close()
         try:
             await asyncio.wait_for(proc.wait(), 30)
@@ -151,17 +173,17 @@ class CourierProcess:
 
     def prepare(self, intent: SendIntent) -> None:
         proc = self._proc
-        if proc is not None and proc.returncode is None and proc.stdin is not None:
-            proc.stdin.write(_frame(_encode(_Request(0, intent, prepare=True))))
+        if proc is not None and proc.returncode is None and self._frames is not None:
+            self._frames.send(_encode(_Request(0, intent, prepare=True)))
 
     def submit(self, intent: SendIntent) -> Awaitable[Delivered]:
         proc = self._proc
-        if proc is None or proc.returncode is not None or proc.stdin is None:
+        if proc is None or proc.returncode is not None or self._frames is None:
             return asyncio.ensure_future(self._restart_then_submit(intent))
         request_id = next(self._ids)
         fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = fut
-        proc.stdin.write(_frame(_encode(_Request(request_id, intent))))
+        self._frames.send(_encode(_Request(request_id, intent)))
         return fut
 
     async def _restart_then_submit(self, intent: SendIntent) -> Delivered:
@@ -225,10 +247,11 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     writer.write(_frame(_encode(_Reply(_READY, Delivered(message_id="")))))
+    replies = _Frames(writer.write)
     tasks: set[asyncio.Task[None]] = set()
 
     async def reply(request_id: int, pending: Awaitable[Delivered]) -> None:
-        writer.write(_frame(_encode(_Reply(request_id, await pending))))
+        replies.send(_encode(_Reply(request_id, await pending)))
 
     try:
         while True:
