@@ -65,13 +65,10 @@ class KeyRing:
         seen = self._seen.get(key)
         if seen is not None:
             return seen
-        digest = digest_of(key)
-        known = self._known.get(digest)
-        if known is None or not hmac.compare_digest(known[0], digest):
-            return None
-        if not known[1].revoked:
-            self._seen[key] = known[1]
-        return known[1]
+        found = self.find_digest(digest_of(key))
+        if found is not None and not found.revoked:
+            self._seen[key] = found
+        return found
 
     def find_digest(self, digest: bytes) -> Principal | None:
         """Who the key with this SHA-256 is (a dashboard session names its key so, never by
