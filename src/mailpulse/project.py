@@ -18,6 +18,7 @@ import msgspec
 
 from mailpulse.audience.segments import Segment, SegmentSet, load_segments
 from mailpulse.campaigns.abtest import Conversion
+from mailpulse.campaigns.definition import AHEAD, PAGE
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.limits import DAY, HOUR, Quota, SendLimits
 from mailpulse.delivery.mx import nameserver
@@ -176,8 +177,8 @@ class InboundSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CampaignsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Contacts read at a time, and messages (or unfolded events) that may wait for delivery
     # before a campaign reads on: what bounds memory, and how soon a pause takes hold.
-    page: Annotated[int, msgspec.Meta(ge=1)] = 1000
-    ahead: Annotated[int, msgspec.Meta(ge=1)] = 5000
+    page: Annotated[int, msgspec.Meta(ge=1)] = PAGE
+    ahead: Annotated[int, msgspec.Meta(ge=1)] = AHEAD
 
 
 class TrackingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -15,7 +15,10 @@ import pytest
 from mailpulse.campaigns import Campaign, campaign_from_data
 from mailpulse.campaigns.abtest import AbTest, variant_in_test
 from mailpulse.campaigns.decision import decode_decision, picked
+from mailpulse.campaigns.definition import AHEAD, PAGE
 from mailpulse.campaigns.runner import CampaignRunner
+from mailpulse.project import CampaignsSection
+from mailpulse.runtime.fold import CACHED_CONTACTS
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.store import CampaignRecord
 from mailpulse.types import Event, SendIntent
@@ -214,3 +217,11 @@ async def test_a_pick_during_the_test_sends_skips_the_wait(tmp_path: Path) -> No
         sends = await h.sends(len(PEOPLE))
         assert {i.contact_id: i.variant for i in sends if i.contact_id in tested} == tested
         assert {i.variant for i in sends if i.contact_id not in tested} == {"b"}
+
+
+def test_a_campaigns_backlog_fits_the_folds_contact_cache() -> None:
+    # Else every recipient's Email Sent reads its contact again: at 2,000 waiting and a
+    # page of 1,000 a broadcast's folds loaded each contact once; at 5,000, 1.75 times.
+    assert AHEAD + PAGE < CACHED_CONTACTS
+    defaults = CampaignsSection()
+    assert (defaults.ahead, defaults.page) == (AHEAD, PAGE)

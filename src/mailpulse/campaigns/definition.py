@@ -53,6 +53,12 @@ _EXAMPLE = '{"id": "spring-sale", "template": "sale", "audience": {"segment": "e
 SCHEDULED, SENDING, SENT, PAUSED, CANCELLED = "scheduled", "sending", "sent", "paused", "cancelled"
 TESTING, AWAITING_DECISION = "testing", "awaiting decision"
 CAMPAIGN_SEND = "Campaign Send"
+# Contacts a campaign reads at a time, and messages (or unfolded events) that may wait for
+# delivery before it reads on ([campaigns] page and ahead). Kept under the fold's contact cache
+# (mailpulse.runtime.fold.CACHED_CONTACTS) with a page to spare: a recipient loaded for its
+# campaign send is still cached when its Email Sent comes back, instead of read again.
+PAGE = 1000
+AHEAD = 2000
 _KEY_PREFIX = "campaign:"
 
 

@@ -34,8 +34,10 @@ import msgspec
 from mailpulse.campaigns.abtest import REST, TEST, WAIT, rest_variant, variant_in_test
 from mailpulse.campaigns.decision import Decision, decide, decode_decision
 from mailpulse.campaigns.definition import (
+    AHEAD,
     AWAITING_DECISION,
     CAMPAIGN_SEND,
+    PAGE,
     SENDING,
     SENT,
     TESTING,
@@ -47,8 +49,6 @@ from mailpulse.types import Contact, Event, EventType
 
 log = logging.getLogger("mailpulse.campaigns")
 
-PAGE = 1000
-AHEAD = 5000  # messages waiting for delivery before the runner reads on
 IDLE = 0.5  # seconds between looks when there is nothing to do
 
 AppendFn = Callable[[Sequence[Event]], Awaitable[list[Event]]]
