@@ -164,6 +164,36 @@ def test_a_person_writing_back_is_neither_bounce_nor_auto_reply() -> None:
         ("4.1.1", "450 4.1.1 user unknown", "userunknown", "soft"),
         # Refused after DATA: the server had taken the recipient, so it was not the address.
         ("5.1.1", "550 5.1.1 user unknown (in reply to end of DATA command)", "filtered", "soft"),
+        # In reply to DATA, "unknown user" alone is not enough: Japanese carriers say it there
+        # for a recipient's own sender filter.
+        (
+            "5.0.0",
+            "550 Unknown user ana@example.com (in reply to DATA command)",
+            "filtered",
+            "soft",
+        ),
+        # But providers that check recipients only there have words for an unknown one alone.
+        (
+            "5.0.0",
+            "554 delivery error: dd This user doesn't have a yahoo.com account (ana@yahoo.com)"
+            " [0] (in reply to DATA command)",
+            "userunknown",
+            "hard",
+        ),
+        (
+            "5.5.0",
+            "550 5.5.0 Adresse destinataire invalide. Invalid recipient. LPN007_416"
+            " (in reply to DATA command)",
+            "userunknown",
+            "hard",
+        ),
+        (
+            "5.5.0",
+            # Another of La Poste's numbers (426: the account is blocked) is not.
+            "550 5.5.0 Le compte du destinataire est bloque. LPN007_426 (in reply to DATA command)",
+            "protocolproblem",
+            "soft",
+        ),
         # Refused at MAIL FROM: about our sender, never the recipient.
         ("5.1.0", "SMTP error after MAIL FROM: 553 5.1.0 no such user", "rejected", "soft"),
     ],

@@ -7,7 +7,7 @@ import pytest
 
 from mailpulse.errors import ProjectError
 from mailpulse.feedback.classify import classify_bytes
-from mailpulse.feedback.rules import builtin_rules, load_rules
+from mailpulse.feedback.rules import BounceRules, builtin_rules, load_rules
 from tests.feedback.builders import postfix_dsn
 
 RETURNED = b"From: hello@shop.test\r\nTo: ana@example.com\r\nSubject: Hi\r\n\r\nHello\r\n"
@@ -46,6 +46,7 @@ def test_the_built_in_rules_load_and_every_reason_has_a_decision() -> None:
         ('[[reason]]\nname = "x"\ndecision = "soft"\n', 2, "give the status codes or the text"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\nstatus = ["5.1"]\n', 4, "'5.1'"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\ntext = ["(unclosed"]\n', 4, "regular"),
+        ('[[reason]]\nname = "x"\ndecision = "soft"\nany_stage = ["a", "["]\n', 4, "any_stage"),
         ('[[reason]]\nname = "x"\ndecision = "soft"\nimplies = "9.9"\ntext = ["a"]\n', 4, "9.9"),
         (
             '[[reason]]\nname = "x"\ndecision = "soft"\ntext = ["a"]\n'
@@ -86,3 +87,23 @@ def test_a_projects_own_reason_decides_before_the_built_in_ones() -> None:
     other = dsn.replace(b" (greylisted)", b"")
     assert classify_bytes(other, own).recipients[0].reason == "userunknown"
     assert len(own.reasons) == len(builtin_rules().reasons) + 1
+
+
+def test_a_projects_words_for_any_stage_decide_where_a_stage_would_overrule_them() -> None:
+    def rules(key: str) -> BounceRules:
+        text = (
+            f'[[reason]]\nname = "closed"\ndecision = "hard"\n{key} = ["account closed for good"]\n'
+        )
+        return load_rules(text, "bounce_rules.toml", over=builtin_rules())
+
+    dsn = postfix_dsn(
+        RETURNED,
+        to="bounces-x@shop.test",
+        recipient="ana@example.com",
+        status="5.0.0",
+        diagnostic="550 account closed for good (in reply to DATA command)",
+    )
+    (as_text,) = classify_bytes(dsn, rules("text")).recipients
+    assert (as_text.reason, as_text.decision) == ("filtered", "soft")
+    (any_stage,) = classify_bytes(dsn, rules("any_stage")).recipients
+    assert (any_stage.reason, any_stage.decision) == ("closed", "hard")

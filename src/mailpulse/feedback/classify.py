@@ -309,10 +309,12 @@ def _recipient(
     stage = rules.stage(diagnostic, words, session)
     if stage is not None and (reason is None or reason.decision == HARD):
         # A status that itself says the address is bad (5.1.1) still decides at a stage
-        # that yields to it (see `[[stage]]` in the rules file).
+        # that yields to it (see `[[stage]]` in the rules file); a provider's reply that it
+        # gives only for an address it does not have decides at any (`any_stage`).
         by_status = rules.reason_for(status) if status.startswith("5") else None
         stated = by_status is not None and by_status.decision == HARD
-        if not (stage.yields_to_status and stated):
+        said = reason is not None and reason.decides_at_any_stage(diagnostic, words)
+        if not (stage.yields_to_status and stated) and not said:
             reason = rules.named(stage.reason)
     if not status:
         # RFC 3463 §3.1: X.0.0 when only the class of the failure is known.

@@ -34,6 +34,7 @@ class _ReasonEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: list[str] = msgspec.field(default_factory=list)
     text: list[str] = msgspec.field(default_factory=list)
     not_status: list[str] = msgspec.field(default_factory=list)
+    any_stage: list[str] = msgspec.field(default_factory=list)
 
 
 class _Patterns(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -75,6 +76,11 @@ class Reason:
     status: re.Pattern[str] | None
     text: re.Pattern[str] | None
     not_status: re.Pattern[str] | None = None
+    any_stage: re.Pattern[str] | None = None
+
+    def decides_at_any_stage(self, *texts: str) -> bool:
+        """Whether `texts` hold words of this reason that a `[[stage]]` does not overrule."""
+        return self.any_stage is not None and any(self.any_stage.search(t) for t in texts)
 
 
 def _status_regex(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -263,19 +269,22 @@ def _reason(entry: _ReasonEntry, seen: set[str], text: str, path: Path | str) ->
         raise fail("a name is lower-case letters, digits, - and _")
     if entry.name in seen:
         raise fail("named twice; give each reason one entry")
-    if not entry.status and not entry.text:
+    if not entry.status and not entry.text and not entry.any_stage:
         raise fail("give the status codes or the text it matches")
     if entry.implies and not _STATUS.match(entry.implies):
         raise fail(f"implies {entry.implies!r} is not a status like 5.1.1", entry.implies)
     for pattern in (*entry.status, *entry.not_status):
         if not _STATUS_PATTERN.match(pattern):
             raise fail(f"status {pattern!r}: write e.g. 5.1.1, X.2.2 or 5.7.*", pattern)
-    for pattern in entry.text:
-        if problem := _regex_problem(pattern):
-            raise fail(f"text {pattern!r}: {problem}", pattern)
-    status, words = _status_regex(entry.status), _any(entry.text)
+    for key, patterns in (("text", entry.text), ("any_stage", entry.any_stage)):
+        for pattern in patterns:
+            if problem := _regex_problem(pattern):
+                raise fail(f"{key} {pattern!r}: {problem}", pattern)
+    # Words that decide at any stage are the reason's words at every other time too.
+    status, words = _status_regex(entry.status), _any(entry.any_stage + entry.text)
     unless = _status_regex(entry.not_status)
-    return Reason(entry.name, entry.decision, entry.implies, status, words, unless)
+    anywhere = _any(entry.any_stage)
+    return Reason(entry.name, entry.decision, entry.implies, status, words, unless, anywhere)
 
 
 def _regex_problem(pattern: str) -> str | None:
