@@ -195,7 +195,8 @@ class Metrics:
         )
         self.event_to_smtp = Histogram(
             "mailpulse_event_to_smtp_seconds",
-            "From the event's arrival to the SMTP server's 250 for the message it triggered.",
+            "From the event's arrival to the SMTP server's 250 for the message it triggered "
+            "(a campaign's messages are not counted).",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

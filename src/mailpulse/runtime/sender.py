@@ -392,7 +392,9 @@ class Sender:
         now = self._clock()
         reply = {"smtp_code": result.code, "smtp_status": result.enhanced, "smtp_text": result.text}
         if result.status == DeliveryStatus.SENT:
-            if intent.event_received_at:
+            # What an event triggered, not a broadcast's copies: their wait in its backlog
+            # would set the p99 (and its alert) for as long as a campaign goes out.
+            if intent.event_received_at and intent.campaign is None:
                 self._metrics.event_to_smtp.observe(now - intent.event_received_at)
             status, kind = OutboxStatus.SENT, Lifecycle.SENT
         elif result.status == DeliveryStatus.BOUNCED:
