@@ -64,17 +64,27 @@ def _frame(payload: bytes) -> bytes:
 
 
 class _Frames:
-    """Frames sent in one turn of the loop leave in one write: at a broadcast's pace a write
-    each would be a system call per message on both ends of the pipe."""
+    """The first frame of a turn of the loop leaves at once (a triggered message must not wait
+    for the rest of the turn); those after it in the same turn leave together in one write at
+    its end: at a broadcast's pace a write each would be a system call per message at both
+    ends of the pipe."""
 
     def __init__(self, write: Callable[[bytes], object]) -> None:
         self._write = write
         self._waiting: list[bytes] = []
+        self._in_turn = False  # a frame went this turn; the turn's end flushes the others
 
     def send(self, payload: bytes) -> None:
-        if not self._waiting:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._waiting.append(_frame(payload))
+        if self._in_turn:
+            self._waiting.append(_frame(payload))
+            return
+        self._in_turn = True
+        asyncio.get_running_loop().call_soon(self._turn_ended)
+        self._write(_frame(payload))
+
+    def _turn_ended(self) -> None:
+        self._in_turn = False
+        self.flush()
 
     def flush(self) -> None:
         if self._waiting:
