@@ -34,32 +34,36 @@ def ses_notification(report: Report) -> list[EspEvent] | None:
     message is not one."""
     text = _SNS_WRAP.sub("", report.text)
     text = _sns_message(text) or text
-    start = _SES_JSON.search(text)
-    if start is None:
-        return None
-    end = _object_end(text, start.start())
-    if end == _NOT_ENDED:
+    notification = _json_object(text, _SES_JSON)
+    if notification is None:
         return None
     sns_id = report.headers.get("message-id", "")[:200]
-    events = ses_events(text[start.start() : end], sns_id)
+    events = ses_events(notification, sns_id)
     return [e for e in events if e.kind != Kind.IGNORED] or None
 
 
 def _sns_message(text: str) -> str | None:
     """The `Message` of a whole SNS notification mailed as JSON (an HTTP-style envelope in
     the body), or None when the text holds none."""
-    start = _SNS_ENVELOPE.search(text)
-    if start is None:
-        return None
-    end = _object_end(text, start.start())
-    if end == _NOT_ENDED:
+    found = _json_object(text, _SNS_ENVELOPE)
+    if found is None:
         return None
     try:
-        envelope = msgspec.json.decode(text[start.start() : end])
+        envelope = msgspec.json.decode(found)
     except (msgspec.DecodeError, RecursionError):
         return None
     message = envelope.get("Message") if isinstance(envelope, dict) else None
     return message if isinstance(message, str) else None
+
+
+def _json_object(text: str, opening: re.Pattern[str]) -> str | None:
+    """The first JSON object in `text` that begins as `opening` matches, through its closing
+    brace; None when there is none or it is cut before its end."""
+    start = opening.search(text)
+    if start is None:
+        return None
+    end = _object_end(text, start.start())
+    return None if end == _NOT_ENDED else text[start.start() : end]
 
 
 def _object_end(text: str, start: int) -> int:
