@@ -198,5 +198,8 @@ async def test_message_search_and_its_bad_input(server: Server) -> None:
         assert r.json()["where"] == "query.q"
     r = await server.admin.get("/admin/messages/campaign:none:u-9")
     assert r.status_code == 404 and r.json()["where"] == "key"
+    # A NUL never reaches the store (PostgreSQL would refuse it with an error).
+    r = await server.admin.get("/admin/messages/campaign:none:u%00-9")
+    assert r.status_code == 422 and r.json()["where"] == "key"
     r = await server.admin.get("/admin/dashboard/live", params={"seconds": 0})
     assert r.status_code == 400 and r.json()["where"] == "query.seconds"

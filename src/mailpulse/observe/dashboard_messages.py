@@ -48,17 +48,25 @@ def message_out(row: OutboxRow) -> dict[str, Any]:
     }
 
 
+def _check_readable(text: str, where: str) -> None:
+    """Refuses what no key, id, address or Message-ID holds before it reaches the store:
+    PostgreSQL rejects a NUL in text with an error, not an empty answer."""
+    if len(text) > MAX_QUERY:
+        raise SearchError(
+            400, f"a search is at most {MAX_QUERY} characters, not {len(text):,}", where
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise SearchError(422, "a search cannot hold control characters", where)
+
+
 async def find_messages(state: StateStore, query: str) -> tuple[str, list[OutboxRow]]:
     """What `query` names ("message", "contact" or "address") and its messages, newest
     first."""
     q = query.strip()
-    if len(q) > MAX_QUERY:
-        raise SearchError(400, f"a search is at most {MAX_QUERY} characters, not {len(q):,}")
+    _check_readable(q, "q")
     # Of the right shape (a string), but naming nothing that can be looked for: 422.
     if not q:
         raise SearchError(422, "type a contact id, an email address or a Message-ID")
-    if any(ord(c) < 32 or ord(c) == 127 for c in q):
-        raise SearchError(422, "a search cannot hold control characters")
     if "@" in q:
         bare = q.removeprefix("<").removesuffix(">")
         row = await state.outbox_by_message_id(f"<{bare}>")
@@ -80,6 +88,7 @@ async def find_messages(state: StateStore, query: str) -> tuple[str, list[Outbox
 
 async def timeline(state: StateStore, log: EventLog, key: str) -> dict[str, Any]:
     """One message and everything that happened to it, in log order."""
+    _check_readable(key, "key")
     row = await state.outbox_get(key)
     if row is None:
         raise SearchError(404, f"no message with the key {key!r}", "key")
