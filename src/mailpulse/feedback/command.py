@@ -14,7 +14,7 @@ import typer
 
 from mailpulse.errors import ProjectError
 from mailpulse.feedback.classify import Classification, classify_bytes
-from mailpulse.feedback.rules import BounceRules, builtin_rules, load_rules, project_rules
+from mailpulse.feedback.rules import BounceRules, builtin_rules, project_rules, rules_file
 
 bounce_app = typer.Typer(help="Bounces and complaints.", no_args_is_help=True)
 MAX_FILE = 64 * 1024 * 1024  # bytes; a bounce is rarely over a few MB
@@ -103,16 +103,14 @@ def classify_command(
 
 
 def _rules(path: Path | None, project: Path | None) -> BounceRules:
-    if path is None and project is None:
-        return builtin_rules()
+    # Read as the listener reads a project's (rules.rules_file): a file that is not UTF-8 is
+    # an error naming it, not a traceback.
     try:
-        if path is None:
-            assert project is not None
+        if path is not None:
+            return rules_file(path)
+        if project is not None:
             return project_rules(project)
-        return load_rules(path.read_text(encoding="utf-8"), path, over=builtin_rules())
-    except OSError as exc:
-        typer.echo(f"error: {path}: {exc.strerror}", err=True)
-        raise typer.Exit(2) from exc
     except ProjectError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    return builtin_rules()

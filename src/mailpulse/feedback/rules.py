@@ -337,8 +337,12 @@ def project_rules(project_dir: Path) -> BounceRules:
     """The rules of a project: its `bounce_rules.toml` put before the built-in rules, or the
     built-in rules alone when it has none. ProjectError (file, line, why) for a bad file."""
     path = project_dir / PROJECT_FILE
-    if not path.is_file():
-        return builtin_rules()
+    return rules_file(path) if path.is_file() else builtin_rules()
+
+
+def rules_file(path: Path) -> BounceRules:
+    """The rules file at `path` put before the built-in rules. ProjectError (file, line,
+    why) for a bad file, or one that cannot be read (missing, not UTF-8)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
