@@ -53,7 +53,6 @@ class MetricSampler:
         self.interval = interval
         self._registry = registry
         self._snapshots: deque[tuple[float, array[float]]] = deque(maxlen=keep)
-        self._times: deque[float] = deque(maxlen=keep)  # the snapshots' times, for bisection
         self._columns: dict[tuple[str, tuple[tuple[str, str], ...]], _Column] = {}
         self._by_name: dict[str, list[_Column]] = {}
         # Counters that exist but were never counted (a labelled counter without children
@@ -79,7 +78,6 @@ class MetricSampler:
         for index, value in values.items():
             row[index] = value
         self._snapshots.append((at, row))
-        self._times.append(at)
 
     async def run(self) -> None:
         """Take a snapshot every `interval` seconds until cancelled."""
@@ -139,7 +137,8 @@ class MetricSampler:
             return (points[0], points[-1]) if len(points) >= 2 else None
         if not self._snapshots:
             return None
-        first = bisect.bisect_left(self._times, self._times[-1] - window)
+        newest = self._snapshots[-1][0]
+        first = bisect.bisect_left(self._snapshots, newest - window, key=_time_of)
         if first >= len(self._snapshots) - 1:
             return None
         (t0, row0), (t1, row1) = self._snapshots[first], self._snapshots[-1]
@@ -187,6 +186,10 @@ class MetricSampler:
                 return None
             buckets.append((float(le), grown))
         return bucket_quantile(q, buckets)
+
+
+def _time_of(snapshot: tuple[float, array[float]]) -> float:
+    return snapshot[0]
 
 
 def _sum(row: array[float], columns: Iterable[_Column]) -> tuple[float, bool]:
