@@ -1,11 +1,12 @@
 """Builds a pipeline's alert engine: its rules from the project, its notifiers (the log,
-webhooks, email through the project's relay), and the backlog-age gauge one rule watches."""
+webhooks, email through the project's relay), and the backlog-age gauge one rule watches;
+`SelfWatch` is what a server and a scale-out worker alike keep of themselves."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from mailpulse.observe import Metrics
 from mailpulse.observe.alerts import AlertEngine
@@ -19,11 +20,38 @@ from mailpulse.observe.notify import (
 )
 from mailpulse.observe.sampler import MetricSampler
 from mailpulse.project import Project
+from mailpulse.runtime.courier import Courier
 from mailpulse.runtime.courier_parts import relay_for, sender_identity
+from mailpulse.runtime.courier_pool import CourierPool
+from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.store import StateStore
 from mailpulse.types import DeliveryResult, DeliveryStatus
 
 BACKLOG_EVERY = 1.0  # seconds between looks at the oldest message due
+
+
+class SelfWatch:
+    """A process's watch on itself: the recent history of its metrics (for the dashboard and
+    the alert rules), the rules judged on it with their notifiers, and its couriers' CPU and
+    memory among its metrics."""
+
+    def __init__(
+        self,
+        project: Project,
+        metrics: Metrics,
+        courier: Courier | None,
+        clock: Callable[[], float],
+    ) -> None:
+        if isinstance(courier, CourierProcess | CourierPool):
+            metrics.watch_couriers(courier.pids)
+        self.sampler = MetricSampler(metrics.registry)
+        self.alerts, self._notices = alert_engine(project, self.sampler, metrics, clock)
+
+    def stages(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        return [("metric-sampler", self.sampler.run), ("alerts", self.alerts.run)]
+
+    async def close(self) -> None:
+        await self._notices.close()
 
 
 def alert_engine(

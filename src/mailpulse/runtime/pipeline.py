@@ -20,14 +20,11 @@ from mailpulse.access import AccessStore, KeyRing, ProjectKeys
 from mailpulse.bus import Bus, InProcessBus
 from mailpulse.catalog import Catalogs, CatalogStore
 from mailpulse.observe import Metrics
-from mailpulse.observe.sampler import MetricSampler
 from mailpulse.privacy.retention import keep_retention
 from mailpulse.project import Project
-from mailpulse.runtime.alerting import alert_engine, keep_backlog_age
+from mailpulse.runtime.alerting import SelfWatch, keep_backlog_age
 from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
-from mailpulse.runtime.courier_pool import CourierPool
-from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.fold import EVENTS, SENDS
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
@@ -70,9 +67,6 @@ class Pipeline:
         secret = secret or project_secret(project.config.project.secret, None)
         self.tokens = TokenSigner(secret, previous_secrets())
         self.metrics = Metrics()
-        # The recent history of the metrics, for the dashboard and the alert rules.
-        self.sampler = MetricSampler(self.metrics.registry)
-        self.alerts, self._notices = alert_engine(project, self.sampler, self.metrics, clock)
         self.log = log
         self.state = state
         self.bus = bus
@@ -95,8 +89,8 @@ class Pipeline:
         # Every node judges the complaint rate (and shows it in its metrics); the store keeps
         # each move once. The senders this process runs hold marketing while it is tripped.
         self.breaker = Breaker(state, project.breaker, self.metrics, clock)
-        if isinstance(self.courier, CourierProcess | CourierPool):
-            self.metrics.watch_couriers(self.courier.pids)
+        self.watch = SelfWatch(project, self.metrics, self.courier, clock)
+        self.sampler, self.alerts = self.watch.sampler, self.watch.alerts
         self.runners: list[PartitionRunner] = []
         self.traffic: Traffic | None = None  # the shaping of this process's sends, if it sends
         if self.courier is not None:
@@ -162,8 +156,7 @@ class Pipeline:
         if self.catalogs is not None:
             stages.append(("catalog-events", self.catalogs.run))
         stages.append(("breaker", self.breaker.run))
-        stages.append(("metric-sampler", self.sampler.run))
-        stages.append(("alerts", self.alerts.run))
+        stages += self.watch.stages()
         # Of every partition, so in scale-out the API node watches what all workers send.
         stages.append(("backlog-age", self._keep_backlog_age))
         if isinstance(self.bus, InProcessBus):  # a network bus's depth is the broker's to report
@@ -176,7 +169,7 @@ class Pipeline:
         if self.inbound is not None:
             await self.inbound.stop()
         await cancel_all(self._tasks)
-        await self._notices.close()
+        await self.watch.close()
         for runner in self.runners:
             await runner.stop()
         if self.courier is not None:

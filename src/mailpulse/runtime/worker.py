@@ -15,13 +15,10 @@ from collections.abc import Callable
 
 from mailpulse.bus import Bus
 from mailpulse.observe import Metrics
-from mailpulse.observe.sampler import MetricSampler
 from mailpulse.project import Project
-from mailpulse.runtime.alerting import alert_engine
+from mailpulse.runtime.alerting import SelfWatch
 from mailpulse.runtime.breaker import Breaker
 from mailpulse.runtime.courier import Courier
-from mailpulse.runtime.courier_pool import CourierPool
-from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.ingest import Ingest
 from mailpulse.runtime.leases import PartitionLeases
 from mailpulse.runtime.partition import PartitionParts, PartitionRunner
@@ -59,11 +56,9 @@ class Worker:
             secret = project_secret(project.config.project.secret, None)
             courier = courier_processes(project, secret, catalog=catalog and catalog.location)
         self.courier = courier
-        if isinstance(courier, CourierProcess | CourierPool):
-            self.metrics.watch_couriers(courier.pids)
         # This worker's alert rules, judged on what its partitions send (see observe.alerts).
-        self.sampler = MetricSampler(self.metrics.registry)
-        self.alerts, self._notices = alert_engine(project, self.sampler, self.metrics, clock)
+        self.watch = SelfWatch(project, self.metrics, courier, clock)
+        self.sampler, self.alerts = self.watch.sampler, self.watch.alerts
         self._ingest = Ingest(log, bus, self.metrics)
         # Judged by every worker (the store keeps each move once); held by this one's senders.
         self.breaker = Breaker(state, project.breaker, self.metrics, clock)
@@ -86,16 +81,12 @@ class Worker:
         await self.state.open()
         await self.bus.open()
         await self.courier.start()
-        stages = [
-            ("breaker", self.breaker.run),
-            ("metric-sampler", self.sampler.run),
-            ("alerts", self.alerts.run),
-        ]
+        stages = [("breaker", self.breaker.run), *self.watch.stages()]
         self._tasks = start_stages(stages, self.metrics, "mailpulse")
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
-        await self._notices.close()
+        await self.watch.close()
         await self._stop_all()
         await self.leases.close()
         await self.courier.close()
