@@ -48,14 +48,22 @@ def update(
     )
 
 
-def instance(iid: str, wake_at: float | None, status: str = "active") -> InstanceRecord:
+def instance(
+    iid: str,
+    wake_at: float | None,
+    status: str = "active",
+    *,
+    contact: str = "u1",
+    journey: str = "j",
+    entered_at: float = 1.0,
+) -> InstanceRecord:
     return InstanceRecord(
         instance_id=iid,
-        contact_id="u1",
-        journey_id="j",
+        contact_id=contact,
+        journey_id=journey,
         status=status,
         wake_at=wake_at,
-        entered_at=1.0,
+        entered_at=entered_at,
         body=b'{"x":1}',
     )
 
@@ -256,24 +264,8 @@ async def test_campaign_messages_by_status_and_queued(open_state: StateFactory) 
 async def test_contacts_and_instances_of_many_in_one_call(open_state: StateFactory) -> None:
     state = await open_state()
     many = [Contact(id=f"c{n:04d}", email=f"c{n}@example.com") for n in range(1200)]
-    later = InstanceRecord(
-        instance_id="i-later",
-        contact_id="c0007",
-        journey_id="j",
-        status="active",
-        wake_at=None,
-        entered_at=5.0,
-        body=b"{}",
-    )
-    earlier = InstanceRecord(
-        instance_id="i-earlier",
-        contact_id="c0007",
-        journey_id="k",
-        status="completed",
-        wake_at=None,
-        entered_at=2.0,
-        body=b"{}",
-    )
+    later = instance("i-later", None, contact="c0007", entered_at=5.0)
+    earlier = instance("i-earlier", None, "completed", contact="c0007", journey="k", entered_at=2.0)
     await state.commit(FoldCommit(checkpoint=1, contacts=many, instances=[later, earlier]))
     # More ids than SQLite binds to one statement's IN list in a chunk, and one unknown.
     wanted = [c.id for c in many] + ["nobody"]
