@@ -176,15 +176,18 @@ async def kpis(
         keys = [key or ALL]
     if not step:
         return [_row(k, None, grouped.get((k, 0), [])) for k in keys]
-    starts = range(since - since % step, until, step)
+    starts = _starts(since, until, step)
     return [_row(k, s, grouped.get((k, s), [])) for k in keys for s in starts]
 
 
 def series_length(start: datetime | None, end: datetime | None, bucket: str) -> int:
     """How many buckets a series over the range has (per key)."""
-    since, until = hours_of(start, end)
-    step = BUCKETS[bucket]
-    return len(range(since - since % step, until, step))
+    return len(_starts(*hours_of(start, end), BUCKETS[bucket]))
+
+
+def _starts(since: int, until: int, step: int) -> range:
+    """The starts of the buckets of `step` seconds (UTC-aligned) over the hours since-until."""
+    return range(since - since % step, until, step)
 
 
 def _row(key: str, start: int | None, rows: list[RollupRow]) -> KpiRow:
