@@ -197,9 +197,8 @@ class Dispatcher:
     def notify(self, notice: Notice, names: Sequence[str]) -> None:
         for name in names:
             if name == "log":
-                level = logging.WARNING if notice.severity != "critical" else logging.ERROR
-                if notice.status == "resolved":
-                    level = logging.WARNING
+                critical = notice.severity == "critical" and notice.status == "firing"
+                level = logging.ERROR if critical else logging.WARNING
                 log.log(level, "alert %s: %s", notice.headline(), notice.summary)
                 self._metrics.alert_notifications.labels("log", "delivered").inc()
                 continue
