@@ -217,7 +217,7 @@ def load_rules(text: str, path: Path | str, over: BounceRules | None = None) -> 
             if problem := _regex_problem(pattern):
                 raise ProjectError(path, f"[[stage]] {pattern!r}: {problem}", _line(text, pattern))
         if stage.reason not in seen:
-            where = _line(text, f'reason = "{stage.reason}"')
+            where = _assignment_line(text, "reason", stage.reason)
             raise ProjectError(path, f"[[stage]] reason {stage.reason!r} is no [[reason]]", where)
         compiled = _any(stage.text)
         if compiled is not None:
@@ -259,7 +259,7 @@ def _before(own: _RulesFile, base: _RulesFile) -> _RulesFile:
 
 
 def _reason(entry: _ReasonEntry, seen: set[str], text: str, path: Path | str) -> Reason:
-    where = _line(text, f'name = "{entry.name}"')
+    where = _assignment_line(text, "name", entry.name)
 
     def fail(why: str, near: str | None = None) -> ProjectError:
         line = _line(text, near, after=where) if near else where
@@ -319,6 +319,16 @@ def _line_of_error(text: str, message: str) -> int | None:
             if re.match(rf"^\s*{re.escape(key)}\s*=", line):
                 return n
     return start
+
+
+def _assignment_line(text: str, key: str, value: str) -> int | None:
+    """The first line that sets `key` to the string `value`, however it is spaced or quoted
+    (`name = "x"`, `name="x"`, `name = 'x'`)."""
+    assigned = re.compile(rf"""^\s*{re.escape(key)}\s*=\s*(["']){re.escape(value)}\1""")
+    for n, line in enumerate(text.splitlines(), start=1):
+        if assigned.match(line):
+            return n
+    return None
 
 
 def _line(text: str, needle: str | None, after: int | None = None) -> int | None:
