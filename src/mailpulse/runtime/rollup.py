@@ -97,7 +97,7 @@ class Rollup:
 
     def engaged(self, event: Event, figures: Mapping[str, int]) -> None:
         """What an open or click changed of its message's figures (runtime.engagement)."""
-        if not is_ours(event):
+        if not any(figures.values()) or not is_ours(event):
             return
         where = dimensions(event.properties)
         hour = hour_of(event.received_at)
