@@ -331,9 +331,7 @@ class LocalCourier:
             failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
             failed.set_result(_not_made(job))
             return failed
-        if job.opening is None:
-            job.opening = self._open(job.message)
-        return asyncio.ensure_future(self._transmit(job, job.message, job.opening))
+        return asyncio.ensure_future(self._transmit(job, job.message))
 
     async def _make_and_send(self, wanting: _Wanting) -> Delivered:
         return await self._send(await self._make_current(wanting))
@@ -368,15 +366,16 @@ class LocalCourier:
         if job is not None:
             job.drop()
 
-    async def _transmit(
-        self,
-        job: _Job,
-        message: RenderedMessage,
-        opening: asyncio.Task[OpenTransaction | DeliveryResult],
-    ) -> Delivered:
+    async def _transmit(self, job: _Job, message: RenderedMessage) -> Delivered:
         t0 = time.perf_counter()
         try:
-            opened = await opening
+            if job.opening is not None:  # opened while it was prepared
+                opened = await job.opening
+            else:
+                # In this task, not one of its own: one task fewer per message.
+                opened = await self._transport.begin(
+                    message.key, message.mail_from, message.rcpt_to
+                )
         except asyncio.CancelledError:
             job.drop()
             raise
