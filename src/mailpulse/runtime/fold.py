@@ -320,6 +320,8 @@ class FoldWorker:
         self._bus = bus
         self._shipper = shipper
         self._journeys = journeys
+        # What starts a journey: any other event matters only to a contact already in one.
+        self._triggers = frozenset(j.trigger.event for j in journeys.values())
         # Every version ever run: an instance finishes on the version it entered.
         self._versions: dict[tuple[str, str], JourneyDefinition] = {
             (j.id, j.version): j for j in journeys.values()
@@ -606,6 +608,8 @@ class FoldWorker:
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
+        if ev.event not in self._triggers and all(p.active is None for p in positions.values()):
+            return  # nothing to start and nothing running (most of all, our lifecycle events)
         clock = self._contact_time(contact, now)
         fan_out_for = ev.context.get("fan_out") if ev.forwarded else None
         for current in self._journeys.values():
@@ -1181,14 +1185,7 @@ class FoldWorker:
         an entry any partition's fold or the admin API added blocks the next batch's sends;
         an address this misses (a merge bringing one in) still meets the sender's check."""
         self._suppressions = SuppressionIndex()
-        events = list(events)
-        if (
-            not self._journeys
-            and not contact_ids
-            and not any(map(_campaign_of, events))
-            and not any(ev.event == Lifecycle.SUBSCRIBED for ev in events)  # a confirmation
-        ):
-            return  # nothing in this batch can send
+        events = [ev for ev in events if self._may_send(ev)]
         addresses = set()
         for cid in itertools.chain(contact_ids, (self._lookup(ev.contact_key) for ev in events)):
             contact = self._contacts.get(cid or "")
@@ -1202,6 +1199,19 @@ class FoldWorker:
         if addresses:
             found = await self._state.suppressions_for(sorted(map(address_hash, addresses)))
             self._suppressions = SuppressionIndex(found)
+
+    def _may_send(self, ev: Event) -> bool:
+        """Whether folding `ev` may queue a message: a campaign's send, a subscription's
+        confirmation, or an event a journey starts on or one of the contact's running
+        journeys may move on. Our own lifecycle events mostly do none of these."""
+        if _campaign_of(ev) is not None or ev.event == Lifecycle.SUBSCRIBED:
+            return True
+        if not self._journeys:
+            return False
+        if ev.event in self._triggers or object_of(ev) is not None:
+            return True
+        positions = self._positions.get(self._lookup(ev.contact_key) or "", {})
+        return any(p.active is not None for p in positions.values())
 
     def _suppress(self, entry: Suppression | None, batch: _Batch) -> None:
         """An entry the batch's events call for: stored with the batch, and blocking the
