@@ -17,6 +17,7 @@ from mailpulse.campaigns.abtest import Conversion
 from mailpulse.journeys import JourneyDefinition, parse_journey
 from mailpulse.observe import Metrics
 from mailpulse.policy import NO_POLICY, SendPolicy
+from mailpulse.runtime.cache_bound import CacheBound
 from mailpulse.runtime.fold import SENDS, FoldWorker
 from mailpulse.runtime.shipper import LifecycleShipper
 from mailpulse.store.sqlite import SqliteEventLog, SqliteStateStore
@@ -242,7 +243,7 @@ async def test_contacts_dropped_from_the_cache_come_back_whole(
     tmp_path: Path, clock: Clock
 ) -> None:
     async with running(tmp_path, clock) as h:
-        h.fold._cached_contacts = 5
+        h.fold._cache_bound = CacheBound(5, 5)
         await h.append([identify(n, f"c{n}") for n in range(1, 21)])
         await h.append([track(100 + n, f"c{n}", "Product Added") for n in range(1, 21)])
         assert len(await h.sends(20)) == 20

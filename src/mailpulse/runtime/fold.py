@@ -57,6 +57,7 @@ from mailpulse.policy.suppression import (
 )
 from mailpulse.privacy.erasure import ERASED_BY, address_hashes_of
 from mailpulse.privacy.scrub import is_customer_event, scrub_event, scrub_intent
+from mailpulse.runtime.cache_bound import CacheBound
 from mailpulse.runtime.engagement import ENGAGING, engage, is_machine
 from mailpulse.runtime.lifecycle import Lifecycle, lifecycle_event
 from mailpulse.runtime.rollup import Rollup, about_unsubscribes
@@ -93,11 +94,13 @@ log = logging.getLogger("mailpulse.fold")
 EVENTS = "events"
 SENDS = "sends"
 _BATCH = 2000
-# The caches hold the contacts seen lately, not the whole audience: past this many, the oldest
-# are dropped between batches (they are in the store, and come back on their next event).
-# A contact with a handful of traits, its identities and journey positions takes ~1.6 KB of
-# heap: 20,000 of them held 32 MB, the biggest part of the server's memory at rest.
+# The caches hold the contacts seen lately, not the whole audience: past the bound, the oldest
+# are dropped between batches (they are in the store, and come back on their next event). A
+# contact with a handful of traits, its identities and journey positions takes ~1.6 KB of
+# heap. The bound grows from the first figure towards the second while the contacts dropped
+# come back (see mailpulse.runtime.cache_bound): a broadcast's recipients never do.
 CACHED_CONTACTS = 5_000
+MOST_CACHED_CONTACTS = 100_000
 # How often the fold reads which journeys are paused or archived: a pause takes effect within
 # this many seconds.
 CONTROLS_EVERY = 0.5
@@ -298,6 +301,7 @@ class FoldWorker:
         partition: int = 0,
         clock: Callable[[], float] = time.time,
         cached_contacts: int = CACHED_CONTACTS,
+        most_cached_contacts: int = MOST_CACHED_CONTACTS,
         foresee: Callable[[SendIntent], None] | None = None,
         policy: SendPolicy = NO_POLICY,
         segments: SegmentSet | None = None,
@@ -313,7 +317,7 @@ class FoldWorker:
         self._audiences: dict[str, dict[str, list[str]]] = {}
         # Campaign id → its definition and status, as of the batch that sends it.
         self._campaigns: dict[str, tuple[Campaign, str]] = {}
-        self._cached_contacts = cached_contacts
+        self._cache_bound = CacheBound(cached_contacts, most_cached_contacts)
         self._foresee = foresee
         self._log = log
         self._state = state
@@ -469,13 +473,16 @@ class FoldWorker:
 
     def _trim_caches(self) -> None:
         """Between batches only: everything cached is committed by then."""
-        excess = len(self._contacts) - self._cached_contacts
+        bound = self._cache_bound.size
+        excess = len(self._contacts) - bound
         if excess > 0:
             # Drop a tenth more than needed, so this does not run on every batch.
-            for cid in list(itertools.islice(self._contacts, excess + self._cached_contacts // 10)):
+            dropped = list(itertools.islice(self._contacts, excess + bound // 10))
+            for cid in dropped:
                 del self._contacts[cid]
                 self._positions.pop(cid, None)
-        if len(self._ident) > 2 * self._cached_contacts:
+            self._cache_bound.dropped(dropped)
+        if len(self._ident) > 2 * bound:
             # The store has every merge's identities re-pointed: no redirect is needed once
             # they are read from it again.
             self._ident.clear()
@@ -608,7 +615,7 @@ class FoldWorker:
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
-        if ev.event not in self._triggers and all(p.active is None for p in positions.values()):
+        if ev.event not in self._triggers and not self._in_a_journey(cid):
             return  # nothing to start and nothing running (most of all, our lifecycle events)
         clock = self._contact_time(contact, now)
         fan_out_for = ev.context.get("fan_out") if ev.forwarded else None
@@ -801,6 +808,7 @@ class FoldWorker:
         if not missing:
             return
         found = await self._state.contacts(missing)
+        self._cache_bound.read_back(found)
         instances = await self._state.instances_of(list(found)) if found else {}
         for cid, contact in found.items():
             self._contacts[cid] = contact
@@ -1185,13 +1193,19 @@ class FoldWorker:
         an entry any partition's fold or the admin API added blocks the next batch's sends;
         an address this misses (a merge bringing one in) still meets the sender's check."""
         self._suppressions = SuppressionIndex()
-        events = [ev for ev in events if self._may_send(ev)]
+        sending: list[Event] = []
+        ids = set(contact_ids)
+        for ev in events:
+            cid = self._lookup(ev.contact_key)
+            if self._may_send(ev, cid):
+                sending.append(ev)
+                ids.add(cid or "")
         addresses = set()
-        for cid in itertools.chain(contact_ids, (self._lookup(ev.contact_key) for ev in events)):
-            contact = self._contacts.get(cid or "")
+        for cid in ids:
+            contact = self._contacts.get(cid)
             if contact is not None and contact.email is not None:
                 addresses.add(contact.email)
-        for ev in events:
+        for ev in sending:
             for traits in (ev.traits, ev.context.get("traits")):
                 email = traits.get("email") if isinstance(traits, dict) else None
                 if isinstance(email, str) and (address := canonical_address(email)[0]):
@@ -1200,18 +1214,26 @@ class FoldWorker:
             found = await self._state.suppressions_for(sorted(map(address_hash, addresses)))
             self._suppressions = SuppressionIndex(found)
 
-    def _may_send(self, ev: Event) -> bool:
-        """Whether folding `ev` may queue a message: a campaign's send, a subscription's
-        confirmation, or an event a journey starts on or one of the contact's running
-        journeys may move on. Our own lifecycle events mostly do none of these."""
+    def _may_send(self, ev: Event, cid: str | None) -> bool:
+        """Whether folding `ev` (of contact `cid`) may queue a message: a campaign's send, a
+        subscription's confirmation, or an event a journey starts on or one of the contact's
+        running journeys may move on. Most events, our lifecycle events above all, do none."""
         if _campaign_of(ev) is not None or ev.event == Lifecycle.SUBSCRIBED:
             return True
         if not self._journeys:
             return False
         if ev.event in self._triggers or object_of(ev) is not None:
             return True
-        positions = self._positions.get(self._lookup(ev.contact_key) or "", {})
-        return any(p.active is not None for p in positions.values())
+        return self._in_a_journey(cid or "")
+
+    def _in_a_journey(self, cid: str) -> bool:
+        """Whether the contact has a running journey instance (one its events may move on)."""
+        positions = self._positions.get(cid)
+        if positions:
+            for position in positions.values():
+                if position.active is not None:
+                    return True
+        return False
 
     def _suppress(self, entry: Suppression | None, batch: _Batch) -> None:
         """An entry the batch's events call for: stored with the batch, and blocking the
