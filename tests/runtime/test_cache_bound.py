@@ -21,21 +21,6 @@ def test_a_bound_grows_while_dropped_contacts_come_back_up_to_its_most() -> None
     assert bound.size == 1000
 
 
-def test_a_broadcast_after_an_import_does_not_grow_the_bound() -> None:
-    """The recipients are read back in another order than the import dropped them in, and
-    only those dropped last are remembered: a fifth of the audience."""
-    bound = CacheBound(5_000, 100_000)
-    audience = [f"r{n}" for n in range(1_000_000)]
-    for start in range(0, len(audience), 2000):
-        bound.dropped(audience[start : start + 2000])
-    order = [audience[k * 7919 % len(audience)] for k in range(len(audience))]
-    for start in range(0, 400_000, 2000):
-        page = order[start : start + 2000]
-        bound.read_back(page)
-        bound.dropped(page)
-    assert bound.size == 5_000
-
-
 def test_a_bound_needs_sensible_figures() -> None:
     with pytest.raises(ValueError, match="least <= most"):
         CacheBound(10, 5)

@@ -256,6 +256,36 @@ async def test_contacts_dropped_from_the_cache_come_back_whole(
         assert sorted(i.status for i in instances) == ["active", "exited"]
 
 
+async def test_the_cache_grows_for_people_who_come_back_not_for_our_own_events(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A send to everyone reads back each contact an import dropped, once: the bound stays.
+    People whose own events keep coming after they were dropped make it grow."""
+
+    async def fold_all(events: list[Event]) -> None:
+        for start in range(0, len(events), 200):
+            written = await h.append(events[start : start + 200])
+        async with asyncio.timeout(10):
+            while h.fold.checkpoint < written[-1].offset:  # noqa: ASYNC110 (a plain int)
+                await asyncio.sleep(0.01)
+
+    users = [f"u{n}" for n in range(1000)]
+    async with running(tmp_path, clock, journeys={}) as h:
+        h.fold._cache_bound = CacheBound(50, 2000)
+        await fold_all([identify(n, user) for n, user in enumerate(users)])
+        ours = [
+            Event(type="track", message_id=f"s{n}", contact_key=user, event="Email Sent")
+            for n, user in enumerate(users)
+        ]
+        await fold_all(ours)
+        assert h.fold._cache_bound.size == 50
+        assert len(h.fold._contacts) <= 55
+        for again in range(3):
+            base = 10_000 + 1000 * again
+            await fold_all([track(base + n, u, "Product Viewed") for n, u in enumerate(users)])
+        assert h.fold._cache_bound.size >= len(users)  # every one of them fits now
+
+
 async def test_a_merge_moves_journey_history_and_one_run_goes_on(
     tmp_path: Path, clock: Clock
 ) -> None:

@@ -1,4 +1,4 @@
-"""How many contacts the fold keeps in memory: few, unless the ones it drops come back.
+"""How many contacts the fold keeps in memory: few, unless people keep coming back.
 
 A broadcast touches each recipient two or three times within seconds and never again, so
 keeping more of them only holds memory (a contact takes ~1.6 KB of heap). A site's active
@@ -6,11 +6,12 @@ users come back again and again, and a bound below their number makes nearly eve
 its contact from the store: 50,000 users cycling through 5,000 places never hit at all
 (ingestion fell from 47,000 to 29,000 events/s when the bound was cut to 5,000).
 
-So the bound starts at `least` and grows towards `most` by the contacts that come back after
-being dropped, while they are a good share of those read back. Which contacts were dropped
-lately is kept as bits, in two generations of a bitmap, not as ids: a broadcast drops a
-million of them. A bit can be set by another id (a false positive, a few in a hundred), which
-is why growth needs a share of returns no broadcast comes near.
+So the bound starts at `least` and grows towards `most` by the contacts that come back, by
+events of their own, after being dropped, while they are more than half of those read back
+for their own events. (Only their own: a broadcast right after an import reads back every
+recipient the import dropped, which says nothing of who will come back.) Which contacts were
+dropped lately is kept as bits, in two generations of a bitmap, not as ids: a broadcast drops
+a million of them. A bit can be set by another id (a false positive, a few in a hundred).
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 _BITS = 1 << 22  # per generation: 512 KB; with `most` ids in it, ~2.4 % false positives
-# Grows when more than one in this many contacts read back had been dropped lately. A
-# broadcast right after its audience was imported reads back up to a fifth of it from among
-# the contacts dropped last (the two generations hold twice `most`), false positives aside.
-_SHARE = 2
+_SHARE = 2  # grows when more than one in this many contacts read back had been dropped
 _SEEN_ENOUGH = 512  # contacts read back before their share says anything
 
 
@@ -50,7 +48,7 @@ class CacheBound:
                 self._in_young = 0
 
     def read_back(self, ids: Iterable[str]) -> None:
-        """Contacts the fold had to read from the store."""
+        """Contacts the fold had to read from the store for events of their own."""
         for cid in ids:
             self._read += 1
             bit = hash(cid) & (_BITS - 1)

@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -793,22 +793,32 @@ class FoldWorker:
 
     async def _load_keys(self, events: Iterable[Event]) -> None:
         keys: set[str] = set()
+        own: set[str] = set()  # keys of the contacts' own doings
         for ev in events:
             keys.update(k for k in (ev.user_id, ev.anonymous_id, ev.previous_id) if k)
             keys.add(ev.contact_key)
+            if ev.user_id is not None or ev.anonymous_id is not None:
+                own.add(ev.contact_key)
         missing = sorted(k for k in keys if k not in self._ident)
         if missing:
             self._ident.update(await self._state.resolve(missing))
-        await self._load_contacts({self._follow(self._ident[k]) for k in keys if k in self._ident})
+        ident = self._ident
+        await self._load_contacts(
+            {self._follow(ident[k]) for k in keys if k in ident},
+            active={self._follow(ident[k]) for k in own if k in ident},
+        )
 
-    async def _load_contacts(self, ids: Iterable[str]) -> None:
+    async def _load_contacts(self, ids: Iterable[str], active: Collection[str] = ()) -> None:
         """Two store calls for the whole batch, not two per contact: a broadcast's fold loads
-        a contact for nearly every event."""
+        a contact for nearly every event. `active`: those of them whose own event (not ours:
+        a campaign's send, a lifecycle event) calls for them, which alone tell the cache's
+        bound whether people come back (a broadcast right after an import reads back every
+        recipient the import dropped, once)."""
         missing = sorted({cid for cid in ids if cid not in self._contacts})
         if not missing:
             return
         found = await self._state.contacts(missing)
-        self._cache_bound.read_back(found)
+        self._cache_bound.read_back(cid for cid in found if cid in active)
         instances = await self._state.instances_of(list(found)) if found else {}
         for cid, contact in found.items():
             self._contacts[cid] = contact
