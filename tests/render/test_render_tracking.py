@@ -190,8 +190,12 @@ urls = st.builds(
 )
 
 
+# Written into the template as they are: a "{" could open a Jinja tag ("{%" failed to compile).
+static_urls = urls.filter(lambda url: "{" not in url)
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(hrefs=st.lists(urls, min_size=1, max_size=5, unique=True), value=st.text(max_size=40))
+@given(hrefs=st.lists(static_urls, min_size=1, max_size=5, unique=True), value=st.text(max_size=40))
 def test_no_address_outside_the_message_comes_out_of_its_links(
     templates, hrefs: list[str], value: str
 ) -> None:
