@@ -282,6 +282,8 @@ BAD = [
     ({"to": "9999-12-31T23:30:00Z"}, 422, "to", "year 9999"),
     ({"by": "campaign", "key": "a\x00b"}, 400, "query.key", "pattern"),
     ({"from": "2026-03-02T10:00:00Z", "to": "2026-03-01T10:00:00Z"}, 422, "to", "ends before"),
+    ({"to": "1969-12-31T00:00:00Z"}, 422, "to", "before 1970"),
+    ({"to": "-3600"}, 422, "to", "before 1970"),
     ({"key": "spring"}, 422, "key", "needs by"),
     ({"from": "1971-01-01T00:00:00Z", "bucket": "hour"}, 422, "bucket", "more than 10,000"),
     ({"by": "campaign", "key": "autumn"}, 404, "key", "no campaign 'autumn'"),

@@ -4,7 +4,7 @@ together or per campaign, journey or template (see mailpulse.observe.kpis for ea
     GET /admin/stats?from=&to=&by=all|campaign|journey|template&key=&bucket=hour|day
 
 `from` and `to` are ISO 8601 (UTC when no zone is given) or epoch seconds; no `from` is the
-beginning, no `to` now. The figures count whole hours: the range is widened to the hours it
+beginning (1970), no `to` now. The figures count whole hours: the range is widened to the hours it
 touches, and the answer says which (`from`, `to`). `by` without `key` gives a row per campaign,
 journey or template that had any message in the range; with `key`, that one's row. `bucket`
 makes a series: a row per key and hour or day (UTC), empty ones included, ordered by key and
@@ -36,6 +36,7 @@ from mailpulse.store import StateStore
 MAX_BUCKETS = 10_000  # a year of hours, with room
 # The last hour whose end a datetime can still hold.
 _LAST = datetime(9999, 12, 31, 23, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # where a range without `from` begins
 
 
 class StatsOut(BaseModel):
@@ -119,6 +120,10 @@ def stats_router(state: StateStore, project: Project) -> APIRouter:
             end = end or datetime.now(UTC)
             if start is not None and end < start:
                 raise _BadInput("to", "the range ends before it starts: to is before from")
+            if start is None and end < _EPOCH:
+                raise _BadInput(
+                    "to", "the range ends before it starts: to is before 1970, where from begins"
+                )
             if key is not None and by == ALL:
                 raise _BadInput("key", "a key needs by=campaign, journey or template")
             if bucket is not None and series_length(start, end, bucket) > MAX_BUCKETS:
