@@ -1,5 +1,6 @@
 """The dashboard over HTTP on a real embedded server: the login form and its session cookie
-(its flags, a bad key, a write key, a forged, expired or revoked session), the page and its
+(its flags, a bad key, a write key, a forged, expired or revoked session, guesses slowed
+down), the page and its
 JSON closed without one, the security headers, the static files, the live figures, and the
 message search (by contact id, address or Message-ID) with its bad input."""
 
@@ -107,6 +108,22 @@ async def test_bad_keys_get_the_login_form_with_a_reason(server: Server) -> None
         assert r.status_code == 403 and COOKIE not in r.headers.get("set-cookie", "")
         r = await c.post("/dashboard/login", content=b"\xff" * 5000)
         assert r.status_code == 413
+
+
+async def test_guessing_keys_at_the_login_form_is_slowed_down(server: Server) -> None:
+    """Ten tries at once per client address; then even the right key waits its turn, told
+    when to come back, while the form itself still loads."""
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        for n in range(10):
+            r = await sign_in(c, f"mpk_guess-{n}")
+            assert r.status_code == 401, n
+        r = await sign_in(c, ADMIN_KEY)
+        assert r.status_code == 429 and "too many sign-ins" in r.text
+        assert 1 <= int(r.headers["Retry-After"]) <= 6
+        assert COOKIE not in r.headers.get("set-cookie", "")
+        assert (await c.get("/dashboard/login")).status_code == 200
+        # The admin API's own keys are not behind this.
+        assert (await server.admin.get("/admin/campaigns")).status_code == 200
 
 
 async def test_a_revoked_keys_session_ends(server: Server) -> None:

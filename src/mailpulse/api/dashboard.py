@@ -2,7 +2,8 @@
 
     GET  /dashboard                 the page, signed in; else a redirect to the login form
     GET  /dashboard/login           the login form: a key of scope read or admin
-    POST /dashboard/login           key=<key>: a session cookie (see observe.dashboard_session)
+    POST /dashboard/login           key=<key>: a session cookie (see observe.dashboard_session);
+                                    ten tries at once per client address, then one every 6 s
     POST /dashboard/logout          the cookie cleared
     GET  /dashboard/static/<file>   its script, styles and the vendored chart library (uPlot)
     GET  /admin/dashboard/live      the charts' figures over the last `seconds`
@@ -17,6 +18,7 @@ script, no CDN: it works offline) under a Content-Security-Policy that says so.
 from __future__ import annotations
 
 import html
+import math
 import time
 from importlib.resources import files
 from typing import Any
@@ -27,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
+from mailpulse.api.public_limits import ClientBuckets, client_of
 from mailpulse.feedback.pages import _form as read_form
 from mailpulse.observe.dashboard_live import LATENCY, bucket_bounds, live_figures
 from mailpulse.observe.dashboard_messages import (
@@ -42,6 +45,7 @@ from mailpulse.observe.dashboard_session import (
     DashboardSessions,
     SessionRefused,
 )
+from mailpulse.project import PublicLimit
 from mailpulse.runtime.pipeline import Pipeline
 
 _STATIC = files("mailpulse.observe").joinpath("static")
@@ -93,8 +97,16 @@ def _same_origin(request: Request) -> bool:
     return origin.partition("://")[2] == host
 
 
-def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
+# Guessing keys at the login form: ten tries at once, then one every six seconds, per client
+# address (an IPv6 /64 counting as one, as for the public pages).
+LOGIN_TRIES = PublicLimit(rate=1 / 6, burst=10)
+
+
+def dashboard_pages_router(
+    sessions: DashboardSessions, tries: ClientBuckets | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/dashboard", include_in_schema=False)
+    tries = tries or ClientBuckets(LOGIN_TRIES)
 
     @router.get("")
     async def dashboard(request: Request) -> Response:
@@ -110,6 +122,11 @@ def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        wait = math.ceil(tries.take(client_of(request.scope)))
+        if wait:
+            page = _login_page(f"too many sign-ins from this address: try again in {wait} s", 429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         if not _same_origin(request):
             return _login_page("sign in from this server's own login page", 403)
         form = await read_form(request)
