@@ -615,7 +615,7 @@ class FoldWorker:
         if ev.type != EventType.TRACK or not self._journeys:
             return
         positions = self._positions.setdefault(cid, {})
-        if ev.event not in self._triggers and not self._in_a_journey(cid):
+        if not self._moves_journeys(ev, cid):
             return  # nothing to start and nothing running (most of all, our lifecycle events)
         clock = self._contact_time(contact, now)
         fan_out_for = ev.context.get("fan_out") if ev.forwarded else None
@@ -1209,7 +1209,8 @@ class FoldWorker:
             cid = self._lookup(ev.contact_key)
             if self._may_send(ev, cid):
                 sending.append(ev)
-                ids.add(cid or "")
+                if cid is not None:
+                    ids.add(cid)
         addresses = set()
         for cid in ids:
             contact = self._contacts.get(cid)
@@ -1232,12 +1233,12 @@ class FoldWorker:
             return True
         if not self._journeys:
             return False
-        if ev.event in self._triggers or object_of(ev) is not None:
-            return True
-        return self._in_a_journey(cid or "")
+        return object_of(ev) is not None or self._moves_journeys(ev, cid or "")
 
-    def _in_a_journey(self, cid: str) -> bool:
-        """Whether the contact has a running journey instance (one its events may move on)."""
+    def _moves_journeys(self, ev: Event, cid: str) -> bool:
+        """Whether `ev` may start a journey, or move on one the contact is running."""
+        if ev.event in self._triggers:
+            return True
         positions = self._positions.get(cid)
         if positions:
             for position in positions.values():
