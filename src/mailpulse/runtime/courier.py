@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -356,10 +356,14 @@ class LocalCourier:
             return _Job(intent, None, str(exc), 0.0, 0.0)
         return _Job(intent, message, "", render_s, sign_s)
 
+    def _begin(
+        self, message: RenderedMessage
+    ) -> Coroutine[Any, Any, OpenTransaction | DeliveryResult]:
+        return self._transport.begin(message.key, message.mail_from, message.rcpt_to)
+
     def _open(self, message: RenderedMessage) -> asyncio.Task[OpenTransaction | DeliveryResult]:
-        return asyncio.ensure_future(
-            self._transport.begin(message.key, message.mail_from, message.rcpt_to)
-        )
+        """The transaction opened in a task of its own, while the message waits for its submit."""
+        return asyncio.ensure_future(self._begin(message))
 
     def _expire(self, key: str) -> None:
         job = self._prepared.pop(key, None)
@@ -369,13 +373,9 @@ class LocalCourier:
     async def _transmit(self, job: _Job, message: RenderedMessage) -> Delivered:
         t0 = time.perf_counter()
         try:
-            if job.opening is not None:  # opened while it was prepared
-                opened = await job.opening
-            else:
-                # In this task, not one of its own: one task fewer per message.
-                opened = await self._transport.begin(
-                    message.key, message.mail_from, message.rcpt_to
-                )
+            # Opened while it was prepared, else in this task (not one of its own: one task
+            # fewer per message).
+            opened = await (job.opening if job.opening is not None else self._begin(message))
         except asyncio.CancelledError:
             job.drop()
             raise
