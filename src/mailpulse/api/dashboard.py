@@ -102,11 +102,9 @@ def _same_origin(request: Request) -> bool:
 LOGIN_TRIES = PublicLimit(rate=1 / 6, burst=10)
 
 
-def dashboard_pages_router(
-    sessions: DashboardSessions, tries: ClientBuckets | None = None
-) -> APIRouter:
+def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
     router = APIRouter(prefix="/dashboard", include_in_schema=False)
-    tries = tries or ClientBuckets(LOGIN_TRIES)
+    tries = ClientBuckets(LOGIN_TRIES)
 
     @router.get("")
     async def dashboard(request: Request) -> Response:
