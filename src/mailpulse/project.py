@@ -21,7 +21,7 @@ from mailpulse.campaigns.abtest import Conversion
 from mailpulse.campaigns.definition import AHEAD, PAGE
 from mailpulse.delivery import DkimSigner
 from mailpulse.delivery.limits import DAY, HOUR, Quota, SendLimits
-from mailpulse.delivery.mx import nameserver
+from mailpulse.delivery.mail_hosts import nameserver
 from mailpulse.delivery.shaping import (
     Shaping,
     ShapingRule,

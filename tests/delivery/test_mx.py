@@ -7,14 +7,8 @@ import asyncio
 
 import pytest
 
-from mailpulse.delivery.mx import (
-    FAILURE_TTL,
-    NEGATIVE_TTL,
-    LookupFailed,
-    MailHosts,
-    MxResolver,
-    nameserver,
-)
+from mailpulse.delivery.mail_hosts import LookupFailed, MailHosts, nameserver
+from mailpulse.delivery.mx import FAILURE_TTL, NEGATIVE_TTL, MxResolver
 from tests.dns_server import DnsServer
 
 ZONE = {

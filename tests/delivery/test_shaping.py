@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpulse.delivery.mx import MxResolver, nameserver
+from mailpulse.delivery.mail_hosts import nameserver
+from mailpulse.delivery.mx import MxResolver
 from mailpulse.delivery.shaping import (
     RESERVE_AHEAD,
     Backoff,

@@ -4,6 +4,7 @@ equal those of a fold that had the new set from the start, merges and all."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import textwrap
 from pathlib import Path
 
@@ -117,3 +118,17 @@ async def test_the_same_set_is_not_computed_again(tmp_path: Path, clock: Clock) 
     async with running(tmp_path, clock, journeys={}, segments=NEW) as h:
         after = await h.state.contact("a")
         assert after is not None and after.segments.members == before.segments.members
+
+
+async def test_a_first_start_computes_nothing_and_leaves_numpy_unloaded(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing the numpy side now fails, so only a backfill that stays away from it passes.
+    monkeypatch.setitem(sys.modules, "mailpulse.audience.segments.backfill", None)
+    async with running(tmp_path, clock, journeys={}, segments=NEW) as h:
+        assert await h.state.segment_set() == NEW.fingerprint
+        await h.append(history(clock)[0])
+        await settled(h)
+    with pytest.raises(ImportError):  # with contacts, it computes
+        async with running(tmp_path, clock, journeys={}, segments=OLD):
+            pass

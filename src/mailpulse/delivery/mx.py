@@ -11,11 +11,9 @@ cache of at most `max_entries` names; lookups of one name at once share one quer
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
@@ -24,44 +22,12 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from mailpulse.delivery.mail_hosts import LookupFailed, MailHosts
+
 NEGATIVE_TTL = 60.0  # seconds a domain without mail hosts or addresses is believed
 FAILURE_TTL = 5.0  # seconds a failed lookup stands before it is tried again
 MAX_TTL = 86400.0
 MAX_ENTRIES = 10_000
-
-
-class LookupFailed(Exception):
-    """DNS gave no answer either way (timeout, SERVFAIL, no resolver): try again later."""
-
-
-@dataclass(frozen=True)
-class MailHosts:
-    """Where a domain's mail goes: `hosts` by preference; none when the domain does not
-    exist or has neither MX nor address; `null` for a null MX."""
-
-    hosts: tuple[str, ...]
-    null: bool = False
-
-
-def nameserver(text: str) -> tuple[str, int]:
-    """`"127.0.0.1:5353"`, `"[::1]:53"` or a bare address (port 53). ValueError otherwise."""
-    written = text.strip()
-    host, port = written, "53"
-    if written.startswith("["):
-        host, _, rest = written[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r}: write '[address]:port'")
-            port = rest[1:]
-    elif written.count(":") == 1:
-        host, _, port = written.partition(":")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{text!r}: a nameserver is an IP address, e.g. '127.0.0.1:53'") from None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
 
 
 _Entry = tuple[float, "MailHosts | tuple[str, ...] | LookupFailed"]

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailpulse.delivery.mx import LookupFailed, MxResolver
+from mailpulse.delivery.mail_hosts import LookupFailed
+from mailpulse.delivery.mx import MxResolver
 from mailpulse.delivery.shaping import Shaping, recipient_domain
 from mailpulse.delivery.smtp import OpenTransaction, SmtpRelay, delivery_result
 from mailpulse.types import DeliveryResult, DeliveryStatus

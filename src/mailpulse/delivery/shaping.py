@@ -34,13 +34,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
 from mailpulse.delivery.address import ascii_domain
-from mailpulse.delivery.mx import LookupFailed, MxResolver
+from mailpulse.delivery.mail_hosts import LookupFailed
 from mailpulse.units import parse_rate
+
+if TYPE_CHECKING:
+    from mailpulse.delivery.mx import MxResolver
 
 ANY_DOMAIN = "*"
 MX_KEY = "mx:"  # before an MX rule's suffix, in its name: a domain name has no colon

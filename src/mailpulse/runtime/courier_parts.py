@@ -1,15 +1,14 @@
 """What a courier process builds from a project: its message factory and its transport.
 
 Kept apart from mailpulse.runtime.wiring, which builds the server's parts: a courier imports
-this and nothing of the stores, the bus or the PostgreSQL client, 11 MB less in each one.
+this and nothing of the stores, the bus or the PostgreSQL client, 11 MB less in each one,
+nor dnspython unless it delivers to mail hosts itself.
 """
 
 from __future__ import annotations
 
 from mailpulse.catalog import CatalogReader
 from mailpulse.delivery import DkimSigner, SmtpRelay
-from mailpulse.delivery.mx import MxResolver
-from mailpulse.delivery.mx_route import MxRoute, MxSettings
 from mailpulse.project import Project
 from mailpulse.runtime.courier import LocalCourier, MessageFactory, SenderIdentity, Transport
 from mailpulse.tokens import TokenSigner
@@ -40,6 +39,11 @@ def transport_for(project: Project, smtp: tuple[str, int] | None = None) -> Tran
     cfg = project.config.smtp
     if smtp is not None or cfg.route == "relay":
         return relay_for(project, smtp)
+    # Imported here: a courier that relays never looks up a mail host, and dnspython would
+    # cost it 7 MB.
+    from mailpulse.delivery.mx import MxResolver
+    from mailpulse.delivery.mx_route import MxRoute, MxSettings
+
     settings = MxSettings(
         port=cfg.mx_port,
         max_connections=cfg.max_connections,

@@ -23,7 +23,6 @@ import msgspec
 
 from mailpulse.audience.lists import members_key
 from mailpulse.audience.segments import SegmentSet
-from mailpulse.audience.segments.backfill import HistoryBuilder, backfill
 from mailpulse.bus import partition_of
 from mailpulse.journeys import is_audience
 from mailpulse.store import FoldCommit, StateStore
@@ -67,6 +66,21 @@ class SegmentBackfill:
     async def run(self) -> None:
         t0 = time.perf_counter()
         contacts = await self._contacts()
+        # A first start has nobody to compute, and numpy stays unloaded (12 MB of memory).
+        events = await self._compute(contacts) if contacts else 0
+        await self._write(contacts)
+        log.info(
+            "segments computed from the history: %d contacts, %d events, %d segments, %.1f s",
+            len(contacts),
+            events,
+            len(self._segments),
+            time.perf_counter() - t0,
+        )
+
+    async def _compute(self, contacts: list[Contact]) -> int:
+        """Sets each contact's segment state from its history; the number of events read."""
+        from mailpulse.audience.segments.backfill import HistoryBuilder, backfill
+
         owner = await self._identities()
         builder = HistoryBuilder(self._segments, [c.id for c in contacts])
         mine = {c.id for c in contacts}
@@ -94,14 +108,7 @@ class SegmentBackfill:
         states = backfill(self._segments, contacts, builder.build(), self._clock()).states()
         for contact, segment_state in zip(contacts, states, strict=True):
             contact.segments = segment_state
-        await self._write(contacts)
-        log.info(
-            "segments computed from the history: %d contacts, %d events, %d segments, %.1f s",
-            len(contacts),
-            events,
-            len(self._segments),
-            time.perf_counter() - t0,
-        )
+        return events
 
     async def _contacts(self) -> list[Contact]:
         contacts: list[Contact] = []
