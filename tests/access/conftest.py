@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailpulse.access import AccessStore, PostgresAccessStore, SqliteAccessStore
+from mailpulse.access import AccessStore, SqliteAccessStore
+from mailpulse.access.postgres import PostgresAccessStore
 
 AccessFactory = Callable[[], Awaitable[AccessStore]]
 

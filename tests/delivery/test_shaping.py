@@ -223,6 +223,16 @@ async def test_destinations_by_mail_host_from_dns(dns_server: DnsServer) -> None
     assert dns_server.asked[("gmail.com", "mx")] == 0
 
 
+async def test_domain_rules_alone_decide_without_a_resolver_and_mx_rules_need_one() -> None:
+    rules = [ShapingRule("gmail.com", 10.0), ShapingRule("*", 50.0)]
+    destinations = Destinations(Shaping(rules), None)
+    assert destinations.known("ann@gmail.com") == (True, Destination("gmail.com", rules[0]))
+    other = await destinations.of("ann@other.test")
+    assert other is not None and (other.key, other.rule) == ("other.test", rules[1])
+    with pytest.raises(ValueError, match="need a resolver"):
+        Destinations(Shaping([ShapingRule(mx="google.com", connections=5)]), None)
+
+
 async def test_connection_limits_hold_a_destination_to_its_connections() -> None:
     limits = ConnectionLimits()
     limited = Destination("mx:google.com", ShapingRule(mx="google.com", connections=2))

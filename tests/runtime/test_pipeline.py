@@ -4,6 +4,8 @@ and its parts agree on the partitions."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,25 @@ def test_log_and_bus_must_agree_on_partitions(tmp_path: Path) -> None:
             state=SqliteStateStore(tmp_path / "state.db"),
             bus=InProcessBus(partitions=4),
         )
+
+
+LOADED = """
+import sys
+from pathlib import Path
+from mailpulse.project import load_project
+from mailpulse.runtime.pipeline import Pipeline
+Pipeline.embedded(load_project(Path(sys.argv[1])), Path(sys.argv[2]))
+print(" ".join(sorted({"asyncpg", "dns", "numpy"} & set(sys.modules))))
+"""
+
+
+def test_an_embedded_pipeline_that_relays_loads_no_postgres_dns_or_numpy(tmp_path: Path) -> None:
+    # Each would be memory spent for nothing (asyncpg 5 MB, dnspython 5 MB, numpy 12 MB).
+    example = Path(__file__).parents[2] / "examples" / "shop"
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED, str(example), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == []

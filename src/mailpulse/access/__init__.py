@@ -4,7 +4,6 @@ the audit log of admin actions, in an `AccessStore` (SQLite embedded, PostgreSQL
 from mailpulse.access.audit import AuditEntry, Outcome, outcome_of
 from mailpulse.access.interface import AccessStore, AccessUnavailable
 from mailpulse.access.keys import ApiKey, Principal, Scope
-from mailpulse.access.postgres import PostgresAccessStore
 from mailpulse.access.ring import REFRESH_EVERY, KeyRing, ProjectKeys
 from mailpulse.access.sqlite import SqliteAccessStore
 
@@ -16,7 +15,6 @@ __all__ = [
     "AuditEntry",
     "KeyRing",
     "Outcome",
-    "PostgresAccessStore",
     "Principal",
     "ProjectKeys",
     "Scope",

@@ -159,10 +159,15 @@ class Shaping:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    @property
+    def has_mx_rules(self) -> bool:
+        """Whether a destination may depend on mail hosts, which only MX rules look at."""
+        return bool(self._by_mx)
+
     def needs_mail_hosts(self, address: str) -> bool:
         """Whether the destination of `address` depends on its domain's mail hosts: an MX rule
         may cover it and no domain rule does."""
-        return bool(self._by_mx) and self._domain_rule(recipient_domain(address)) is None
+        return self.has_mx_rules and self._domain_rule(recipient_domain(address)) is None
 
     def _domain_rule(self, domain: str) -> ShapingRule | None:
         return _most_specific(self._by_domain, domain)
@@ -194,7 +199,10 @@ class Destinations:
     rule may decide. A lookup that fails leaves the domain rules and `*` to decide: a send is
     never held up by DNS beyond the resolver's timeout, nor lost to it."""
 
-    def __init__(self, shaping: Shaping, resolver: MxResolver) -> None:
+    def __init__(self, shaping: Shaping, resolver: MxResolver | None) -> None:
+        """`resolver`: needed only by a shaping with MX rules."""
+        if resolver is None and shaping.has_mx_rules:
+            raise ValueError("MX rules need a resolver of mail hosts")
         self.shaping = shaping
         self._resolver = resolver
 
@@ -202,6 +210,7 @@ class Destinations:
         """`(True, destination)` when it is known without a lookup, else `(False, None)`."""
         if not self.shaping.needs_mail_hosts(address):
             return True, self.shaping.destination(address)
+        assert self._resolver is not None  # there are MX rules
         hosts = self._resolver.cached(recipient_domain(address))
         if hosts is None:
             return False, None
@@ -210,6 +219,7 @@ class Destinations:
     async def of(self, address: str) -> Destination | None:
         hosts: tuple[str, ...] = ()
         if self.shaping.needs_mail_hosts(address):
+            assert self._resolver is not None  # there are MX rules
             with contextlib.suppress(LookupFailed):
                 hosts = (await self._resolver.mail_hosts(recipient_domain(address))).hosts
         return self.shaping.destination(address, hosts)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailpulse.access import AccessStore, PostgresAccessStore, SqliteAccessStore
+from mailpulse.access import AccessStore, SqliteAccessStore
 from mailpulse.catalog import CatalogStore
-from mailpulse.catalog.postgres import PostgresCatalogStore
 from mailpulse.catalog.sqlite import SqliteCatalogStore
 from mailpulse.delivery.limits import GLOBAL_RATE, Quotas
 from mailpulse.delivery.mime import message_id_of
-from mailpulse.delivery.mx import MxResolver
 from mailpulse.delivery.shaping import (
     ConnectionLimits,
     Destination,
@@ -33,14 +32,24 @@ from mailpulse.runtime.courier_pool import CourierPool
 from mailpulse.runtime.courier_process import CourierProcess
 from mailpulse.runtime.traffic import Traffic
 from mailpulse.store import StateStore
-from mailpulse.store.postgres import PostgresStateStore
 from mailpulse.store.sqlite import SqliteStateStore
 from mailpulse.tokens import TokenSigner
 from mailpulse.types import SendIntent
 
+if TYPE_CHECKING:
+    from mailpulse.delivery.mx import MxResolver
+
 
 def embedded_catalog(data_dir: Path) -> SqliteCatalogStore:
     return SqliteCatalogStore(data_dir / "catalog.db")
+
+
+def _postgres_dsn(state: StateStore) -> str | None:
+    """The database of a PostgreSQL state store; None for any other. The PostgreSQL modules
+    are imported here, on the scale-out path only: embedded mode never loads asyncpg (5 MB)."""
+    from mailpulse.store.postgres import PostgresStateStore
+
+    return state.dsn if isinstance(state, PostgresStateStore) else None
 
 
 def catalog_for(state: StateStore) -> CatalogStore | None:
@@ -49,18 +58,22 @@ def catalog_for(state: StateStore) -> CatalogStore | None:
     for any other store (a test's stand-in): no catalog then."""
     if isinstance(state, SqliteStateStore):
         return embedded_catalog(state.path.parent)
-    if isinstance(state, PostgresStateStore):
-        return PostgresCatalogStore(state.dsn)
+    if (dsn := _postgres_dsn(state)) is not None:
+        from mailpulse.catalog.postgres import PostgresCatalogStore
+
+        return PostgresCatalogStore(dsn)
     return None
 
 
 def access_for(state: StateStore) -> AccessStore:
     """The keys and audit log that go with a state store: a file beside the SQLite state (of
     its own, see mailpulse.access.sqlite), or tables in the PostgreSQL state's database."""
-    if isinstance(state, PostgresStateStore):
-        return PostgresAccessStore(state.dsn)
     if isinstance(state, SqliteStateStore):
         return SqliteAccessStore(state.path.parent / "access.db")
+    if (dsn := _postgres_dsn(state)) is not None:
+        from mailpulse.access.postgres import PostgresAccessStore
+
+        return PostgresAccessStore(dsn)
     raise TypeError(f"no access store goes with a {type(state).__name__}: give one")
 
 
@@ -68,6 +81,16 @@ def rate_limiter_for(state: StateStore) -> RateLimiter:
     """Shaping turns are kept where every process that sends sees them: in a store that can
     keep them (PostgreSQL, shared by all workers), else in this process, the only one."""
     return RateLimiter(state if isinstance(state, Timeline) else LocalTimeline())
+
+
+def _resolver_for(project: Project) -> MxResolver | None:
+    """A resolver of mail hosts where shaping needs one: only MX rules look at them, and
+    without them dnspython (5 MB) stays unloaded."""
+    if not project.shaping.has_mx_rules:
+        return None
+    from mailpulse.delivery.mx import MxResolver
+
+    return MxResolver(project.nameservers)
 
 
 def traffic_for(
@@ -82,7 +105,7 @@ def traffic_for(
         rule = ShapingRule(rate=limits.rate, provider=GLOBAL_RATE)
         global_rate = Destination(GLOBAL_RATE, rule)
     return Traffic(
-        destinations=Destinations(project.shaping, MxResolver(project.nameservers)),
+        destinations=Destinations(project.shaping, _resolver_for(project)),
         limiter=rate_limiter_for(state),
         connections=ConnectionLimits(),
         quotas=Quotas(state, limits.quotas, clock),
