@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mailpulse.api.auth import require_admin
 from mailpulse.api.models import ERRORS
 from mailpulse.api.public_limits import ClientBuckets, client_of
-from mailpulse.feedback.pages import _form as read_form
+from mailpulse.feedback.pages import read_form
 from mailpulse.observe.dashboard_live import LATENCY, bucket_bounds, live_figures
 from mailpulse.observe.dashboard_messages import (
     MAX_QUERY,

@@ -250,7 +250,7 @@ def subscription_pages_router(
         link = _read(tokens, UNSUBSCRIBE, token)
         if isinstance(link, Response):
             return link
-        form = await _form(request)
+        form = await read_form(request)
         if isinstance(form, Response):
             return form
         action, topic_id = form.get("action", ""), form.get("topic", "")
@@ -352,7 +352,7 @@ def _refused(status: int, reason: str, where: str) -> JSONResponse:
     return JSONResponse({"error": reason, "where": where}, status_code=status)
 
 
-async def _form(request: Request) -> dict[str, str] | Response:
+async def read_form(request: Request) -> dict[str, str] | Response:
     """An application/x-www-form-urlencoded body (what our pages' forms send), capped."""
     body = b""
     async for chunk in request.stream():
