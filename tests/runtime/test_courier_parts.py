@@ -1,5 +1,5 @@
 """A courier process loads what its transport needs: one that relays never resolves a mail
-host, so it goes without dnspython (7 MB in each courier)."""
+host, so it goes without dnspython (3.4 MB in each courier)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """What a lookup of a domain's mail hosts answers, and where it asks: the values of the
 resolver in mx.py, kept apart from it so that what only names them (the project's settings,
-the shaping rules, a courier that relays) does not load dnspython, 7 MB in each process.
+the shaping rules, a courier that relays) does not load dnspython: 3.4 MB in a courier, ~5
+MB in the server.
 """
 
 from __future__ import annotations
