@@ -62,8 +62,16 @@ class PartitionLeases:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         self.owned = set()
-        if conn is not None:
-            conn.terminate()  # the locks go with the session
+        if conn is None:
+            return
+        # The locks go with the session. A graceful close returns once PostgreSQL has closed
+        # the socket, which its backend does after letting the locks go, so another worker
+        # finds them free at once (a terminated connection's backend lets them go a moment
+        # later). A server that does not answer in time is cut off.
+        try:
+            await conn.close(timeout=self._timeout)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            conn.terminate()
 
     @property
     def alive(self) -> bool:
