@@ -802,10 +802,9 @@ class FoldWorker:
         missing = sorted(k for k in keys if k not in self._ident)
         if missing:
             self._ident.update(await self._state.resolve(missing))
-        ident = self._ident
+        contact_of = {k: self._follow(self._ident[k]) for k in keys if k in self._ident}
         await self._load_contacts(
-            {self._follow(ident[k]) for k in keys if k in ident},
-            active={self._follow(ident[k]) for k in own if k in ident},
+            set(contact_of.values()), active={contact_of[k] for k in own if k in contact_of}
         )
 
     async def _load_contacts(self, ids: Iterable[str], active: Collection[str] = ()) -> None:
