@@ -88,3 +88,20 @@ async def test_an_owner_that_never_comes_back_is_taken_for_dead_after_the_grace(
     await b.open()
     await b.acquire(1)
     assert await b.may_start(0)
+
+
+async def test_closing_while_a_round_is_in_flight_cuts_the_session(
+    leases: Callable[[], PartitionLeases],
+) -> None:
+    a, b = leases(), leases()
+    await a.open()
+    acquiring = asyncio.create_task(a.acquire(2))
+    await asyncio.sleep(0)  # its first lock query is on the wire
+    await a.close()  # no error, though the session was busy
+    with pytest.raises(Exception):  # noqa: B017 - whatever the cut-off query raises
+        await acquiring
+    await b.open()
+    async with asyncio.timeout(5):  # a cut-off session's locks go a moment later
+        while b.owned != {0, 1}:
+            await b.acquire(2)
+            await asyncio.sleep(0.05)

@@ -67,10 +67,11 @@ class PartitionLeases:
         # The locks go with the session. A graceful close returns once PostgreSQL has closed
         # the socket, which its backend does after letting the locks go, so another worker
         # finds them free at once (a terminated connection's backend lets them go a moment
-        # later). A server that does not answer in time is cut off.
+        # later). Whatever stops that (no answer in time, a query still running, a connection
+        # already broken), the session is cut off, as before.
         try:
             await conn.close(timeout=self._timeout)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except Exception:
             conn.terminate()
 
     @property
