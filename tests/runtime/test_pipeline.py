@@ -4,8 +4,6 @@ and its parts agree on the partitions."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from mailpulse.project import load_project
 from mailpulse.runtime import supervise as supervise_module
 from mailpulse.runtime.supervise import supervise
 from tests.e2e.conftest import write_project
+from tests.runtime.heavy_modules import EXAMPLE, heavy_modules_after
 
 
 async def test_a_failed_stage_is_restarted_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,23 +70,13 @@ def test_log_and_bus_must_agree_on_partitions(tmp_path: Path) -> None:
         )
 
 
-LOADED = """
-import sys
+EMBEDDED = """
 from pathlib import Path
 from mailpulse.project import load_project
 from mailpulse.runtime.pipeline import Pipeline
 Pipeline.embedded(load_project(Path(sys.argv[1])), Path(sys.argv[2]))
-print(" ".join(sorted({"asyncpg", "dns", "numpy"} & set(sys.modules))))
 """
 
 
 def test_an_embedded_pipeline_that_relays_loads_no_postgres_dns_or_numpy(tmp_path: Path) -> None:
-    # Each would be memory spent for nothing (asyncpg 3.7 MB, dnspython ~5 MB, numpy 12 MB).
-    example = Path(__file__).parents[2] / "examples" / "shop"
-    out = subprocess.run(
-        [sys.executable, "-c", LOADED, str(example), str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.split() == []
+    assert heavy_modules_after(EMBEDDED, str(EXAMPLE), str(tmp_path / "data")) == set()
