@@ -232,3 +232,20 @@ def test_compiled_html_is_ascii_lines_smtp_carries_as_they_are(templates, shop_c
     assert "<p>Zoë</p>" in html
     plain = html.replace("Zoë", "").replace("→", "")
     assert plain.isascii()
+
+
+def test_no_line_of_the_html_starts_with_a_dot(templates, shop_context) -> None:
+    """SMTP doubles a dot that starts a line (a copy of the whole message on every send):
+    MJML's Outlook style block writes one (`.mj-outlook-group-fix`), and so may a line broken
+    at a blank or written so; each gets a blank before it, which HTML and CSS read as none."""
+    words = " ".join(["see", ".NET"] * 300)
+    page = f"---\nsubject: Hi\n---\n<html><body><p>{words}</p>\n.loose line</body></html>\n"
+    library = TemplateLibrary.load(templates(cart__mjml=CART, page__html=page))
+    context = shop_context(first_name="Ada")
+    for name in ("cart", "page"):
+        html = library.get(name).render(context).html
+        assert not re.search(r"^\.", html, flags=re.MULTILINE), name
+    cart = library.get("cart").render(context).html
+    assert "\n .mj-outlook-group-fix" in cart
+    page_html = library.get("page").render(context).html
+    assert "\n .loose line" in page_html and page_html.count(".NET") == 300

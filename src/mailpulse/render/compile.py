@@ -149,13 +149,17 @@ def _seven_bit(markup: str) -> str:
     lines broken at a blank (see _wrapped), one blank to HTML wherever blanks were collapsed.
     <style> and <script> are left as they are (references are not read there, and a break
     could fall in a string). A message whose values bring back other characters or long
-    lines goes quoted-printable (see mailpulse.delivery.mime)."""
+    lines goes quoted-printable (see mailpulse.delivery.mime).
+
+    No line starts with a dot either: SMTP would have to double it (RFC 5321 §4.5.2), a copy
+    of the whole message on every send (MJML's Outlook style block has one such line). A
+    blank before it is one HTML and CSS read as none."""
     markup = _outside(
         _RAW_TEXT, markup, lambda text: text.encode("ascii", "xmlcharrefreplace").decode("ascii")
     )
     if _PRE_STYLE.search(markup) or _KEEPS_BLANKS.search(markup):
         return markup
-    return "\n".join(map(_wrapped, markup.split("\n")))
+    return "\n".join(map(_wrapped, markup.split("\n"))).replace("\n.", "\n .")
 
 
 def _outside(elements: re.Pattern[str], markup: str, change: Callable[[str], str]) -> str:
