@@ -15,7 +15,12 @@ from mailpulse.store import StateStore
 from mailpulse.types import Event
 
 _BATCH = 2000
-LINGER = 0.005  # seconds a nudge waits for company before the batch ships
+# Seconds a nudge waits for company before the batch ships. Nobody waits for these events (a
+# send goes out before its Email Sent is in the log), while each batch is a log commit and its
+# fsync: 25 ms instead of 5 took a broadcast's server from 0.32 to 0.28 ms of CPU a message
+# (two interleaved pairs, 40,000 recipients); 100 ms saved little more and left the cores
+# idle more often, the fold's work coming in lumps.
+LINGER = 0.025
 
 
 class LifecycleShipper:
