@@ -51,12 +51,14 @@ class LifecycleShipper:
             await self._waiting.wait()
             await asyncio.sleep(LINGER)
             self._waiting.clear()
-            while self._ready:
-                batch, self._ready = self._ready[:_BATCH], self._ready[_BATCH:]
+            # What comes in while these are delivered waits for the next linger: shipped at
+            # once, it went in batches of a few events, each a commit of its own.
+            ready, self._ready = self._ready, []
+            for start in range(0, len(ready), _BATCH):
                 try:
-                    await self._deliver(batch)
+                    await self._deliver(ready[start : start + _BATCH])
                 except BaseException:
-                    self._ready[:0] = batch
+                    self._ready[:0] = ready[start:]
                     raise
 
     async def _deliver(self, events: Sequence[Event]) -> None:
