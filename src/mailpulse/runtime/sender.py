@@ -60,7 +60,7 @@ class Sender:
         retry: RetryPolicy,
         metrics: Metrics,
         traffic: Traffic,
-        concurrency: int = 32,
+        concurrency: int,
         partition: int = 0,
         clock: Callable[[], float] = time.time,
         outbox_decides: bool = False,
