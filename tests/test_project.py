@@ -468,3 +468,20 @@ def test_a_journey_naming_an_unknown_topic_is_refused_with_its_line(project: Pat
     journey.write_text("trigger: {event: Promo}\ntopic: offers\nsteps:\n  - send: welcome\n")
     [step] = load_project(project).journeys["promo"].steps
     assert step.topic == "offers"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", '"lots"'])
+def test_deliveries_in_flight_below_one_are_refused_with_their_line(
+    tmp_path: Path, value: str
+) -> None:
+    """None in flight would hold every send for ever, without a word."""
+    project = write_project(tmp_path / "p", 2525)
+    toml = project / "mailpulse.toml"
+    toml.write_text(
+        toml.read_text().replace("[delivery]\n", f"[delivery]\nconcurrency = {value}\n")
+    )
+    line = toml.read_text().splitlines().index(f"concurrency = {value}") + 1
+    with pytest.raises(ProjectError) as refused:
+        load_project(project)
+    assert refused.value.line == line
+    assert "concurrency" in str(refused.value)

@@ -139,7 +139,7 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # 128 instead of 32 took a broadcast from 1,460-1,500 to 1,570-1,670 messages/s (40,000
     # recipients, interleaved runs; 256 gave no more). Messages that can come twice after a
     # crash are only those in an SMTP transaction, which the connections bound, not this.
-    concurrency: int = 128
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 128  # 0 would hold every send
     # Processes that render, sign and send, each on a core of its own and with its own SMTP
     # connections: "auto" is one per core (up to MAX_AUTO_COURIERS), or a number.
     couriers: int | Literal["auto"] = "auto"
