@@ -151,14 +151,15 @@ def _seven_bit(markup: str) -> str:
     could fall in a string). A message whose values bring back other characters or long
     lines goes quoted-printable (see mailpulse.delivery.mime).
 
-    No line starts with a dot either: SMTP would have to double it (RFC 5321 §4.5.2), a copy
-    of the whole message on every send (MJML's Outlook style block has one such line). A
-    blank before it is one HTML and CSS read as none."""
+    Nor does a line start with a dot (where blanks are not content): SMTP would have to
+    double it (RFC 5321 §4.5.2), a copy of the whole message on every send (MJML's Outlook
+    style block has one such line). A blank before it is one HTML and CSS read as none."""
     markup = _outside(
         _RAW_TEXT, markup, lambda text: text.encode("ascii", "xmlcharrefreplace").decode("ascii")
     )
     if _PRE_STYLE.search(markup) or _KEEPS_BLANKS.search(markup):
         return markup
+    # The inliner always writes the document from <html>: only a later line can start so.
     return "\n".join(map(_wrapped, markup.split("\n"))).replace("\n.", "\n .")
 
 
