@@ -23,7 +23,7 @@ from mailpulse.render.footer import shows_unsubscribe, with_html_footer, with_te
 from mailpulse.render.frontmatter import split_front_matter
 from mailpulse.render.links import track_links
 from mailpulse.render.placeholders import Protected, protect
-from mailpulse.render.sandbox import HTML_ENV, TEXT_ENV, sandbox_violations
+from mailpulse.render.sandbox import HTML_ENV, TEXT_ENV, sandbox_violations, template_of
 from mailpulse.render.template import PREHEADER_VARIABLE, CompiledTemplate
 from mailpulse.render.text import html_to_text_template
 
@@ -238,12 +238,12 @@ def _jinja(env: Environment, source: str, path: Path, first_line: int) -> Templa
         ) from exc
     for line, problem in sandbox_violations(tree):
         raise ProjectError(path, problem, first_line + line - 1)
-    return env.from_string(source)
+    return template_of(env, source)
 
 
 def _compiled(env: Environment, source: str, path: Path, what: str) -> Template:
     try:
-        return env.from_string(source)
+        return template_of(env, source)
     except TemplateSyntaxError as exc:
         raise ProjectError(
             path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from jinja2 import ChainableUndefined, nodes
+from jinja2 import ChainableUndefined, Environment, Template, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 # Largest string or list a template may build with `*`, and largest exponent for `**`.
@@ -83,6 +83,16 @@ HTML_ENV = MailSandbox(autoescape=True)
 TEXT_ENV = MailSandbox(autoescape=False)
 for _env in (HTML_ENV, TEXT_ENV):
     _env.globals["catalog"] = _no_catalog
+
+
+def template_of(env: Environment, source: str) -> Template:
+    """`env.from_string(source)` with its globals in one plain dict. Jinja keeps them as a
+    ChainMap (the template's over the environment's), which every render copies key by key
+    in Python: 5 of the 7 us a one-line subject took, four renders a message. Ours are all
+    set when this module loads."""
+    template = env.from_string(source)
+    template.globals = dict(template.globals)
+    return template
 
 
 def sandbox_violations(tree: nodes.Template) -> Iterator[tuple[int, str]]:

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from jinja2 import Template, TemplateSyntaxError
 
-from mailpulse.render.sandbox import TEXT_ENV, sandbox_violations
+from mailpulse.render.sandbox import TEXT_ENV, sandbox_violations, template_of
 
 
 class SubjectError(ValueError):
@@ -24,4 +24,4 @@ def subject_template(source: str) -> Template:
         raise SubjectError(f"Jinja syntax error: {error.message}") from error
     for _, problem in sandbox_violations(tree):
         raise SubjectError(problem)
-    return TEXT_ENV.from_string(source)
+    return template_of(TEXT_ENV, source)
