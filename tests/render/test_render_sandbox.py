@@ -6,6 +6,7 @@ import pytest
 
 from mailpulse.errors import ProjectError, RenderError
 from mailpulse.render import TemplateLibrary
+from mailpulse.render.sandbox import HTML_ENV, template_of
 
 FRONT = '---\nsubject: "Hello"\n---\n'
 
@@ -120,3 +121,14 @@ def test_html_is_autoescaped_and_subject_and_text_are_not(templates) -> None:
     assert 'href="x&#34; onclick=&#34;evil()"' in rendered.html
     assert rendered.subject == "Hi <script>alert(1)</script>"
     assert "Hi <script>alert(1)</script>" in rendered.text
+
+
+def test_globals_are_one_plain_dict_and_values_given_win_over_them() -> None:
+    # Jinja's ChainMap of globals is copied key by key on every render; ours are flattened
+    # once (render.sandbox.template_of), and must stay what the environment provides.
+    template = template_of(HTML_ENV, "{{ range(2) | list }}|{{ catalog('shop', 'x') }}")
+
+    assert type(template.globals) is dict
+    assert template.globals["range"] is HTML_ENV.globals["range"]
+    assert template.render() == "[0, 1]|{}"
+    assert template.render(catalog=lambda *_: "given") == "[0, 1]|given"
