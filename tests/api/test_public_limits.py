@@ -43,6 +43,21 @@ def test_a_bucket_holds_burst_and_refills_at_rate() -> None:
     assert [buckets.take("1.2.3.4") for _ in range(4)][-1] == pytest.approx(0.5)
 
 
+def test_a_token_given_back_is_taken_again_but_never_beyond_the_burst() -> None:
+    clock = Clock()
+    buckets = ClientBuckets(PublicLimit(rate=1.0, burst=2), clock=clock)
+    buckets.give_back("1.2.3.4")  # nothing taken yet: no bucket is made
+    assert len(buckets) == 0
+    assert [buckets.take("1.2.3.4") for _ in range(2)] == [0.0, 0.0]
+    buckets.give_back("1.2.3.4")
+    assert buckets.take("1.2.3.4") == 0.0
+    assert buckets.take("1.2.3.4") == pytest.approx(1.0)
+    clock.now += 3600
+    for _ in range(5):
+        buckets.give_back("1.2.3.4")
+    assert [buckets.take("1.2.3.4") for _ in range(3)][-1] == pytest.approx(1.0)
+
+
 def test_memory_is_bounded_and_the_least_recent_go_first() -> None:
     clock = Clock()
     buckets = ClientBuckets(PublicLimit(rate=1.0, burst=1), max_clients=100, clock=clock)

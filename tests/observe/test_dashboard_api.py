@@ -126,6 +126,16 @@ async def test_guessing_keys_at_the_login_form_is_slowed_down(server: Server) ->
         assert (await server.admin.get("/admin/campaigns")).status_code == 200
 
 
+async def test_signing_in_with_the_right_key_is_not_counted_as_a_guess(server: Server) -> None:
+    """A team behind one address signs in as often as it likes; its wrong tries still count."""
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        for n in range(15):
+            assert (await sign_in(c, ADMIN_KEY)).status_code == 303, n
+        for n in range(10):
+            assert (await sign_in(c, f"mpk_guess-{n}")).status_code == 401, n
+        assert (await sign_in(c, ADMIN_KEY)).status_code == 429
+
+
 async def test_a_revoked_keys_session_ends(server: Server) -> None:
     reader = await make_key(server, "read")
     async with httpx.AsyncClient(base_url=server.base) as c:

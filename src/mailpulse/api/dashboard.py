@@ -98,7 +98,8 @@ def _same_origin(request: Request) -> bool:
 
 
 # Guessing keys at the login form: ten tries at once, then one every six seconds, per client
-# address (an IPv6 /64 counting as one, as for the public pages).
+# address (an IPv6 /64 counting as one, as for the public pages). A sign-in with the right key
+# is no guess: its try is given back, so a team behind one address is never locked out.
 LOGIN_TRIES = PublicLimit(rate=1 / 6, burst=10)
 
 
@@ -120,7 +121,8 @@ def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        wait = math.ceil(tries.take(client_of(request.scope)))
+        client = client_of(request.scope)
+        wait = math.ceil(tries.take(client))
         if wait:
             page = _login_page(f"too many sign-ins from this address: try again in {wait} s", 429)
             page.headers["Retry-After"] = str(wait)
@@ -134,6 +136,7 @@ def dashboard_pages_router(sessions: DashboardSessions) -> APIRouter:
             cookie, _ = sessions.open(form.get("key", ""))
         except SessionRefused as refusal:
             return _login_page(str(refusal), 401)
+        tries.give_back(client)
         answer = RedirectResponse("/dashboard", status_code=303, headers=_PRIVATE)
         answer.set_cookie(
             COOKIE,

@@ -76,6 +76,12 @@ class ClientBuckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def give_back(self, client: str) -> None:
+        """Return the token `take` took: the request turned out not to count."""
+        held = self._buckets.get(client)
+        if held is not None:
+            self._buckets[client] = (min(self._burst, held[0] + 1.0), held[1])
+
 
 def document_limits(paths: dict[str, Any]) -> None:
     """Add the 429 this layer may answer to every operation of the OpenAPI document's paths
