@@ -219,17 +219,18 @@ class CourierProcess:
             waiting, self._waiting = self._waiting, {}
             for fut in waiting.values():
                 if not fut.done():
-                    fut.set_result(_lost())
+                    fut.set_result(_deferred("the courier process ended during the transaction"))
 
 
-def _lost() -> Delivered:
+def _deferred(text: str) -> Delivered:
+    """A delivery whose outcome is unknown: retried like any deferral (code 0)."""
     return Delivered(
         message_id="",
         result=DeliveryResult(
             key="",
             status=DeliveryStatus.DEFERRED,
             code=0,
-            text="the courier process ended during the transaction",
+            text=text,
             at=time.time(),
         ),
     )
@@ -264,8 +265,9 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
 
     def reply(request_id: int, done: asyncio.Future[Delivered]) -> None:
         sending.discard(done)
-        if not done.cancelled():
-            replies.send(_encode(_Reply(request_id, done.result())))
+        answer = _answer(request_id, done)
+        if answer is not None:
+            replies.send(_encode(answer))
 
     try:
         while True:
@@ -292,6 +294,19 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
             await asyncio.wait_for(courier.close(), 10)
         if catalog is not None:
             await catalog.close()
+
+
+def _answer(request_id: int, done: asyncio.Future[Delivered]) -> _Reply | None:
+    """The reply to a finished delivery; None for one cancelled (its parent is gone). One
+    that raised is answered as a deferral: unanswered, its send would hold a place among
+    those in flight for as long as the process lives."""
+    if done.cancelled():
+        return None
+    error = done.exception()
+    if error is None:
+        return _Reply(request_id, done.result())
+    log.error("delivery %s failed", request_id, exc_info=error)
+    return _Reply(request_id, _deferred(f"the courier failed: {type(error).__name__}: {error}"))
 
 
 def main(argv: list[str]) -> None:
