@@ -138,8 +138,9 @@ class DeliverySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # hold while the server is busy elsewhere: each page of a campaign keeps the server's
     # loop for 50-100 ms at a time (reading the page, appending it, folding it), and with
     # 128 the couriers ran dry each time (a sixth of the 2 cores idle during a broadcast).
-    # 512: 0.06-0.09 idle, and 1,480-1,730 messages/s against 1,300-1,580 (40,000
-    # recipients, interleaved runs), for ~13 MB more (made messages waiting in the couriers).
+    # 512: 0.06-0.10 idle, and ahead in each of nine interleaved pairs at 40,000 recipients
+    # (medians 1,588 against 1,504 messages/s), for ~13 MB more (made messages waiting in
+    # the couriers). 1,024: no faster, 35 MB more.
     # Messages that can come twice after a crash are only those in an SMTP transaction,
     # which the connections bound, not this.
     concurrency: Annotated[int, msgspec.Meta(ge=1)] = 512  # 0 would hold every send
