@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,21 @@ async def test_two_couriers_send_each_message_once(server: Server, sink: Sink) -
     assert sorted(r.rcpt for r in sink.received) == sorted(f"{u}@example.com" for u in pro)
     assert len({r.message["Message-ID"] for r in sink.received}) == len(pro)
     assert len(courier_children()) == 2
+
+
+async def test_couriers_leave_a_ctrl_c_to_the_server(server: Server, sink: Sink) -> None:
+    """A terminal's Ctrl-C goes to the whole process group: the couriers go on (no traceback
+    of theirs), and stop when the server closes them."""
+    pro = await people(server)
+    body = {"id": "spread", "template": "welcome", "audience": {"segment": "pro"}}
+    assert (await server.admin.post("/admin/campaigns", json=body)).status_code == 201
+    await sink.wait_until(lambda: len(sink.received) >= len(pro), within=20)
+    children = courier_children()
+    assert len(children) == 2
+    for pid in children:
+        os.kill(pid, signal.SIGINT)
+    await asyncio.sleep(0.5)
+    assert courier_children() == children
 
 
 def courier_children() -> list[int]:

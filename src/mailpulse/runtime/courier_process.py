@@ -25,6 +25,7 @@ import functools
 import itertools
 import logging
 import os
+import signal
 import struct
 import sys
 import time
@@ -319,6 +320,9 @@ def main(argv: list[str]) -> None:
     frames_fd = os.dup(1)
     os.dup2(2, 1)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s courier %(message)s")
+    # A terminal's Ctrl-C reaches the whole process group: the courier leaves it to its
+    # parent, which closes the courier's stdin once its own sends are recorded.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import uvloop
 
