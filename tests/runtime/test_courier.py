@@ -124,3 +124,22 @@ async def test_under_load_each_intent_goes_out_exactly_once(smtp_server, prepare
     await courier.close()
     assert all(r.result is not None and r.result.status == DeliveryStatus.SENT for r in results)
     assert sorted(m[1][0] for m in handler.messages) == sorted(i.email for i in intents)
+
+
+async def test_an_address_the_message_cannot_carry_fails_that_message_alone(smtp_server):
+    handler, port = smtp_server()
+    courier, _relay = courier_for(port)
+    unwritable = SendIntent(
+        key="key-u",
+        contact_id="cu",
+        email="émile@example.org",  # accepted at intake; needs SMTPUTF8, which is not sent
+        template="welcome",
+        context={"contact": {"first_name": "Émile", "email": "émile@example.org"}},
+    )
+    courier.prepare(unwritable)  # preparing it raises nothing either
+    failed = await courier.submit(unwritable)
+    assert failed.result is None and "SMTPUTF8" in failed.error
+    sent = await courier.submit(intent(1))
+    assert sent.result is not None and sent.result.status == DeliveryStatus.SENT
+    await courier.close()
+    assert [m[1] for m in handler.messages] == [["ann1@example.org"]]

@@ -192,6 +192,11 @@ class MessageFactory:
         return message, t1 - t0, time.perf_counter() - t1
 
 
+# What makes a message impossible for its recipient, and retrying no help: the template failed
+# for them (RenderError) or is gone (KeyError), or an address cannot be written into it
+# (ValueError: one the log accepted, such as a non-ASCII local part, that needs SMTPUTF8).
+_NOT_MAKEABLE = (RenderError, KeyError, ValueError)
+
 PREPARED_FOR = 2.0  # seconds a prepared intent waits for its submit before it is dropped
 
 
@@ -342,7 +347,7 @@ class LocalCourier:
             message, render_s, sign_s = self._factory.make(intent)
         except NeedItems as need:
             return _Wanting(intent, need.keys)
-        except (RenderError, KeyError) as exc:
+        except _NOT_MAKEABLE as exc:
             return _Job(intent, None, str(exc), 0.0, 0.0)
         return _Job(intent, message, "", render_s, sign_s)
 
@@ -352,7 +357,7 @@ class LocalCourier:
             message, render_s, sign_s = await self._factory.make_current(intent, wanting.keys)
         except CatalogUnavailable as exc:
             return _Job(intent, None, "", 0.0, 0.0, unavailable=f"catalog unavailable: {exc}")
-        except (RenderError, KeyError) as exc:
+        except _NOT_MAKEABLE as exc:
             return _Job(intent, None, str(exc), 0.0, 0.0)
         return _Job(intent, message, "", render_s, sign_s)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import msgspec
 
-from mailpulse.runtime.courier import Delivered
+from mailpulse.runtime.courier import Courier, Delivered
 from mailpulse.tokens import SECRET_ENV
 from mailpulse.types import DeliveryResult, DeliveryStatus, SendIntent
 
@@ -281,7 +281,7 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
                 continue
             # Rendering and signing happen right here, so the SMTP write is not one more turn
             # of the loop away.
-            delivery = asyncio.ensure_future(courier.submit(request.intent))
+            delivery = _delivery(courier, request.intent)
             sending.add(delivery)
             delivery.add_done_callback(functools.partial(reply, request.id))
         # stdin closed: after a clean shutdown nothing is outstanding; after the parent died
@@ -295,6 +295,18 @@ async def _serve(project_root: Path, smtp: tuple[str, int] | None, frames_fd: in
             await asyncio.wait_for(courier.close(), 10)
         if catalog is not None:
             await catalog.close()
+
+
+def _delivery(courier: Courier, intent: SendIntent) -> asyncio.Future[Delivered]:
+    """`courier.submit(intent)` as a future, also when it raised before its first await (it
+    makes the message right away): answered then like any delivery that raised (`_answer`),
+    instead of ending the process and every delivery it holds."""
+    try:
+        return asyncio.ensure_future(courier.submit(intent))
+    except Exception as exc:
+        failed: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        failed.set_exception(exc)
+        return failed
 
 
 def _answer(request_id: int, done: asyncio.Future[Delivered]) -> _Reply | None:
